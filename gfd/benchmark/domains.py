@@ -1,0 +1,155 @@
+"""Procedural "real" image domains A and B of the mini benchmark (the roles of CelebA and LSUN, Sec. 4.2.1).
+
+The paper trains the same GAN architectures on two datasets (CelebA, LSUN bedroom) and tests
+attribution across them (Fig. 3(a)).  Neither can be downloaded here, so two content domains are
+drawn procedurally, with no download:
+
+* **dead leaves** (Lee, Mumford & Huang 2001): opaque shapes with a power-law size distribution
+  occlude each other.  Their images share the statistics that matter for fingerprints with
+  photographs: a ~1/f^2 power spectrum, sharp occlusion edges, flat and textured regions.  Shapes
+  are drawn by PIL at 4x the resolution, shaded with a smooth illumination gradient, then reduced
+  with an area filter (the anti-aliasing of a camera) and given a little sensor noise.
+* **photo crops**: random crops, at a random scale, of the colour photographs scikit-image ships.
+
+A :class:`Domain` says which shapes, which hue range and which photos are used.  ``DOMAIN_A`` (round
+shapes, warm hues, portraits/animals/food) and ``DOMAIN_B`` (boxes, cool hues, scenes/objects) are
+visibly different, yet overlap enough (some shapes and hues are shared) for the open world to sit
+between chance and the closed world, as in the paper.
+"""
+from __future__ import annotations
+
+import colorsys
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+SUPERSAMPLE = 4  # shapes are drawn at this multiple of the image side, then area-reduced
+
+
+@dataclass(frozen=True)
+class Domain:
+    """Parameters of one content domain (all of them enter the benchmark's cache key)."""
+
+    name: str
+    shapes: tuple[str, ...]            # drawn from uniformly: "disk", "ellipse", "rect", "triangle"
+    hue: tuple[float, float]           # hue range in [0, 1] (wraps around 1)
+    saturation: tuple[float, float]
+    value: tuple[float, float]
+    photos: tuple[str, ...]            # scikit-image sample names used for photo crops
+    photo_fraction: float = 0.3        # share of images that are photo crops
+    n_shapes: int = 250                # shapes per dead-leaves image
+    r_min: float = 0.02                # radius range, as a fraction of the image side
+    r_max: float = 0.5
+    size_power: float = 2.5            # r = r_min + (r_max - r_min) * u**size_power
+    noise: float = 1.5                 # sensor noise std, in 8-bit levels
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+DOMAIN_A = Domain(
+    name="A", shapes=("disk", "ellipse"), hue=(0.95, 0.20), saturation=(0.2, 0.8), value=(0.3, 1.0),
+    photos=("astronaut", "chelsea", "coffee"),
+)
+DOMAIN_B = Domain(
+    name="B", shapes=("rect", "triangle", "ellipse"), hue=(0.12, 0.62), saturation=(0.1, 0.7),
+    value=(0.2, 0.95), photos=("rocket", "hubble_deep_field", "immunohistochemistry"),
+)
+DOMAINS = {"A": DOMAIN_A, "B": DOMAIN_B}
+
+
+def _uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(lo + (hi - lo) * rng.random())
+
+
+def _hue(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """A hue in [lo, hi], wrapping around 1 when lo > hi (e.g. red: 0.95 -> 0.20)."""
+    span = (hi - lo) % 1.0
+    return float((lo + span * rng.random()) % 1.0)
+
+
+def _colour(rng: np.random.Generator, d: Domain) -> tuple[int, int, int]:
+    r, g, b = colorsys.hsv_to_rgb(_hue(rng, *d.hue), _uniform(rng, *d.saturation), _uniform(rng, *d.value))
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def _draw_shape(draw: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, r: float,
+                rng: np.random.Generator, fill: tuple[int, int, int]) -> None:
+    if kind == "disk":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
+        return
+    angle = rng.uniform(0, np.pi)
+    if kind == "ellipse":
+        # a rotated ellipse as a 32-gon
+        t = np.linspace(0, 2 * np.pi, 32, endpoint=False)
+        a, b = r, r * rng.uniform(0.3, 1.0)
+        x, y = a * np.cos(t), b * np.sin(t)
+    elif kind == "rect":
+        a, b = r, r * rng.uniform(0.2, 1.0)
+        x, y = np.array([-a, a, a, -a]), np.array([-b, -b, b, b])
+    elif kind == "triangle":
+        t = np.array([0.0, 2.1, 4.2]) + rng.uniform(-0.4, 0.4, 3)
+        x, y = r * np.cos(t), r * np.sin(t)
+    else:
+        raise ValueError(f"unknown shape {kind!r}; use disk, ellipse, rect or triangle")
+    c, s = np.cos(angle), np.sin(angle)
+    pts = list(zip((cx + c * x - s * y).tolist(), (cy + s * x + c * y).tolist()))
+    draw.polygon(pts, fill=fill)
+
+
+def dead_leaves(rng: np.random.Generator, d: Domain, size: int) -> np.ndarray:
+    """One dead-leaves image (H, W, 3) float in [0, 255], before noise and quantisation."""
+    big = size * SUPERSAMPLE
+    img = Image.new("RGB", (big, big), _colour(rng, d))
+    draw = ImageDraw.Draw(img)
+    for _ in range(d.n_shapes):  # painter's order: later shapes occlude earlier ones
+        r = big * (d.r_min + (d.r_max - d.r_min) * rng.random() ** d.size_power)
+        cx, cy = rng.uniform(-0.1, 1.1, 2) * big
+        kind = d.shapes[rng.integers(len(d.shapes))]
+        _draw_shape(draw, kind, cx, cy, r, rng, _colour(rng, d))
+    arr = np.asarray(img.resize((size, size), Image.Resampling.BOX), dtype=np.float32)
+    # smooth illumination: a random linear gradient, as light falling off across a scene
+    yy, xx = np.mgrid[0:size, 0:size] / size - 0.5
+    gx, gy = rng.uniform(-0.5, 0.5, 2)
+    light = 1.0 + gx * xx + gy * yy
+    return np.clip(arr * light[..., None], 0, 255)
+
+
+@lru_cache(maxsize=None)
+def _photo(name: str) -> np.ndarray:
+    """A scikit-image sample photograph as (H, W, 3) uint8 (only images shipped with the package)."""
+    import skimage.data
+
+    try:
+        img = getattr(skimage.data, name)()
+    except Exception as err:  # noqa: BLE001 - a fetch error here means "not shipped"
+        raise RuntimeError(f"scikit-image sample {name!r} is not available offline ({err}); "
+                           f"choose another photo for the domain") from err
+    if img.ndim == 2:
+        img = np.stack([img] * 3, axis=-1)
+    return np.ascontiguousarray(img[..., :3])
+
+
+def photo_crop(rng: np.random.Generator, d: Domain, size: int) -> np.ndarray:
+    """A random crop of one of the domain's photos, reduced by a random factor, as float [0, 255]."""
+    photo = _photo(d.photos[rng.integers(len(d.photos))])
+    h, w = photo.shape[:2]
+    side = int(rng.uniform(1.0, min(h, w) / size * 0.6) * size)  # crop side before the reduction
+    y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+    crop = Image.fromarray(photo[y:y + side, x:x + side]).resize((size, size), Image.Resampling.BOX)
+    arr = np.asarray(crop, dtype=np.float32)
+    return arr[:, ::-1] if rng.random() < 0.5 else arr
+
+
+def sample_image(rng: np.random.Generator, d: Domain, size: int = 64) -> np.ndarray:
+    """One image of domain ``d``: (size, size, 3) uint8, a dead-leaves image or a photo crop, with noise."""
+    arr = photo_crop(rng, d, size) if rng.random() < d.photo_fraction else dead_leaves(rng, d, size)
+    arr = arr + rng.normal(0.0, d.noise, arr.shape)
+    return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+
+
+def sample_images(rng: np.random.Generator, d: Domain, n: int, size: int = 64) -> np.ndarray:
+    """``n`` images of domain ``d`` as an (n, size, size, 3) uint8 array."""
+    return np.stack([sample_image(rng, d, size) for _ in range(n)]) if n else np.zeros((0, size, size, 3), np.uint8)

@@ -1,0 +1,133 @@
+"""The fingerprint generator G = G_dec(G_enc(x)) and the classification head H (Sec. 3.2).
+
+G is a U-Net (Ronneberger et al. 2015, ref. [30] of the paper): every level holds two 3x3
+convolutions, the first level works at full resolution (so high-frequency traces are seen before
+anything down-samples), max-pooling goes one level down, and the decoder concatenates the encoder's
+feature map of the same level (the skip connections).  The bottleneck feature map is the latent
+code ``z``; the head H (global average pool + linear) reads the source out of it.  At inference
+time only G_enc + H are needed (``classify``); the decoder exists to produce the fingerprint f.
+
+Depth and width come from the config: the ``paper`` preset (224 px crops) and the CPU presets
+(48 px crops) use this same class.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+def double_conv(in_ch: int, out_ch: int) -> nn.Sequential:
+    """One U-Net level: (3x3 conv -> BatchNorm -> ReLU) twice, padding keeps the size."""
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_ch),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_ch),
+        nn.ReLU(inplace=True),
+    )
+
+
+class UNetEncoder(nn.Module):
+    """G_enc: ``depth`` max-pool steps; returns the latent ``z`` and the skip features."""
+
+    def __init__(self, in_ch: int, widths: list[int]):
+        super().__init__()
+        self.levels = nn.ModuleList()
+        prev = in_ch
+        for w in widths:
+            self.levels.append(double_conv(prev, w))
+            prev = w
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        skips = []
+        for i, level in enumerate(self.levels):
+            if i > 0:
+                x = self.pool(x)
+            x = level(x)
+            skips.append(x)
+        z = skips.pop()  # the bottleneck is the latent code, not a skip
+        return z, skips
+
+
+class UNetDecoder(nn.Module):
+    """G_dec: transposed-conv up-sampling, concatenation with the skip of the same level."""
+
+    def __init__(self, widths: list[int], out_ch: int):
+        super().__init__()
+        self.ups = nn.ModuleList()
+        self.levels = nn.ModuleList()
+        for deep, shallow in zip(widths[:0:-1], widths[-2::-1]):
+            self.ups.append(nn.ConvTranspose2d(deep, shallow, 2, stride=2))
+            self.levels.append(double_conv(2 * shallow, shallow))
+        self.out = nn.Conv2d(widths[0], out_ch, 1)
+
+    def forward(self, z: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+        x = z
+        for up, level, skip in zip(self.ups, self.levels, reversed(skips)):
+            x = up(x)
+            if x.shape[-2:] != skip.shape[-2:]:  # odd sizes: pad to the skip's size
+                dh, dw = skip.shape[-2] - x.shape[-2], skip.shape[-1] - x.shape[-1]
+                x = nn.functional.pad(x, (0, dw, 0, dh))
+            x = level(torch.cat([skip, x], dim=1))
+        return self.out(x)
+
+
+class ClassificationHead(nn.Module):
+    """H: global average pooling over z, then one fully-connected layer (Sec. 3.2)."""
+
+    def __init__(self, in_ch: int, num_classes: int):
+        super().__init__()
+        self.fc = nn.Linear(in_ch, num_classes)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.fc(z.mean(dim=(-2, -1)))
+
+
+@dataclass
+class GeneratorOutput:
+    fingerprint: torch.Tensor  # f, same shape as the input (Eq. 1)
+    logits: torch.Tensor       # H(z), the source prediction (Eq. 6)
+    z: torch.Tensor            # the latent code (bottleneck of the U-Net)
+
+
+class FingerprintGenerator(nn.Module):
+    """G with head H.  ``forward`` returns f, H(z) and z; ``classify`` runs G_enc + H only.
+
+    The fingerprint is ``fingerprint_scale * tanh(G_dec(z))``: images live in [-1, 1], so f is
+    bounded by the same range and ``x_real + f`` stays comparable to an image.
+    """
+
+    def __init__(self, num_classes: int, depth: int = 3, width: int = 32, max_width: int = 256,
+                 in_ch: int = 3, fingerprint_scale: float = 1.0):
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"U-Net depth must be >= 1, got {depth}")
+        self.widths = [min(width * 2**i, max_width) for i in range(depth + 1)]
+        self.depth = depth
+        self.fingerprint_scale = fingerprint_scale
+        self.encoder = UNetEncoder(in_ch, self.widths)
+        self.decoder = UNetDecoder(self.widths, in_ch)
+        self.head = ClassificationHead(self.widths[-1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> GeneratorOutput:
+        z, skips = self.encoder(x)
+        f = self.fingerprint_scale * torch.tanh(self.decoder(z, skips))
+        return GeneratorOutput(fingerprint=f, logits=self.head(z), z=z)
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """Source logits from G_enc + H alone: the attribution path used at test time."""
+        z, _ = self.encoder(x)
+        return self.head(z)
+
+    def fingerprint(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward(x).fingerprint
+
+
+def build_generator(cfg, num_classes: int) -> FingerprintGenerator:
+    """G + H sized by a :class:`gfd.config.Config`."""
+    return FingerprintGenerator(num_classes, depth=cfg.unet_depth, width=cfg.unet_width,
+                                max_width=cfg.unet_max_width, fingerprint_scale=cfg.fingerprint_scale)

@@ -1,0 +1,70 @@
+"""Small shared helpers: seeding, device choice, atomic file writes."""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and CUDA); return a torch.Generator with that seed."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+def choose_device(preference: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then the CPU; any other value is used as given."""
+    if preference != "auto":
+        dev = torch.device(preference)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA GPU; use device=auto or cpu")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` on a temporary file next to ``path``, then rename it into place.
+
+    A crash half-way leaves the previous file (if any) untouched and never a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        write(tmp_path)
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+    return path
+
+
+def pbar(iterable=None, enabled: bool = True, **kwargs):
+    """A ``tqdm.auto`` progress bar; ``enabled=False`` hides it.
+
+    When enabled, ``disable`` is left to tqdm, so ``TQDM_DISABLE=1`` (set under test) silences
+    every bar of the course at once.
+    """
+    from tqdm.auto import tqdm
+
+    if not enabled:
+        kwargs["disable"] = True
+    return tqdm(iterable, **kwargs)

@@ -1,0 +1,35 @@
+"""Fixtures for the unit tests (the environment is set in the root conftest.py)."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def write_image(path, size=(64, 64), seed=0, mode="RGB"):
+    """Write a random image of ``size`` (w, h) and ``mode`` to ``path``; returns the path."""
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    w, h = size
+    if mode == "I;16":
+        Image.fromarray(rng.integers(0, 65535, (h, w), dtype=np.uint16)).save(path)
+    else:
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).convert(mode).save(path)
+    return path
+
+
+@pytest.fixture
+def make_dataset(tmp_path):
+    """Build ROOT/<split>/<class>/*.png with random 64 px images; returns the root."""
+    def build(classes=("real", "ganA", "ganB"), splits=("train", "val", "test_closed", "test_open"),
+              n=6, size=(64, 64), root=None):
+        root = root or tmp_path / "ds"
+        k = 0
+        for split in splits:
+            for c in classes:
+                for i in range(n):
+                    write_image(root / split / c / f"{i:03d}.png", size=size, seed=k)
+                    k += 1
+        return root
+    return build

@@ -1,0 +1,111 @@
+"""gfd.config, gfd.utils and the project files that must agree with each other."""
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import torch
+
+import gfd
+from gfd.config import PRESETS, get_config
+from gfd.utils import atomic_write, choose_device, seed_everything
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_version():
+    assert re.fullmatch(r"\d+\.\d+\.\d+", gfd.__version__)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_build(name):
+    cfg = get_config(name)
+    assert cfg.preset == name and cfg.crop > 0 and cfg.steps > 0
+
+
+def test_paper_preset_follows_sec_4_1():
+    cfg = get_config("paper")
+    assert (cfg.lr, cfg.lr_step, cfg.lr_gamma) == (1e-4, 500, 0.9)
+    assert (cfg.w1, cfg.w2, cfg.w3, cfg.w4) == (10, 0.1, 1, 1)
+    assert cfg.crop == 224 and cfg.transform == "p128" and cfg.classifier_arch == "resnet50"
+
+
+def test_overrides_are_typed():
+    cfg = get_config("quick", ["steps=7", "use_D=false", "w2=0.01", "data_root=/x", "num_workers=2"])
+    assert cfg.steps == 7 and cfg.use_D is False and cfg.w2 == 0.01
+    assert cfg.data_root == "/x" and cfg.num_workers == 2
+
+
+def test_bad_overrides_are_clear():
+    with pytest.raises(KeyError, match="unknown config field"):
+        get_config("quick", ["nope=1"])
+    with pytest.raises(ValueError, match="key=value"):
+        get_config("quick", ["steps"])
+    with pytest.raises(ValueError, match="boolean"):
+        get_config("quick", ["use_D=maybe"])
+    with pytest.raises(KeyError, match="unknown preset"):
+        get_config("huge")
+
+
+def test_default_preset_reads_env(monkeypatch):
+    monkeypatch.setenv("GFD_PRESET", "paper")
+    assert get_config().preset == "paper"
+    monkeypatch.delenv("GFD_PRESET")
+    assert get_config().preset == "course"
+
+
+def test_g_only_and_dict_roundtrip():
+    cfg = get_config("quick", use_D=False, use_C=False, use_percept=False)
+    assert cfg.g_only and not get_config("quick").g_only
+    assert type(cfg).from_dict(cfg.to_dict()) == cfg
+
+
+def test_seed_everything_repeats():
+    seed_everything(3)
+    a = torch.rand(3)
+    seed_everything(3)
+    assert torch.equal(a, torch.rand(3))
+
+
+def test_choose_device():
+    assert choose_device("cpu").type == "cpu"
+    assert choose_device("auto").type in {"cpu", "cuda", "mps"}
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA"):
+            choose_device("cuda")
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    target = tmp_path / "f.txt"
+    atomic_write(target, lambda p: p.write_text("old"))
+
+    def crash(p):
+        p.write_text("half")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, crash)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def _requirements(deps):
+    return {re.split(r"[<>=!\[ ]", d, maxsplit=1)[0].lower(): d.replace(" ", "") for d in deps}
+
+
+def test_environment_yml_agrees_with_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = _requirements(project["dependencies"] + project["optional-dependencies"]["dev"])
+    text = (ROOT / "environment.yml").read_text().split("dependencies:", 1)[1]
+    env_lines = [l.strip()[2:].strip() for l in text.splitlines() if l.strip().startswith("- ")]
+    env = _requirements([l for l in env_lines if not l.startswith(("-e", "python", "pip"))])
+    assert env == wanted
+
+
+def test_torch_ranges_admit_this_machine_and_colab():
+    deps = _requirements(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+    from packaging.specifiers import SpecifierSet
+    assert "2.14.1" in SpecifierSet(deps["torch"][len("torch"):])
+    assert "2.9.0" in SpecifierSet(deps["torch"][len("torch"):])
+    assert "0.29.1" in SpecifierSet(deps["torchvision"][len("torchvision"):])
+    assert "0.24.0" in SpecifierSet(deps["torchvision"][len("torchvision"):])
