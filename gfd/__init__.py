@@ -4,5 +4,5 @@ This file only re-exports the names the notebooks use; each idea lives in its ow
 """
 __version__ = "0.1.0"
 
-from gfd.config import Config, PRESETS, default_preset, get_config
+from gfd.config import PRESETS, Config, default_preset, describe_presets, get_config
 from gfd.utils import choose_device, seed_everything

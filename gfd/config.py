@@ -117,6 +117,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         eval_every=100, ckpt_every=100, lr=1e-3, lr_step=500,
     ),
     "paper": dict(
+        # batch size and step counts are not given in the paper: these are our choices
         benchmark_size="default", transform="p128", crop=224, batch_size=16,
         unet_depth=5, unet_width=64, unet_max_width=1024, disc_width=64,
         classifier_arch="resnet50", classifier_weights="imagenet", perceptual_weights="imagenet",
@@ -171,3 +172,13 @@ def get_config(preset: str | None = None, overrides: list[str] | None = None, **
             cfg.with_(**{key: None})  # raises the clear "unknown field" error
         parsed[key] = _coerce(value, getattr(cfg, key), key)
     return cfg.with_(**parsed, **changes)
+
+
+def describe_presets(keys: tuple[str, ...] = ("benchmark_size", "transform", "crop", "batch_size", "unet_depth",
+                                             "unet_width", "classifier_arch", "steps", "c_pretrain_steps", "lr",
+                                             "w1", "w2", "w3", "w4")) -> str:
+    """A plain-text table of the main fields of every preset, for the notebooks and the CLI."""
+    names = list(PRESETS)
+    rows = [("field", *names)] + [(k, *(str(getattr(get_config(n), k)) for n in names)) for k in keys]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)

@@ -90,7 +90,8 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
 
 
 def _requirements(deps):
-    return {re.split(r"[<>=!\[ ]", d, maxsplit=1)[0].lower(): d.replace(" ", "") for d in deps}
+    """name -> requirement, both lower-case (conda and pip spell some names differently)."""
+    return {re.split(r"[<>=!\[ ]", d, maxsplit=1)[0].lower(): d.replace(" ", "").lower() for d in deps}
 
 
 def test_environment_yml_agrees_with_pyproject():

@@ -18,11 +18,11 @@ between chance and the closed world, as in the paper.
 """
 from __future__ import annotations
 
-import colorsys
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import numpy as np
+from matplotlib.colors import hsv_to_rgb
 from PIL import Image, ImageDraw
 
 SUPERSAMPLE = 4  # shapes are drawn at this multiple of the image side, then area-reduced
@@ -60,55 +60,55 @@ DOMAIN_B = Domain(
 DOMAINS = {"A": DOMAIN_A, "B": DOMAIN_B}
 
 
-def _uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(lo + (hi - lo) * rng.random())
+def _hues(rng: np.random.Generator, lo: float, hi: float, n: int) -> np.ndarray:
+    """``n`` hues in [lo, hi], wrapping around 1 when lo > hi (e.g. reds: 0.95 -> 0.20)."""
+    return (lo + ((hi - lo) % 1.0) * rng.random(n)) % 1.0
 
 
-def _hue(rng: np.random.Generator, lo: float, hi: float) -> float:
-    """A hue in [lo, hi], wrapping around 1 when lo > hi (e.g. red: 0.95 -> 0.20)."""
-    span = (hi - lo) % 1.0
-    return float((lo + span * rng.random()) % 1.0)
+def _colours(rng: np.random.Generator, d: Domain, n: int) -> np.ndarray:
+    """``n`` RGB colours (n, 3) uint8 drawn from the domain's HSV box."""
+    hsv = np.stack([_hues(rng, *d.hue, n), rng.uniform(*d.saturation, n), rng.uniform(*d.value, n)], axis=1)
+    return (255 * hsv_to_rgb(hsv)).astype(np.uint8)
 
 
-def _colour(rng: np.random.Generator, d: Domain) -> tuple[int, int, int]:
-    r, g, b = colorsys.hsv_to_rgb(_hue(rng, *d.hue), _uniform(rng, *d.saturation), _uniform(rng, *d.value))
-    return int(r * 255), int(g * 255), int(b * 255)
-
-
-def _draw_shape(draw: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, r: float,
-                rng: np.random.Generator, fill: tuple[int, int, int]) -> None:
-    if kind == "disk":
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
-        return
-    angle = rng.uniform(0, np.pi)
-    if kind == "ellipse":
-        # a rotated ellipse as a 32-gon
-        t = np.linspace(0, 2 * np.pi, 32, endpoint=False)
-        a, b = r, r * rng.uniform(0.3, 1.0)
-        x, y = a * np.cos(t), b * np.sin(t)
-    elif kind == "rect":
-        a, b = r, r * rng.uniform(0.2, 1.0)
-        x, y = np.array([-a, a, a, -a]), np.array([-b, -b, b, b])
-    elif kind == "triangle":
-        t = np.array([0.0, 2.1, 4.2]) + rng.uniform(-0.4, 0.4, 3)
-        x, y = r * np.cos(t), r * np.sin(t)
-    else:
-        raise ValueError(f"unknown shape {kind!r}; use disk, ellipse, rect or triangle")
-    c, s = np.cos(angle), np.sin(angle)
-    pts = list(zip((cx + c * x - s * y).tolist(), (cy + s * x + c * y).tolist()))
-    draw.polygon(pts, fill=fill)
+# unit outlines (x, y) of the polygon shapes, before scaling by (r, r * aspect) and rotation
+_OUTLINES = {
+    "ellipse": (np.cos(np.linspace(0, 2 * np.pi, 24, endpoint=False)),
+                np.sin(np.linspace(0, 2 * np.pi, 24, endpoint=False))),
+    "rect": (np.array([-1.0, 1.0, 1.0, -1.0]), np.array([-1.0, -1.0, 1.0, 1.0])),
+    "triangle": (np.cos(np.array([0.0, 2.1, 4.2])), np.sin(np.array([0.0, 2.1, 4.2]))),
+}
 
 
 def dead_leaves(rng: np.random.Generator, d: Domain, size: int) -> np.ndarray:
     """One dead-leaves image (H, W, 3) float in [0, 255], before noise and quantisation."""
-    big = size * SUPERSAMPLE
-    img = Image.new("RGB", (big, big), _colour(rng, d))
+    unknown = set(d.shapes) - set(_OUTLINES) - {"disk"}
+    if unknown:
+        raise ValueError(f"domain {d.name}: unknown shape(s) {sorted(unknown)}; use disk, {', '.join(_OUTLINES)}")
+    big, n = size * SUPERSAMPLE, d.n_shapes
+    r = big * (d.r_min + (d.r_max - d.r_min) * rng.random(n) ** d.size_power)
+    cx, cy = rng.uniform(-0.1, 1.1, (2, n)) * big
+    kinds = rng.integers(len(d.shapes), size=n)
+    aspect = rng.uniform(0.25, 1.0, n)
+    angle = rng.uniform(0, np.pi, n)
+    colours = [tuple(c) for c in _colours(rng, d, n + 1).tolist()]
+    outlines = {}  # shape index -> flat vertex list, computed per kind in one vectorised step
+    for k, kind in enumerate(d.shapes):
+        idx = np.flatnonzero(kinds == k)
+        if kind == "disk" or not len(idx):
+            continue
+        ux, uy = _OUTLINES[kind]
+        x, y = r[idx, None] * ux, (r * aspect)[idx, None] * uy
+        c, s = np.cos(angle[idx, None]), np.sin(angle[idx, None])
+        pts = np.stack([cx[idx, None] + c * x - s * y, cy[idx, None] + s * x + c * y], axis=2)
+        outlines.update(zip(idx.tolist(), pts.reshape(len(idx), -1).tolist()))
+    img = Image.new("RGB", (big, big), colours[-1])
     draw = ImageDraw.Draw(img)
-    for _ in range(d.n_shapes):  # painter's order: later shapes occlude earlier ones
-        r = big * (d.r_min + (d.r_max - d.r_min) * rng.random() ** d.size_power)
-        cx, cy = rng.uniform(-0.1, 1.1, 2) * big
-        kind = d.shapes[rng.integers(len(d.shapes))]
-        _draw_shape(draw, kind, cx, cy, r, rng, _colour(rng, d))
+    for i in range(n):  # painter's order: later shapes occlude earlier ones
+        if i in outlines:
+            draw.polygon(outlines[i], fill=colours[i])
+        else:
+            draw.ellipse([cx[i] - r[i], cy[i] - r[i], cx[i] + r[i], cy[i] + r[i]], fill=colours[i])
     arr = np.asarray(img.resize((size, size), Image.Resampling.BOX), dtype=np.float32)
     # smooth illumination: a random linear gradient, as light falling off across a scene
     yy, xx = np.mgrid[0:size, 0:size] / size - 0.5

@@ -1,0 +1,38 @@
+"""The attribution baselines of Sec. 4.1 / Tables 1-2, re-implemented small, on the same data and
+evaluated by the same :mod:`gfd.evaluate`:
+
+``prnu``    Marra et al. 2019: averaged noise residuals, attribution by correlation   (ref. [25])
+``dct``     Frank et al. 2020: standardised log-DCT spectrum + a classifier         (ref. [10])
+``attnet``  Yu et al. 2019: ProGAN-discriminator-like CNN                            (ref. [33])
+
+Each module offers ``fit(bundle, options=None, seed=0, progress=True, **changes) -> model`` and
+``predict(model, loader) -> (labels, scores)``; ``model(x)`` gives (B, K) scores.  The direct
+classifier (G-only of Table 4) comes from :mod:`gfd.train`.
+
+    >>> model = fit_baseline("dct", bundle, seed=0, steps=200)      # doctest: +SKIP
+    >>> gfd.evaluate.evaluate_model(model, bundle)                   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from gfd.baselines import attnet, dct, prnu
+from gfd.baselines.common import predict
+
+BASELINES = {"prnu": prnu, "dct": dct, "attnet": attnet}
+"""name -> module; names as in the paper's tables: PRNU, DCT, AttNet."""
+DISPLAY_NAMES = {"prnu": "PRNU", "dct": "DCT", "attnet": "AttNet"}
+
+
+def fit_baseline(name: str, bundle: Any, options: Any = None, seed: int = 0, progress: bool = True,
+                 **changes: Any) -> nn.Module:
+    """``BASELINES[name].fit(...)`` with a clear error for an unknown name."""
+    key = name.lower()
+    if key not in BASELINES:
+        raise KeyError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}")
+    return BASELINES[key].fit(bundle, options, seed=seed, progress=progress, **changes)
+
+
+__all__ = ["BASELINES", "DISPLAY_NAMES", "fit_baseline", "predict", "prnu", "dct", "attnet"]

@@ -1,0 +1,94 @@
+"""What the three baselines share: options from a config, the training view of a bundle, predict.
+
+Every baseline module (:mod:`~gfd.baselines.prnu`, :mod:`~gfd.baselines.dct`,
+:mod:`~gfd.baselines.attnet`) has the same small interface::
+
+    model = fit(bundle, options=None, seed=0, progress=True, **changes)   # an nn.Module
+    labels, scores = predict(model, loader)                                # (N,), (N, K)
+
+and ``model(x)`` maps a batch to (B, K) scores, so ``gfd.evaluate.evaluate_model(model, bundle)``
+works on any of them.  Fitting reads the ``train`` split only (nothing is selected on the test
+splits; see ``gfd.evaluate.SELECTION_SPLIT``).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import warnings
+from typing import Any, Mapping, TypeVar
+
+import torch
+from torch.utils.data import DataLoader
+from torchvision.transforms import v2
+
+from gfd.evaluate import predict_loader
+
+O = TypeVar("O")
+
+
+def resolve_options(cls: type[O], options: Any = None, **changes: Any) -> O:
+    """Build the options dataclass ``cls`` from ``None``, an instance, a dict or a gfd ``Config``.
+
+    From a ``Config`` a field ``f`` is read from ``cfg.baseline_<f>`` if the config has it, and the
+    shared knobs ``lr`` and ``device`` from the config's own fields; the rest keep their defaults.
+    ``changes`` (keyword arguments) win over everything.  Unknown names raise a ``KeyError``.
+    """
+    names = {f.name for f in dataclasses.fields(cls)}
+    if options is None:
+        base: dict[str, Any] = {}
+    elif isinstance(options, cls):
+        base = dataclasses.asdict(options)
+    elif isinstance(options, Mapping):
+        base = dict(options)
+    else:  # a gfd.config.Config or anything with attributes
+        base = {}
+        for name in names:
+            if hasattr(options, f"baseline_{name}"):
+                base[name] = getattr(options, f"baseline_{name}")
+            elif name in ("lr", "device") and hasattr(options, name):
+                base[name] = getattr(options, name)
+    base.update(changes)
+    unknown = sorted(set(base) - names)
+    if unknown:
+        raise KeyError(f"unknown {cls.__name__} option(s) {unknown}; known: {sorted(names)}")
+    return cls(**base)
+
+
+def num_classes(bundle: Any) -> int:
+    classes = getattr(bundle, "classes", None)
+    if not classes:
+        raise ValueError("the bundle has no class list; build it with gfd.data.get_loaders(root)")
+    return len(classes)
+
+
+def deterministic_loader(bundle: Any, split: str = "train") -> DataLoader:
+    """The ``split`` loader re-made without randomness: random crops become centre crops, no flips,
+    no shuffling.  Needed where pixel positions must line up across images (PRNU fingerprints).
+
+    Falls back to the bundle's own loader (with a warning) if its dataset has no v2 transform.
+    """
+    loader = bundle[split]
+    ds = getattr(loader, "dataset", None)
+    tf = getattr(ds, "transform", None)
+    if not isinstance(tf, v2.Compose):
+        warnings.warn(f"cannot make the {split!r} loader deterministic (its dataset has no torchvision v2 "
+                      f"Compose transform); using it as is", stacklevel=2)
+        return loader
+    steps = []
+    for t in tf.transforms:
+        if isinstance(t, (v2.RandomHorizontalFlip, v2.RandomVerticalFlip)):
+            continue
+        steps.append(v2.CenterCrop(t.size) if isinstance(t, v2.RandomCrop) else t)
+    ds = copy.copy(ds)
+    ds.transform = v2.Compose(steps)
+    return DataLoader(ds, batch_size=loader.batch_size or 32, shuffle=False, num_workers=loader.num_workers)
+
+
+def predict(model: torch.nn.Module, loader: Any, device: torch.device | str | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(labels, scores) over a loader.  Scores are softmax probabilities for the learned baselines
+    (``model.scores_are_logits``) and the raw scores otherwise (PRNU: correlations)."""
+    labels, scores = predict_loader(model, loader, device)
+    if getattr(model, "scores_are_logits", True):
+        scores = torch.softmax(scores, dim=1)
+    return labels, scores

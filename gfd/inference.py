@@ -1,0 +1,141 @@
+"""Using a trained GFD-Net: attribution with G_enc + H, and fingerprint extraction with G.
+
+At test time only the encoder and the head run (Sec. 3.2, Table 3: "only use the encoder with a
+classification head at inference time"); the decoder is needed only to *show* the fingerprint f.
+
+``model_or_checkpoint`` may be a :class:`~gfd.models.generator.FingerprintGenerator`, a
+:class:`~gfd.train.Trainer`, or the path of a checkpoint.  ``images`` may be a tensor in [-1, 1]
+of shape (N, 3, H, W) or (3, H, W), a PIL image, an image path, or a list of PIL images / paths;
+PIL images and files get the *test* transform of the checkpoint's config (centre crop).
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import nn
+
+from gfd.config import Config
+from gfd.models.generator import FingerprintGenerator, build_generator
+
+ImageInput = Any  # tensor | PIL.Image | path | list of PIL images / paths
+
+
+class EncoderHead(nn.Module):
+    """G_enc + H of a generator as a plain classifier module: images -> source logits."""
+
+    def __init__(self, generator: FingerprintGenerator):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.generator.classify(x)
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, mtime: float) -> tuple[FingerprintGenerator, Config, list[str]]:
+    from gfd.checkpoint import load_checkpoint
+    state = load_checkpoint(path)
+    cfg = Config.from_dict(state["config"])
+    classes = list(state["classes"])
+    generator = build_generator(cfg, len(classes))
+    try:
+        generator.load_state_dict(state["models"]["G"])
+    except (KeyError, RuntimeError) as err:
+        raise ValueError(f"checkpoint {path}: cannot load the generator G: {str(err)[:400]}") from err
+    return generator.eval(), cfg, classes
+
+
+def load_generator(path: str | os.PathLike) -> tuple[FingerprintGenerator, Config, list[str]]:
+    """G + H, config and class names from a checkpoint file (G in eval mode, on the CPU)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    return _load(str(path.resolve()), path.stat().st_mtime)
+
+
+def resolve(model_or_checkpoint) -> tuple[FingerprintGenerator, Config | None, list[str] | None]:
+    """(generator, config or None, class names or None) from any accepted model argument."""
+    if isinstance(model_or_checkpoint, FingerprintGenerator):
+        return model_or_checkpoint, None, None
+    if isinstance(model_or_checkpoint, (str, os.PathLike)):
+        return load_generator(model_or_checkpoint)
+    if hasattr(model_or_checkpoint, "G") and hasattr(model_or_checkpoint, "cfg"):  # a Trainer
+        return model_or_checkpoint.G, model_or_checkpoint.cfg, list(model_or_checkpoint.classes)
+    raise TypeError(f"expected a FingerprintGenerator, a Trainer or a checkpoint path, "
+                    f"got {type(model_or_checkpoint).__name__}")
+
+
+def to_batch(images: ImageInput, cfg: Config | None) -> torch.Tensor:
+    """A float batch (N, 3, H, W) in [-1, 1] from tensors, PIL images or image paths."""
+    if isinstance(images, torch.Tensor):
+        x = images.unsqueeze(0) if images.ndim == 3 else images
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected images of shape (N, 3, H, W) or (3, H, W), got {tuple(images.shape)}")
+        return x.float()
+    items = list(images) if isinstance(images, (list, tuple)) else [images]
+    if not items:
+        raise ValueError("no images given")
+    if cfg is None:
+        raise ValueError("PIL images and files need the test transform of a config: pass a checkpoint "
+                         "path or a Trainer, or pass tensors already cropped and scaled to [-1, 1]")
+    from gfd.data import load_rgb, make_transform
+    transform = make_transform(cfg.transform, train=False, crop=cfg.crop)
+    tensors = []
+    for item in items:
+        if isinstance(item, Image.Image):
+            img = item.convert("RGB")
+        elif isinstance(item, (str, os.PathLike)):
+            if not Path(item).is_file():
+                raise FileNotFoundError(f"image {item} does not exist")
+            img = load_rgb(item)
+        else:
+            raise TypeError(f"expected PIL images or paths, got {type(item).__name__}")
+        if min(img.size) < cfg.crop and cfg.transform == "mini":
+            raise ValueError(f"image {getattr(item, 'filename', item)} is {img.size[0]}x{img.size[1]} px, "
+                             f"smaller than the {cfg.crop} px crop the model was trained with")
+        tensors.append(transform(img))
+    return torch.stack(tensors)
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
+@torch.no_grad()
+def attribute(model_or_checkpoint, images: ImageInput, batch_size: int = 64) -> torch.Tensor:
+    """Source probabilities (N, K) from G_enc + H only (the attribution path of the paper)."""
+    generator, cfg, _ = resolve(model_or_checkpoint)
+    x = to_batch(images, cfg)
+    dev, was_training = _device_of(generator), generator.training
+    generator.eval()
+    try:
+        out = [torch.softmax(generator.classify(x[i:i + batch_size].to(dev)).float(), 1).cpu()
+               for i in range(0, len(x), batch_size)]
+    finally:
+        generator.train(was_training)
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def fingerprint(model_or_checkpoint, images: ImageInput, batch_size: int = 64) -> torch.Tensor:
+    """The fingerprints f = G(x) (N, 3, H, W), on the CPU."""
+    generator, cfg, _ = resolve(model_or_checkpoint)
+    x = to_batch(images, cfg)
+    dev, was_training = _device_of(generator), generator.training
+    generator.eval()
+    try:
+        out = [generator.fingerprint(x[i:i + batch_size].to(dev)).float().cpu()
+               for i in range(0, len(x), batch_size)]
+    finally:
+        generator.train(was_training)
+    return torch.cat(out)
+
+
+def class_names(model_or_checkpoint) -> list[str] | None:
+    """The class names a checkpoint or trainer was trained on (None for a bare generator)."""
+    return resolve(model_or_checkpoint)[2]

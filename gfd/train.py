@@ -1,0 +1,563 @@
+"""Training GFD-Net (Sec. 3.4 and 4.1): C pre-training, then alternating G / (D, C) updates.
+
+The paper's schedule, literally:
+
+1. C is "trained previously" on the input images with Eq. 3 (:meth:`Trainer.pretrain_classifier`).
+2. Each iteration (:meth:`Trainer.train_step`) first updates G + H with Eq. 7 while D and C are
+   fixed (:meth:`Trainer.g_step`), then updates D and C with Eq. 8 while G is fixed
+   (:meth:`Trainer.dc_step`).  The fingerprinted batch of the G step is reused, detached, by the
+   D/C step, so G's graph is built once per iteration.
+3. Adam with lr ``cfg.lr`` (paper: 1e-4, torch's default betas: the paper gives none) for G + H
+   and for D + C; StepLR (``lr_step`` 500, ``lr_gamma`` 0.9) stepped every iteration.
+
+Ablations (Table 4): ``use_D``, ``use_C``, ``use_percept`` drop a network and its loss terms; with
+all three off (``cfg.g_only``) G + H is trained with L_z alone, and only G_enc + H run.
+
+Input pairing: ``x_real`` comes from a second, separately shuffled stream over the ``real`` class
+of the train split, so ``x_fp = x_real + f`` puts each fingerprint on a randomly drawn real image.
+
+This is the only module that wires networks, losses, optimisers and data together.  Everything it
+needs to continue a run exactly -- models, optimisers, schedulers, RNG states, positions of both
+data streams, history -- goes into the checkpoint (:mod:`gfd.checkpoint`).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm.auto import tqdm
+
+from gfd import losses
+from gfd.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from gfd.config import Config
+from gfd.models.classifier import build_classifier
+from gfd.models.discriminator import build_discriminator
+from gfd.models.generator import build_generator
+from gfd.models.perceptual import build_perceptual
+from gfd.supervised import accuracy
+from gfd.utils import choose_device, seed_everything
+
+G_TERMS = ("L_z", "L_adv_G", "L_cls_G", "L_percept", "L_G")
+DC_TERMS = ("L_cls_C", "L_adv_D", "L_DC")
+CHECKPOINT_NAME = "checkpoint.pt"
+SNAPSHOT_IMAGES = 4
+# Config fields that change no network shape and no result: a checkpoint may be resumed with others.
+RESUMABLE_FIELDS = ("steps", "eval_every", "ckpt_every", "device", "num_workers", "amp", "data_root",
+                    "classifier_weights", "perceptual_weights")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or infinite; training stopped before any weight was touched by it."""
+
+
+# --------------------------------------------------------------------------------------------------
+# data streams
+# --------------------------------------------------------------------------------------------------
+
+class BatchStream:
+    """An endless, resumable stream of batches over ``dataset``.
+
+    Epoch ``e`` is shuffled (and the loader's worker seeds drawn) by a generator seeded with
+    ``(seed, e)``, so the stream is a function of the seed alone; :meth:`load_state_dict` replays
+    the current epoch up to the saved position, so that random crops drawn in workers repeat too.
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int, seed: int, num_workers: int = 0,
+                 collate_fn=None, worker_init_fn=None, pin_memory: bool = False):
+        if len(dataset) == 0:
+            raise ValueError("cannot stream batches from an empty dataset")
+        self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
+        self.loader_kwargs = dict(num_workers=num_workers, worker_init_fn=worker_init_fn,
+                                  pin_memory=pin_memory)
+        if collate_fn is not None:
+            self.loader_kwargs["collate_fn"] = collate_fn
+        self.epoch, self.pos = 0, 0
+        self._it: Iterator | None = None
+
+    def _start_epoch(self) -> None:
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        loader = DataLoader(self.dataset, batch_size=self.batch_size, shuffle=True, generator=gen,
+                            drop_last=len(self.dataset) >= self.batch_size, **self.loader_kwargs)
+        self._it = iter(loader)
+
+    def __iter__(self) -> "BatchStream":
+        return self
+
+    def __next__(self):
+        if self._it is None:
+            self._start_epoch()
+        try:
+            batch = next(self._it)
+        except StopIteration:
+            self.epoch, self.pos = self.epoch + 1, 0
+            self._start_epoch()
+            batch = next(self._it)
+        self.pos += 1
+        return batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "pos": self.pos}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.pos = int(state["epoch"]), 0
+        self._start_epoch()
+        for _ in range(int(state["pos"])):
+            next(self._it)
+            self.pos += 1
+
+
+def stream_for(loader: DataLoader, dataset: Dataset, seed: int) -> BatchStream:
+    """A :class:`BatchStream` over ``dataset`` with the batch size and workers of ``loader``."""
+    return BatchStream(dataset, loader.batch_size, seed, num_workers=loader.num_workers,
+                       collate_fn=loader.collate_fn, worker_init_fn=loader.worker_init_fn,
+                       pin_memory=loader.pin_memory)
+
+
+def class_indices(dataset: Dataset, label: int) -> list[int]:
+    """Indices of the items of class ``label`` (from ``.targets`` when the dataset has them)."""
+    targets = getattr(dataset, "targets", None)
+    if targets is None and hasattr(dataset, "tensors"):
+        targets = dataset.tensors[1].tolist()
+    if targets is None:
+        targets = [int(dataset[i][1]) for i in range(len(dataset))]
+    return [i for i, t in enumerate(targets) if int(t) == label]
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------------
+
+def new_history() -> dict[str, Any]:
+    """Plain lists per quantity, ready to plot; ``meta`` says what the run was measured with."""
+    keys = ("step", "lr", *G_TERMS, *DC_TERMS, "eval_step", "val_acc", "c_pretrain_loss", "c_val_acc")
+    return {k: [] for k in keys} | {"meta": {}}
+
+
+@contextlib.contextmanager
+def fixed(*modules: nn.Module | None):
+    """D and C held fixed for the G step: no parameter gradients, BatchNorm statistics untouched.
+
+    They stay in train mode, so G is judged by the same function (BatchNorm with batch statistics)
+    that the D/C step trains -- as pix2pix does with its D; running statistics of D and C would be
+    computed on the other mode's batches otherwise.  Only the running averages are protected
+    (``track_running_stats`` off for the duration), so the G step leaves D and C exactly unchanged.
+    """
+    modules = [m for m in modules if m is not None]
+    saved_grad = [(p, p.requires_grad) for m in modules for p in m.parameters()]
+    bns = [b for m in modules for b in m.modules() if isinstance(b, nn.modules.batchnorm._BatchNorm)]
+    saved_bn = [(b, b.track_running_stats) for b in bns]
+    for p, _ in saved_grad:
+        p.requires_grad_(False)
+    for b in bns:
+        b.track_running_stats = False
+    try:
+        yield
+    finally:
+        for p, flag in saved_grad:
+            p.requires_grad_(flag)
+        for b, flag in saved_bn:
+            b.track_running_stats = flag
+
+
+def config_key(cfg: Config) -> str:
+    """A short hash of the whole config: the name under which :func:`load_or_train` caches a run."""
+    text = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def default_run_dir(cfg: Config, cache_dir: str | os.PathLike = "runs") -> Path:
+    return Path(cache_dir) / f"{cfg.preset}-{config_key(cfg)}"
+
+
+# --------------------------------------------------------------------------------------------------
+# the trainer
+# --------------------------------------------------------------------------------------------------
+
+class Trainer:
+    """GFD-Net training: networks, optimisers, data streams, history and checkpoints.
+
+    ``bundle`` is a :class:`gfd.data.DataBundle`; without one (benchmarks, loading a checkpoint for
+    inference) pass ``num_classes`` and feed batches to :meth:`train_step` yourself.
+    ``pretrained=False`` builds C and F with random weights, for when a checkpoint will overwrite them.
+    """
+
+    def __init__(self, cfg: Config, bundle=None, out_dir: str | os.PathLike | None = None, *,
+                 num_classes: int | None = None, classes: list[str] | None = None, pretrained: bool = True):
+        if bundle is None and classes is None and num_classes is None:
+            raise ValueError("Trainer needs a DataBundle, or the class names / number of classes")
+        self.cfg = cfg
+        self.bundle = bundle
+        self.classes = list(bundle.classes if bundle is not None else
+                            classes or [f"class{i}" for i in range(num_classes)])
+        k = len(self.classes)
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.device = choose_device(cfg.device)
+        cuda = self.device.type == "cuda"
+        # On CUDA: mixed precision (bf16 where supported, else fp16 with loss scaling) and
+        # channels_last; on the CPU neither (slower there, and resumes must be bit-exact).
+        self.amp_dtype = None
+        if cuda and cfg.amp:
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.memory_format = torch.channels_last if cuda else torch.contiguous_format
+
+        seed_everything(cfg.seed)
+        built = cfg if pretrained else cfg.with_(classifier_weights="random", perceptual_weights="random")
+        self.G = build_generator(cfg, k)
+        self.D = build_discriminator(cfg) if cfg.use_D else None
+        self.C = build_classifier(built, k) if cfg.use_C else None
+        self.F = build_perceptual(built) if cfg.use_percept else None
+        for m in self.networks().values():
+            m.to(self.device, memory_format=self.memory_format)
+
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr)
+        dc_params = [p for m in (self.D, self.C) if m is not None for p in m.parameters()]
+        self.opt_DC = torch.optim.Adam(dc_params, lr=cfg.lr) if dc_params else None
+        self.sched_G = torch.optim.lr_scheduler.StepLR(self.opt_G, cfg.lr_step, cfg.lr_gamma)
+        self.sched_DC = (torch.optim.lr_scheduler.StepLR(self.opt_DC, cfg.lr_step, cfg.lr_gamma)
+                         if self.opt_DC else None)
+        fp16 = self.amp_dtype == torch.float16
+        self.scaler_G = torch.amp.GradScaler("cuda", enabled=fp16)
+        self.scaler_DC = torch.amp.GradScaler("cuda", enabled=fp16)
+
+        self.step = 0
+        self.c_pretrained = self.C is None
+        self.last_checkpoint: Path | None = None
+        self.history = new_history()
+        self.meta = {
+            "classifier_weights": self.C.weights_used if self.C is not None else "none (use_C=False)",
+            "perceptual_weights": self.F.weights_used if self.F is not None else "none (use_percept=False)",
+            "device": str(self.device),
+            "amp": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off",
+        }
+        self.history["meta"] = self.meta
+        self.train_stream = self.real_stream = None
+        self.snapshots: dict[str, Any] = {"step": [], "fingerprint": []}
+        if bundle is not None:
+            self._attach_data(bundle)
+
+    # ---- set-up -----------------------------------------------------------------------------
+
+    def networks(self) -> dict[str, nn.Module]:
+        """The networks that exist in this configuration, by name (F included: it is frozen)."""
+        nets = {"G": self.G, "D": self.D, "C": self.C, "F": self.F}
+        return {name: m for name, m in nets.items() if m is not None}
+
+    def _attach_data(self, bundle) -> None:
+        train_loader, train_ds = bundle.loaders["train"], bundle.datasets["train"]
+        self.train_stream = stream_for(train_loader, train_ds, seed=self.cfg.seed * 2)
+        if not self.cfg.g_only:
+            real = class_indices(train_ds, bundle.real_index)
+            if not real:
+                raise ValueError(f"the train split of {bundle.root} has no image of class 'real'; "
+                                 f"GFD-Net adds fingerprints to real images (Eq. 1)")
+            self.real_stream = stream_for(train_loader, Subset(train_ds, real), seed=self.cfg.seed * 2 + 1)
+        if "val" in bundle.datasets:
+            self._init_snapshots(bundle.datasets["val"], bundle.real_index if "real" in self.classes else None)
+
+    def _init_snapshots(self, ds: Dataset, real_label: int | None) -> None:
+        """A fixed batch (one image per class, up to 4) whose fingerprints are kept at every evaluation."""
+        firsts: dict[int, int] = {}
+        for i, t in enumerate(getattr(ds, "targets", [])):
+            firsts.setdefault(int(t), i)
+        picks = [firsts[c] for c in sorted(firsts)][:SNAPSHOT_IMAGES]
+        if not picks:
+            return
+        plain = lambda t: torch.as_tensor(t).as_subclass(torch.Tensor).float()  # noqa: E731 (no tv_tensors)
+        self.snapshots["images"] = torch.stack([plain(ds[i][0]) for i in picks])
+        self.snapshots["labels"] = [int(ds[i][1]) for i in picks]
+        if real_label is not None and real_label in firsts:
+            self.snapshots["real"] = plain(ds[firsts[real_label]][0])
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=self.memory_format) if x.ndim == 4 else x
+
+    def _next(self, stream: BatchStream) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = next(stream)
+        return self._to_device(x), self._to_device(y)
+
+    def _finite(self, terms: dict[str, torch.Tensor], where: str, step: int | None = None) -> dict[str, float]:
+        """All loss values as floats (one device sync); raise naming the first non-finite one."""
+        step = self.step + 1 if step is None else step
+        values = torch.stack([t.detach().float() for t in terms.values()]).tolist()
+        out = dict(zip(terms, values))
+        for name, v in out.items():
+            if not math.isfinite(v):
+                last = (f"the last good checkpoint is {self.last_checkpoint} (kept as it was)"
+                        if self.last_checkpoint else "no checkpoint had been written yet")
+                raise NonFiniteLossError(
+                    f"loss {name} = {v} at step {step} ({where}); training stopped, {last}. "
+                    f"Try a lower lr, or amp=false.")
+        return out
+
+    def _update(self, loss: torch.Tensor, opt: torch.optim.Optimizer, scaler, sched) -> None:
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        sched.step()
+
+    # ---- Eq. 3: pre-training of C ----------------------------------------------------------------
+
+    def pretrain_classifier(self, steps: int | None = None, progress: bool = True) -> list[float]:
+        """Train C alone on the input images with Eq. 3 ("trained previously", Sec. 3.3)."""
+        if self.C is None:
+            raise RuntimeError("use_C is False: there is no auxiliary classifier to pre-train")
+        steps = self.cfg.c_pretrain_steps if steps is None else steps
+        opt = torch.optim.Adam(self.C.parameters(), lr=self.cfg.lr)
+        self.C.train()
+        bar = tqdm(range(steps), desc="pre-train C (Eq. 3)", disable=not progress, leave=False)
+        for i in bar:
+            x, y = self._next(self.train_stream)
+            with self._autocast():
+                terms = {"L_cls_C": losses.cls_c(self.C(x), y)}
+            value = self._finite(terms, "pre-training of C", step=i + 1)["L_cls_C"]
+            opt.zero_grad(set_to_none=True)
+            terms["L_cls_C"].backward()
+            opt.step()
+            self.history["c_pretrain_loss"].append(value)
+            if i % 10 == 9:
+                bar.set_postfix(loss=f"{value:.3f}")
+        self.c_pretrained = True
+        if self.bundle is not None and "val" in self.bundle.loaders:
+            self.history["c_val_acc"].append(self.validate(model="C"))
+        return self.history["c_pretrain_loss"]
+
+    # ---- one alternating iteration --------------------------------------------------------------
+
+    def generator_terms(self, x: torch.Tensor, y: torch.Tensor, x_real: torch.Tensor | None
+                        ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """The terms of Eq. 7 for a batch, with graphs to G (call inside :func:`fixed`).
+
+        Returns ``(terms, x_fp)``; ``terms["L_G"]`` is the weighted sum.  G-only runs G_enc + H.
+        """
+        cfg = self.cfg
+        if cfg.g_only:
+            terms = {"L_z": losses.latent_cls(self.G.classify(x), y)}
+            x_fp = None
+        else:
+            out = self.G(x)
+            terms = {"L_z": losses.latent_cls(out.logits, y)}
+            x_fp = losses.fingerprinted(x_real, out.fingerprint)
+            if self.D is not None:
+                terms["L_adv_G"] = losses.adv_g(self.D(x_fp))
+            if self.C is not None:
+                terms["L_cls_G"] = losses.cls_g(self.C(x_fp), y)   # C sees x_fp, so G gets a gradient
+            if self.F is not None:
+                with torch.no_grad():
+                    feat_real = self.F(x_real)
+                terms["L_percept"] = losses.percept(self.F(x_fp), feat_real)
+        terms["L_G"] = losses.generator_objective(terms, cfg.w1, cfg.w2, cfg.w3, cfg.w4)
+        return terms, x_fp
+
+    def g_step(self, x, y, x_real) -> tuple[dict[str, float], torch.Tensor | None]:
+        """Update G + H with Eq. 7, D and C fixed.  Returns the loss values and x_fp (detached)."""
+        self.G.train()
+        with fixed(self.D, self.C), self._autocast():
+            terms, x_fp = self.generator_terms(x, y, x_real)
+        values = self._finite(terms, "G step")
+        self._update(terms["L_G"], self.opt_G, self.scaler_G, self.sched_G)
+        return values, (x_fp.detach() if x_fp is not None else None)
+
+    def dc_step(self, x, y, x_fp) -> dict[str, float]:
+        """Update D and C with Eq. 8, G fixed (``x_fp`` was made by G and is detached)."""
+        if self.opt_DC is None:
+            return {}
+        with self._autocast():
+            terms: dict[str, torch.Tensor] = {}
+            if self.C is not None:
+                terms["L_cls_C"] = losses.cls_c(self.C(x), y)
+            if self.D is not None:
+                terms["L_adv_D"] = losses.adv_d(self.D(x), self.D(x_fp))
+            terms["L_DC"] = losses.dc_objective(terms)
+        values = self._finite(terms, "D/C step")
+        self._update(terms["L_DC"], self.opt_DC, self.scaler_DC, self.sched_DC)
+        return values
+
+    def train_step(self, x, y, x_real=None) -> dict[str, float]:
+        """One iteration of Sec. 3.4: the G step, then the D/C step on the same batch."""
+        values, x_fp = self.g_step(x, y, x_real)
+        if x_fp is not None:
+            values |= self.dc_step(x, y, x_fp)
+        return values
+
+    # ---- the loop ---------------------------------------------------------------------------------
+
+    def fit(self, steps: int | None = None, progress: bool = True) -> dict[str, Any]:
+        """Train until ``steps`` iterations in total (default ``cfg.steps``); return the history.
+
+        Pre-trains C first if not done yet; validates every ``eval_every`` steps; writes
+        ``out_dir/checkpoint.pt`` every ``ckpt_every`` steps and at the end.
+        """
+        if self.train_stream is None:
+            raise RuntimeError("this Trainer has no data: build it with a DataBundle to call fit()")
+        cfg = self.cfg
+        target = cfg.steps if steps is None else steps
+        if not self.c_pretrained:
+            self.pretrain_classifier(progress=progress)
+        bar = tqdm(total=target, initial=self.step, desc="GFD-Net", disable=not progress)
+        try:
+            self._loop(target, bar, progress)
+        finally:
+            bar.close()
+        return self.history
+
+    def _loop(self, target: int, bar, progress: bool) -> None:
+        cfg = self.cfg
+        while self.step < target:
+            x, y = self._next(self.train_stream)
+            x_real = self._next(self.real_stream)[0] if self.real_stream is not None else None
+            values = self.train_step(x, y, x_real)
+            self.step += 1
+            self._record(values)
+            bar.update(1)
+            if self.step % 5 == 0 or self.step == target:
+                bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k in ("L_G", "L_z", "L_DC")})
+            if (cfg.eval_every and self.step % cfg.eval_every == 0) or self.step == target:
+                acc = self.evaluate_step()
+                if progress:
+                    bar.write(f"step {self.step}: val acc {acc:.3f}")
+            if self.out_dir is not None and ((cfg.ckpt_every and self.step % cfg.ckpt_every == 0)
+                                             or self.step == target):
+                self.save()
+
+    def _record(self, values: dict[str, float]) -> None:
+        h = self.history
+        h["step"].append(self.step)
+        h["lr"].append(self.opt_G.param_groups[0]["lr"])
+        for name in (*G_TERMS, *DC_TERMS):
+            h[name].append(values.get(name, float("nan")))
+
+    def evaluate_step(self) -> float:
+        """Validation accuracy of G_enc + H and a fingerprint snapshot, recorded in the history."""
+        acc = self.validate()
+        self.history["eval_step"].append(self.step)
+        self.history["val_acc"].append(acc)
+        if "images" in self.snapshots:
+            with torch.no_grad(), self._autocast():
+                self.G.eval()
+                f = self.G.fingerprint(self._to_device(self.snapshots["images"]))
+                self.G.train()
+            self.snapshots["step"].append(self.step)
+            self.snapshots["fingerprint"].append(f.float().cpu().half())
+        return acc
+
+    def validate(self, split: str = "val", model: str = "G") -> float:
+        """Top-1 accuracy on a split of G_enc + H (``model="G"``) or of C; leaves the RNGs as they were."""
+        if self.bundle is None:
+            raise RuntimeError("this Trainer has no data to validate on")
+        net = self.G if model == "G" else self.C
+        logits_fn = (lambda m, x: m.classify(x)) if model == "G" else None
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), self._autocast():
+            return accuracy(net, self.bundle[split], self.device, logits_fn)
+
+    # ---- checkpoints -------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        def opt_state(o):
+            return o.state_dict() if o is not None else None
+        return {
+            "config": self.cfg.to_dict(),
+            "classes": self.classes,
+            "step": self.step,
+            "c_pretrained": self.c_pretrained,
+            "models": {name: m.state_dict() for name, m in self.networks().items()},
+            "optim": {"G": opt_state(self.opt_G), "DC": opt_state(self.opt_DC)},
+            "sched": {"G": opt_state(self.sched_G), "DC": opt_state(self.sched_DC)},
+            "scaler": {"G": self.scaler_G.state_dict(), "DC": self.scaler_DC.state_dict()},
+            "rng": rng_state(),
+            "streams": {"train": self.train_stream.state_dict() if self.train_stream else None,
+                        "real": self.real_stream.state_dict() if self.real_stream else None},
+            "history": self.history,
+            "meta": self.meta,
+            "snapshots": self.snapshots,
+        }
+
+    def save(self, path: str | os.PathLike | None = None) -> Path:
+        """Write a checkpoint atomically (default ``out_dir/checkpoint.pt``)."""
+        if path is None:
+            if self.out_dir is None:
+                raise ValueError("give a path, or build the Trainer with an out_dir")
+            path = self.out_dir / CHECKPOINT_NAME
+        self.last_checkpoint = save_checkpoint(path, self.state_dict())
+        return self.last_checkpoint
+
+    def load(self, path: str | os.PathLike, resume_data: bool = True) -> "Trainer":
+        """Load a checkpoint into this trainer; with data attached, continue exactly where it stopped."""
+        state = load_checkpoint(path)
+        saved = Config.from_dict(state["config"])
+        differ = sorted(k for k, v in saved.to_dict().items()
+                        if getattr(self.cfg, k) != v and k not in RESUMABLE_FIELDS)
+        if differ:
+            raise ValueError(f"checkpoint {path} was trained with a different config: "
+                             + ", ".join(f"{k}={getattr(saved, k)!r} (here {getattr(self.cfg, k)!r})"
+                                         for k in differ))
+        if list(state["classes"]) != self.classes:
+            raise ValueError(f"checkpoint {path} was trained on classes {state['classes']}, "
+                             f"this trainer has {self.classes}")
+        nets = self.networks()
+        for name, sd in state["models"].items():
+            if name not in nets:
+                raise ValueError(f"checkpoint {path} holds network {name} that this config does not build")
+            try:
+                nets[name].load_state_dict(sd)
+            except RuntimeError as err:
+                raise ValueError(f"checkpoint {path}: network {name} does not fit: {str(err)[:400]}") from err
+        for key, obj in (("G", self.opt_G), ("DC", self.opt_DC)):
+            if obj is not None and state["optim"].get(key) is not None:
+                obj.load_state_dict(state["optim"][key])
+        for key, obj in (("G", self.sched_G), ("DC", self.sched_DC)):
+            if obj is not None and state["sched"].get(key) is not None:
+                obj.load_state_dict(state["sched"][key])
+        self.scaler_G.load_state_dict(state["scaler"]["G"])
+        self.scaler_DC.load_state_dict(state["scaler"]["DC"])
+        self.step = int(state["step"])
+        self.c_pretrained = bool(state["c_pretrained"])
+        self.history = state["history"]
+        self.meta = self.history["meta"] = dict(state["meta"])
+        self.snapshots = state["snapshots"]
+        if resume_data:
+            for name, stream in (("train", self.train_stream), ("real", self.real_stream)):
+                if stream is not None and state["streams"].get(name) is not None:
+                    stream.load_state_dict(state["streams"][name])
+            set_rng_state(state["rng"])  # after the replay above, which drew random crops
+        self.last_checkpoint = Path(path)
+        return self
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, bundle=None, out_dir=None, **changes) -> "Trainer":
+        """A trainer rebuilt from a checkpoint's own config (``changes``: e.g. ``steps``, ``device``)."""
+        state = load_checkpoint(path)
+        cfg = Config.from_dict(state["config"]).with_(**changes)
+        trainer = cls(cfg, bundle, out_dir, classes=list(state["classes"]), pretrained=False)
+        return trainer.load(path, resume_data=bundle is not None)
+
+
+def load_or_train(cfg: Config, bundle, cache_dir: str | os.PathLike = "runs", progress: bool = True) -> Trainer:
+    """Load the run of this exact config from ``cache_dir`` if it exists, else train (or finish) it.
+
+    Runs are keyed by a hash of ``cfg.to_dict()`` (:func:`config_key`); an interrupted run resumes.
+    """
+    out = default_run_dir(cfg, cache_dir)
+    ckpt = out / CHECKPOINT_NAME
+    if ckpt.exists():
+        trainer = Trainer(cfg, bundle, out, pretrained=False).load(ckpt)
+    else:
+        trainer = Trainer(cfg, bundle, out)
+    if trainer.step < cfg.steps:
+        trainer.fit(progress=progress)
+    return trainer

@@ -1,0 +1,220 @@
+"""Tests of the offline mini benchmark (gfd.benchmark): determinism, caching, layout, generators."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gfd.benchmark import build as B
+from gfd.benchmark import load_mini_benchmark, read_manifest
+from gfd.benchmark.domains import DOMAIN_A, DOMAIN_B, sample_images
+from gfd.benchmark.generators import FAMILIES, VARIANTS, AutoGANGenerator, GenConfig, UpConv
+from gfd.benchmark.zoo import TrainSettings
+
+# A tiny benchmark: 32 px images, a handful per class, generators trained for two steps.
+TINY = dict(n_train=4, n_val=2, n_test=2, n_open=3, n_variant=2, gen_pool=8, image_size=32,
+            train=TrainSettings(steps=2, batch_size=4, crop=16, disc_width=8))
+
+
+def tiny(root, seed=0, workers=1, **changes):
+    return load_mini_benchmark("quick", root=root, seed=seed, progress=False, overrides={**TINY, **changes},
+                               workers=workers)
+
+
+def pixels(path):
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    return tiny(tmp_path_factory.mktemp("bench"))
+
+
+# --- layout and manifest ------------------------------------------------------------------------
+
+def test_layout_and_manifest_counts_match_files(built):
+    m = read_manifest(built)
+    assert m["complete"] and m["classes"] == ["real"] + [f.name for f in FAMILIES]
+    assert json.loads((built / "classes.json").read_text()) == m["classes"]
+    for split, per_class in m["counts"].items():
+        assert sorted(p.name for p in (built / split).iterdir()) == sorted(m["classes"])
+        for cls, n in per_class.items():
+            files = sorted((built / split / cls).glob("*.png"))
+            assert len(files) == n == {"train": 4, "val": 2, "test_closed": 2, "test_open": 3}[split]
+            assert pixels(files[0]).shape == (32, 32, 3)
+    assert set(m["variants"]["names"]) == {"real", "bilinear", *(v.name for v in VARIANTS)}
+    for name, n in m["variants"]["counts"].items():
+        assert len(list((built / "variants" / name).glob("*.png"))) == n
+    assert B.check_benchmark(built, checksums=True) == []
+    assert set(m["generators"]) == {f"{d}/{f.name}" for d in "AB" for f in FAMILIES} | {
+        f"A/{v.name}" for v in VARIANTS}
+
+
+def test_readable_by_gfd_data(built):
+    from gfd.data import get_loaders
+
+    bundle = get_loaders(built, transform="mini", crop=16, batch_size=4, num_workers=0)
+    assert bundle.classes == read_manifest(built)["classes"]
+    x, y = next(iter(bundle["train"]))
+    assert x.shape == (4, 3, 16, 16) and x.min() >= -1 and x.max() <= 1
+    assert "test_open" in bundle
+
+
+def test_fakes_are_not_copies_and_real_class_is_disjoint(built):
+    inputs = sorted((built / "variants" / "real").glob("*.png"))
+    outputs = sorted((built / "variants" / "bilinear").glob("*.png"))
+    for i, o in zip(inputs, outputs):
+        assert i.read_bytes() != o.read_bytes()
+        assert np.abs(pixels(i).astype(int) - pixels(o)).mean() > 1.0
+    real_class = {pixels(p).tobytes() for s in ("train", "val", "test_closed") for p in (built / s / "real").glob("*.png")}
+    fakes = {pixels(p).tobytes() for s in ("train", "test_closed") for c in ("tconv", "pixshuffle")
+             for p in (built / s / c).glob("*.png")}
+    assert not real_class & fakes
+    assert not real_class & {pixels(p).tobytes() for p in inputs}  # generator inputs are not real-class images
+
+
+# --- determinism and caching --------------------------------------------------------------------
+
+def test_same_seed_same_checksums_other_seed_differs(built, tmp_path):
+    again = read_manifest(tiny(tmp_path / "a", workers=2))   # in 2 processes: the same files
+    assert again["checksums"] == read_manifest(built)["checksums"]
+    other = read_manifest(tiny(tmp_path / "b", seed=1))
+    assert other["checksums"]["train/real"] != again["checksums"]["train/real"]
+    assert other["checksums"]["train/tconv"] != again["checksums"]["train/tconv"]
+
+
+def test_cache_hit_and_changed_params_rebuild(tmp_path, monkeypatch):
+    first = tiny(tmp_path)
+    calls = []
+    real_build = B.build_benchmark
+    monkeypatch.setattr(B, "build_benchmark", lambda *a, **k: calls.append(1) or real_build(*a, **k))
+    assert tiny(tmp_path) == first and calls == []                  # cached: not rebuilt
+    changed = tiny(tmp_path, n_train=5)
+    assert changed != first and calls == [1]                        # new parameters: new folder
+    assert read_manifest(changed)["counts"]["train"]["real"] == 5
+    assert read_manifest(first)["counts"]["train"]["real"] == 4     # the old one is untouched
+
+
+def test_interrupted_build_leaves_nothing_and_is_rebuilt(tmp_path, monkeypatch):
+    real_step = B._train_and_generate
+    done = []
+
+    def dies_on_third(*args, **kwargs):
+        if len(done) == 2:
+            raise KeyboardInterrupt("killed half-way")
+        done.append(1)
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(B, "_train_and_generate", dies_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        tiny(tmp_path)
+    assert [p for p in tmp_path.iterdir()] == []                    # no half-built folder is left
+    monkeypatch.setattr(B, "_train_and_generate", real_step)
+    root = tiny(tmp_path)
+    assert B.check_benchmark(root) == []
+
+
+def test_killed_build_tmp_folder_is_cleaned(tmp_path):
+    params = B.make_params("quick", 0, **TINY)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = tmp_path / f".tmp-{B.cache_name(params, 'quick')}-{dead}"
+    (stale / "train" / "real").mkdir(parents=True)
+    root = tiny(tmp_path)
+    assert not stale.exists() and B.check_benchmark(root) == []
+
+
+@pytest.mark.parametrize("damage", ["no_manifest", "incomplete", "missing_file"])
+def test_damaged_cache_is_detected_and_rebuilt(tmp_path, damage):
+    root = tiny(tmp_path)
+    manifest = root / "manifest.json"
+    if damage == "no_manifest":
+        manifest.unlink()
+    elif damage == "incomplete":
+        manifest.write_text(manifest.read_text()[:100])
+    else:
+        next((root / "val" / "tconv").glob("*.png")).unlink()
+    assert B.check_benchmark(root) != []
+    with pytest.warns(UserWarning, match="rebuilding"):
+        again = tiny(tmp_path)
+    assert again == root and B.check_benchmark(root, checksums=True) == []
+
+
+def test_bad_size_and_params_are_clear_errors(tmp_path):
+    with pytest.raises(KeyError, match="quick"):
+        load_mini_benchmark("huge", root=tmp_path)
+    with pytest.raises(ValueError, match="n_train"):
+        B.make_params("quick", n_train=0)
+    with pytest.raises(FileNotFoundError, match="not a built mini benchmark"):
+        read_manifest(tmp_path)
+
+
+# --- domains and generators ---------------------------------------------------------------------
+
+def test_domains_are_deterministic_and_different():
+    a1 = sample_images(np.random.default_rng(3), DOMAIN_A, 24, 32)
+    a2 = sample_images(np.random.default_rng(3), DOMAIN_A, 24, 32)
+    b = sample_images(np.random.default_rng(3), DOMAIN_B, 24, 32)
+    assert a1.shape == (24, 32, 32, 3) and a1.dtype == np.uint8
+    np.testing.assert_array_equal(a1, a2)
+    warm = lambda x: (x[..., 0].astype(float) - x[..., 2]).mean()  # noqa: E731  red minus blue
+    assert warm(a1) > warm(b) + 20
+
+
+@pytest.mark.parametrize("cfg", FAMILIES + VARIANTS, ids=lambda c: c.name)
+def test_generator_families_shapes_and_range(cfg):
+    torch.manual_seed(0)
+    y = AutoGANGenerator(cfg)(torch.rand(2, 3, 32, 32) * 2 - 1)
+    assert y.shape == (2, 3, 32, 32) and y.abs().max() <= 1
+
+
+@pytest.mark.parametrize("kind", ["tconv", "nearest", "bilinear", "pixshuffle"])
+def test_demodulation_cancels_the_style_scale(kind):
+    """Demodulation rescales each output filter to unit norm (StyleGAN2, Eq. 3), so scaling the style
+    changes nothing, and unit-variance input noise does not blow up or vanish."""
+    torch.manual_seed(0)
+    up = UpConv(kind, 32, 16, style_dim=8, demod=True)
+    torch.nn.init.normal_(up.modulation.weight)
+    x, style = torch.randn(4, 32, 16, 16), torch.randn(4, 8)
+    up.modulation.bias.data.zero_()  # the modulation is then linear in the style
+    y = up(x, style)
+    assert y.shape == (4, 16, 32, 32)
+    torch.testing.assert_close(up(x, 7.0 * style), y, rtol=1e-4, atol=1e-4)
+    assert 0.3 < y.std().item() < 1.5
+    plain = UpConv(kind, 32, 16, style_dim=8, demod=False)
+    assert plain(x, style).shape == y.shape
+
+
+def test_genconfig_rejects_unknown_operator():
+    with pytest.raises(ValueError, match="upsample"):
+        GenConfig("x", "cubic")
+
+
+# --- calibration and figures --------------------------------------------------------------------
+
+def test_calibration_runs_and_reports(built):
+    from gfd.benchmark.calibrate import calibrate, format_calibration
+
+    torch.set_num_threads(1)
+    s = calibrate(built, seeds=(0, 1), steps=2, crop=16, batch_size=4, width=8, progress=False)
+    assert len(s["runs"]) == 2 and 0 <= s["closed_mean"] <= 1 and 0 <= s["open_mean"] <= 1
+    assert s["chance"] == pytest.approx(1 / 5)
+    assert "closed world" in format_calibration(s)
+
+
+def test_figures(built):
+    import matplotlib
+    matplotlib.use("Agg")
+    from gfd.plots import plot_residual_spectra, plot_sample_grid
+
+    fig = plot_sample_grid(built, "test_open", n_per_class=3)
+    assert len(fig.axes) == 5 * 3
+    fig = plot_residual_spectra(built, "variants")
+    assert len(fig.axes) == 4
+    with pytest.raises(FileNotFoundError, match="nope"):
+        plot_sample_grid(built, "nope")

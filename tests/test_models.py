@@ -1,0 +1,168 @@
+"""D, C, F and the pretrained-weights rule (G has its own tests in the generator's owner's file)."""
+import math
+import warnings
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from gfd.config import PRESETS, get_config
+from gfd.models import weights as W
+from gfd.models.classifier import AuxiliaryClassifier, build_classifier
+from gfd.models.discriminator import PatchDiscriminator, build_discriminator
+from gfd.models.generator import build_generator
+from gfd.models.perceptual import VGG16_RELUS, PerceptualFeatures, build_perceptual
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_network_has_the_right_shapes_at_every_preset(preset):
+    cfg = get_config(preset, classifier_weights="random", perceptual_weights="random")
+    x = torch.rand(2, 3, cfg.crop, cfg.crop) * 2 - 1
+    k = 5
+    with torch.no_grad():
+        out = build_generator(cfg, k).eval()(x)
+        assert out.fingerprint.shape == x.shape and out.logits.shape == (2, k)
+        d = build_discriminator(cfg).eval()(x)
+        side = cfg.crop
+        for _ in range(cfg.disc_layers):
+            side //= 2
+        assert d.shape == (2, 1, side - 2, side - 2)          # two stride-1 4x4 convs remove 1 px each
+        assert build_classifier(cfg, k).eval()(x).shape == (2, k)
+        feats = build_perceptual(cfg)(x)
+        assert feats.shape[0] == 2 and feats.shape[1] in (64, 128, 256, 512)
+
+
+def test_patchgan_has_pix2pix_layers_and_a_70px_receptive_field():
+    d = PatchDiscriminator(3, width=4, n_layers=3)
+    convs = [m for m in d.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.stride[0] for c in convs] == [2, 2, 2, 1, 1]
+    assert [c.out_channels for c in convs] == [4, 8, 16, 32, 1]
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in d.modules()) == 3   # none after the first conv
+    x = torch.randn(1, 3, 96, 96, requires_grad=True)
+    d.eval()(x)[0, 0, 3, 3].backward()       # a patch inside the image: stride 8, offset -23 (padding)
+    rows = x.grad.abs().sum(dim=(0, 1, 3)).nonzero().flatten()
+    cols = x.grad.abs().sum(dim=(0, 1, 2)).nonzero().flatten()
+    assert (rows.min().item(), rows.max().item()) == (3 * 8 - 23, 3 * 8 - 23 + 69)
+    assert cols.max().item() - cols.min().item() + 1 == 70
+    with pytest.raises(ValueError, match="at least 24 px"):
+        d(torch.zeros(1, 3, 16, 16))
+
+
+def test_classifier_normalises_its_minus_one_to_one_input_for_imagenet():
+    c = AuxiliaryClassifier("resnet18", 3, "random").eval()
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    mean = torch.tensor(W.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(W.IMAGENET_STD).view(1, 3, 1, 1)
+    by_hand = c.backbone(((x + 1) / 2 - mean) / std)
+    torch.testing.assert_close(c(x), by_hand)
+    assert c.backbone.fc.out_features == 3
+    dense = AuxiliaryClassifier("densenet121", 4, "random")
+    assert dense.backbone.classifier.out_features == 4
+    with pytest.raises(ValueError, match="unknown classifier_arch"):
+        AuxiliaryClassifier("vgg11", 3, "random")
+
+
+def test_perceptual_extractor_is_frozen_in_eval_mode_and_cut_at_its_layer():
+    vgg = torchvision.models.vgg16(weights=None).features
+    for name, i in VGG16_RELUS.items():
+        assert isinstance(vgg[i], nn.ReLU), name
+        assert isinstance(vgg[i - 1], nn.Conv2d), name
+    f = PerceptualFeatures("relu2_2", "random")
+    assert isinstance(f.features[-1], nn.ReLU) and len(f.features) == VGG16_RELUS["relu2_2"] + 1
+    assert not any(p.requires_grad for p in f.parameters())
+    parent = nn.Sequential(f)
+    parent.train()
+    assert not f.training
+    x = (torch.rand(1, 3, 32, 32) * 2 - 1).requires_grad_()
+    f(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0       # gradients reach the input ...
+    assert all(p.grad is None for p in f.parameters())          # ... but never F's weights
+    by_hand = f.features(((x.detach() + 1) / 2 - torch.tensor(W.IMAGENET_MEAN).view(1, 3, 1, 1))
+                         / torch.tensor(W.IMAGENET_STD).view(1, 3, 1, 1))
+    torch.testing.assert_close(f(x.detach()), by_hand)
+    with pytest.raises(ValueError, match="unknown perceptual_layer"):
+        PerceptualFeatures("relu9_9", "random")
+
+
+# --- the weights rule -------------------------------------------------------------------------------
+
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch):
+    """torch's hub cache in an empty tmp folder, and a download that fails like a machine offline."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+
+    def no_network(url, dst):
+        raise OSError("[Errno -2] Name or service not known")
+    monkeypatch.setattr(W, "download", no_network)
+    return tmp_path / "torch_home" / "hub" / "checkpoints"
+
+
+def test_imagenet_without_cache_or_network_names_the_file_and_the_fix(offline_hub):
+    with pytest.raises(W.WeightsUnavailableError) as err:
+        W.build_torchvision("resnet18", "imagenet", "C")
+    msg = str(err.value)
+    assert str(offline_hub / "resnet18-f37072fd.pth") in msg
+    assert "https://download.pytorch.org/models/resnet18-f37072fd.pth" in msg
+    assert "'random'" in msg and "'auto'" in msg
+
+
+def test_auto_falls_back_to_random_loudly_and_says_so(offline_hub):
+    with pytest.warns(UserWarning, match="RANDOM initialisation"):
+        c = AuxiliaryClassifier("resnet18", 3, "auto")
+    assert c.weights_used == "random (imagenet unavailable)"
+
+
+def test_imagenet_is_read_from_the_hub_cache_when_present(offline_hub):
+    reference = torchvision.models.resnet18(weights=None)
+    offline_hub.mkdir(parents=True)
+    torch.save(reference.state_dict(), offline_hub / "resnet18-f37072fd.pth")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model, used = W.build_torchvision("resnet18", "imagenet", "C")
+    assert used == "imagenet:IMAGENET1K_V1"
+    torch.testing.assert_close(model.conv1.weight, reference.conv1.weight)
+
+
+def test_weights_from_a_state_dict_file(tmp_path):
+    reference = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "r18.pt"
+    torch.save(reference.state_dict(), path)
+    c = AuxiliaryClassifier("resnet18", 3, str(path))
+    assert c.weights_used == f"file:{path.resolve()}"
+    torch.testing.assert_close(c.backbone.layer1[0].conv1.weight, reference.layer1[0].conv1.weight)
+
+    with pytest.raises(W.WeightsFileError, match="does not exist"):
+        W.build_torchvision("resnet18", str(tmp_path / "missing.pt"), "C")
+    with pytest.raises(W.WeightsFileError, match="do not fit"):
+        W.build_torchvision("resnet34", str(path), "C")
+    (tmp_path / "junk.pt").write_text("not a state dict")
+    with pytest.raises(W.WeightsFileError, match="cannot read"):
+        W.build_torchvision("resnet18", str(tmp_path / "junk.pt"), "C")
+
+
+def test_vgg_from_a_file_keeps_the_file_weights(tmp_path):
+    reference = torchvision.models.vgg16(weights=None)
+    path = tmp_path / "vgg.pt"
+    torch.save(reference.state_dict(), path)
+    f = PerceptualFeatures("relu1_2", str(path))
+    torch.testing.assert_close(f.features[2].weight, reference.features[2].weight)
+
+
+def test_densenet_files_with_torchvision_legacy_key_names_load(tmp_path):
+    reference = torchvision.models.densenet121(weights=None)
+    legacy = {}
+    for k, v in reference.state_dict().items():
+        legacy[k.replace("denselayer1.norm1.", "denselayer1.norm.1.").replace("denselayer1.conv2.", "denselayer1.conv.2.")] = v
+    assert "features.denseblock1.denselayer1.norm.1.weight" in legacy
+    torch.save(legacy, tmp_path / "d.pt")
+    model, _ = W.build_torchvision("densenet121", str(tmp_path / "d.pt"), "C")
+    torch.testing.assert_close(model.features.denseblock1.denselayer1.conv2.weight,
+                               reference.features.denseblock1.denselayer1.conv2.weight)
+
+
+def test_imagenet_input_maps_the_image_range_to_imagenet_statistics():
+    norm = W.ImageNetInput()
+    white = norm(torch.ones(1, 3, 2, 2))
+    for c in range(3):
+        assert math.isclose(white[0, c, 0, 0].item(), (1 - W.IMAGENET_MEAN[c]) / W.IMAGENET_STD[c], rel_tol=1e-6)

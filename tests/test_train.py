@@ -1,0 +1,241 @@
+"""The alternating trainer (Sec. 3.4), its checkpoints and load_or_train, on tiny models and data."""
+import copy
+
+import pytest
+import torch
+
+from gfd import losses
+from gfd.checkpoint import CheckpointError, load_checkpoint
+from gfd.config import get_config
+from gfd.data import get_loaders
+from gfd.inference import attribute
+from gfd.train import NonFiniteLossError, Trainer, fixed, load_or_train
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and on a busy shared CPU two threads run ~5x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_cfg(**changes):
+    base = dict(crop=32, batch_size=4, unet_depth=2, unet_width=4, unet_max_width=16, disc_width=4,
+                classifier_arch="resnet18", classifier_weights="random", perceptual_weights="random",
+                steps=4, c_pretrain_steps=2, eval_every=2, ckpt_every=2, num_workers=0, lr=1e-3,
+                device="cpu", seed=3)
+    return get_config("quick", **(base | changes))
+
+
+@pytest.fixture
+def bundle(make_dataset):
+    return get_loaders(make_dataset(n=4), tiny_cfg())
+
+
+def a_batch(trainer, seed=0, b=4, s=32):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(b, 3, s, s, generator=g) * 2 - 1
+    y = torch.arange(b) % len(trainer.classes)
+    x_real = torch.rand(b, 3, s, s, generator=g) * 2 - 1
+    return x, y, x_real
+
+
+def snapshot(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_g_step_leaves_d_and_c_unchanged_and_dc_step_leaves_g_unchanged(bundle):
+    t = Trainer(tiny_cfg(), bundle)
+    x, y, x_real = a_batch(t)
+    g0, d0, c0 = snapshot(t.G), snapshot(t.D), snapshot(t.C)
+    values, x_fp = t.g_step(x, y, x_real)
+    assert set(values) == {"L_z", "L_adv_G", "L_cls_G", "L_percept", "L_G"}
+    assert not same(g0, snapshot(t.G))                       # G moved ...
+    assert same(d0, snapshot(t.D)) and same(c0, snapshot(t.C))  # ... D and C (params and BN stats) did not
+    assert all(p.requires_grad for p in t.D.parameters())     # and are trainable again afterwards
+    g1 = snapshot(t.G)
+    values = t.dc_step(x, y, x_fp)
+    assert set(values) == {"L_cls_C", "L_adv_D", "L_DC"}
+    assert same(g1, snapshot(t.G))
+    assert not same(d0, snapshot(t.D)) and not same(c0, snapshot(t.C))
+
+
+def test_g_gets_a_nonzero_gradient_through_c(bundle):
+    # Only L_cls^G is on: if C judged C(x) instead of C(x_real + f), G's decoder would get nothing.
+    t = Trainer(tiny_cfg(use_D=False, use_percept=False, w1=0.0), bundle)
+    x, y, x_real = a_batch(t)
+    with fixed(t.D, t.C):
+        terms, _ = t.generator_terms(x, y, x_real)
+    terms["L_G"].backward()
+    decoder_grads = [p.grad for p in t.G.decoder.parameters()]
+    assert all(g is not None for g in decoder_grads)
+    assert sum(g.abs().sum().item() for g in decoder_grads) > 0
+    assert all(p.grad is None for p in t.C.parameters())      # C is fixed during the G step
+    before = snapshot(t.G.decoder)
+    t.g_step(x, y, x_real)
+    assert not same(before, snapshot(t.G.decoder))
+
+
+def test_frozen_vgg_gets_no_gradient_and_stays_in_eval(bundle):
+    t = Trainer(tiny_cfg(), bundle)
+    f0 = snapshot(t.F)
+    for i in range(2):
+        t.train_step(*a_batch(t, seed=i))
+    assert all(p.grad is None and not p.requires_grad for p in t.F.parameters())
+    assert not t.F.training and same(f0, snapshot(t.F))
+
+
+def test_ablation_switches_match_table_4(bundle):
+    g_only = Trainer(tiny_cfg(use_D=False, use_C=False, use_percept=False), bundle)
+    assert g_only.cfg.g_only and g_only.D is g_only.C is g_only.F is None
+    assert set(g_only.train_step(*a_batch(g_only))) == {"L_z", "L_G"}
+    g_d_c = Trainer(tiny_cfg(use_percept=False), bundle)
+    assert set(g_d_c.train_step(*a_batch(g_d_c))) == {"L_z", "L_adv_G", "L_cls_G", "L_G",
+                                                       "L_cls_C", "L_adv_D", "L_DC"}
+
+
+def test_x_real_is_drawn_from_the_real_class(bundle):
+    t = Trainer(tiny_cfg(), bundle)
+    real = bundle.real_index
+    labels = torch.cat([next(t.real_stream)[1] for _ in range(4)])
+    assert (labels == real).all()
+
+
+def test_cpu_runs_without_amp_or_channels_last(bundle):
+    t = Trainer(tiny_cfg(), bundle)
+    assert t.amp_dtype is None and t.meta["amp"] == "off"
+    assert t.memory_format == torch.contiguous_format
+    assert t.meta["classifier_weights"] == "random" and t.meta["perceptual_weights"] == "random"
+
+
+def test_a_tiny_gfd_net_overfits_one_batch(bundle):
+    t = Trainer(tiny_cfg(lr=3e-3, unet_width=8), bundle)
+    x, y, x_real = a_batch(t, b=6)
+    first = t.train_step(x, y, x_real)
+    for _ in range(40):
+        last = t.train_step(x, y, x_real)
+    assert last["L_z"] < first["L_z"] / 5
+    assert last["L_G"] < first["L_G"]
+    t.G.eval()
+    with torch.no_grad():
+        assert (t.G.classify(x).argmax(1) == y).all()
+
+
+def test_fit_records_history_snapshots_and_checkpoints(bundle, tmp_path):
+    t = Trainer(tiny_cfg(), bundle, tmp_path / "run")
+    h = t.fit(progress=False)
+    assert h["step"] == [1, 2, 3, 4] and len(h["L_G"]) == 4 and len(h["L_DC"]) == 4
+    assert len(h["c_pretrain_loss"]) == 2 and len(h["c_val_acc"]) == 1
+    assert h["eval_step"] == [2, 4] and all(0 <= a <= 1 for a in h["val_acc"])
+    assert h["meta"]["classifier_weights"] == "random"
+    assert t.snapshots["step"] == [2, 4]
+    assert t.snapshots["fingerprint"][0].shape == t.snapshots["images"].shape
+    # a plain torch.load with weights_only=True reads it
+    raw = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert raw["step"] == 4 and raw["history"]["L_G"] == h["L_G"]
+
+
+def test_stop_and_resume_equals_an_uninterrupted_run(bundle, tmp_path):
+    full = Trainer(tiny_cfg(), bundle, tmp_path / "a")
+    h_full = full.fit(steps=6, progress=False)
+
+    first = Trainer(tiny_cfg(), bundle, tmp_path / "b")
+    first.fit(steps=3, progress=False)
+    first.save()
+    del first
+    resumed = Trainer(tiny_cfg(), bundle, tmp_path / "b", pretrained=False).load(tmp_path / "b" / "checkpoint.pt")
+    assert resumed.step == 3
+    h_res = resumed.fit(steps=6, progress=False)
+    for name in ("L_z", "L_adv_G", "L_cls_G", "L_percept", "L_cls_C", "L_adv_D", "lr"):
+        assert h_res[name] == h_full[name], name
+    assert same(snapshot(full.G), snapshot(resumed.G))
+    assert same(snapshot(full.D), snapshot(resumed.D))
+
+
+def test_resume_is_exact_with_worker_processes_too(make_dataset, tmp_path):
+    data = get_loaders(make_dataset(n=4), tiny_cfg(num_workers=2))
+    cfg = tiny_cfg(num_workers=2, use_C=False, use_percept=False, eval_every=0)
+    full = Trainer(cfg, data).fit(steps=4, progress=False)
+    part = Trainer(cfg, data, tmp_path / "w")
+    part.fit(steps=2, progress=False)
+    resumed = Trainer(cfg, data, tmp_path / "w").load(part.save())
+    assert resumed.fit(steps=4, progress=False)["L_G"] == full["L_G"]
+
+
+def test_non_finite_loss_stops_with_the_loss_and_step_and_keeps_the_checkpoint(bundle, tmp_path):
+    t = Trainer(tiny_cfg(), bundle, tmp_path / "run")
+    t.fit(steps=2, progress=False)
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    with torch.no_grad():
+        t.G.head.fc.weight.fill_(float("nan"))
+    with pytest.raises(NonFiniteLossError, match=r"L_z = nan at step 3 \(G step\).*checkpoint.pt"):
+        t.fit(steps=4, progress=False)
+    assert load_checkpoint(ckpt)["step"] == 2
+
+
+def test_corrupt_or_foreign_checkpoints_give_clear_errors(bundle, tmp_path):
+    t = Trainer(tiny_cfg(), bundle, tmp_path / "run")
+    good = t.save()
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:2000])
+    text = tmp_path / "notes.pt"
+    text.write_text("hello")
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"model": {"w": torch.zeros(2)}}, foreign)
+    for path in (truncated, text):
+        with pytest.raises(CheckpointError, match=str(path.name) + ".*not a readable torch checkpoint"):
+            load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="foreign.pt is a torch file but not a gfd checkpoint"):
+        load_checkpoint(foreign)
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        load_checkpoint(tmp_path / "missing.pt")
+    other = Trainer(tiny_cfg(unet_width=8), bundle)
+    with pytest.raises(ValueError, match="different config: unet_width=4"):
+        other.load(good)
+
+
+def test_load_or_train_reuses_a_finished_run(bundle, tmp_path, monkeypatch):
+    cfg = tiny_cfg(steps=2, c_pretrain_steps=1)
+    cache = tmp_path / "cache"
+    first = load_or_train(cfg, bundle, cache, progress=False)
+    assert first.step == 2
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("should have been loaded, not trained")
+    monkeypatch.setattr(Trainer, "fit", no_training)
+    again = load_or_train(cfg, bundle, cache, progress=False)
+    assert again.step == 2 and again.history["L_G"] == first.history["L_G"]
+    assert same(snapshot(again.G), snapshot(first.G))
+    assert len(list(cache.iterdir())) == 1
+    with pytest.raises(AssertionError):
+        load_or_train(cfg.with_(seed=4), bundle, cache, progress=False)   # another config trains
+
+
+def test_from_checkpoint_rebuilds_for_inference(bundle, tmp_path):
+    t = Trainer(tiny_cfg(), bundle, tmp_path)
+    t.fit(steps=1, progress=False)
+    again = Trainer.from_checkpoint(t.save())
+    assert again.classes == bundle.classes and again.step == 1
+    assert same(snapshot(again.G), snapshot(t.G))
+    assert again.meta == t.meta
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_uses_mixed_precision_and_channels_last_and_resumes(bundle, tmp_path):
+    cfg = tiny_cfg(device="cuda")
+    t = Trainer(cfg, bundle, tmp_path / "gpu")
+    assert t.amp_dtype in (torch.bfloat16, torch.float16)
+    assert t.G.encoder.levels[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    h = t.fit(steps=3, progress=False)
+    assert all(torch.isfinite(torch.tensor(h[k])).all() for k in ("L_G", "L_DC"))
+    resumed = Trainer(cfg, bundle, tmp_path / "gpu", pretrained=False).load(t.save())
+    assert resumed.step == 3 and next(resumed.G.parameters()).is_cuda
+    assert len(resumed.fit(steps=4, progress=False)["L_G"]) == 4
+    probs = attribute(t, torch.rand(2, 3, 32, 32) * 2 - 1)
+    assert probs.shape == (2, 3)
