@@ -1,8 +1,27 @@
 """gfd: GFD-Net (GAN Fingerprint Disentangling Network, Yang et al. 2021) for the course notebooks.
 
 This file only re-exports the names the notebooks use; each idea lives in its own module.
+``gfd.plots`` and ``gfd.widgets`` (matplotlib, ipywidgets) load on first use, so the core and
+the command line do not pay for them.
 """
 __version__ = "0.1.0"
 
+import importlib
+import os
+
+# OpenMP threads that spin while waiting make torch ~20x slower on a 2-core machine with any other
+# load (measured); this must be set before torch is first imported to take effect.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from gfd.config import PRESETS, Config, default_preset, describe_presets, get_config
-from gfd.utils import choose_device, seed_everything
+from gfd.utils import choose_device, runs_dir, seed_everything
+from gfd import analysis, benchmark, data, evaluate, experiments, inference, train, utils
+from gfd.benchmark import load_mini_benchmark
+
+_LAZY = ("plots", "widgets", "baselines")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return importlib.import_module(f"gfd.{name}")
+    raise AttributeError(f"module 'gfd' has no attribute {name!r}")

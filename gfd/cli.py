@@ -6,7 +6,8 @@
 
 ``train`` uses ``cfg.data_root`` if set, else the built-in mini benchmark
 (:func:`gfd.benchmark.load_mini_benchmark`, built on first use).  Its run folder defaults to
-``runs/<preset>-<config hash>`` -- the folder :func:`gfd.train.load_or_train` uses -- so a finished
+``data/runs/<preset>-<config hash>`` (:func:`gfd.utils.runs_dir`), the folder
+:func:`gfd.train.load_or_train` uses -- so a finished
 run is reused, an interrupted one resumes (``--fresh`` starts over), and notebooks find CLI runs.
 """
 from __future__ import annotations
@@ -17,8 +18,8 @@ import sys
 from pathlib import Path
 
 from gfd.config import PRESETS, get_config
+from gfd.utils import runs_dir
 
-RUNS_DIR = Path("runs")
 
 
 def load_data(cfg, progress: bool = True, splits=None):
@@ -47,7 +48,7 @@ def cmd_train(args) -> int:
         cfg = get_config(args.preset, args.set)
     except KeyError as err:  # an unknown field in --set: a usage error, not a bug
         raise ValueError(err.args[0]) from err
-    out = Path(args.out) if args.out else default_run_dir(cfg, RUNS_DIR)
+    out = Path(args.out) if args.out else default_run_dir(cfg)
     ckpt = out / CHECKPOINT_NAME
     if args.fresh and out.exists():
         shutil.rmtree(out)
@@ -55,7 +56,10 @@ def cmd_train(args) -> int:
     print(f"data: {bundle.root} ({len(bundle.classes)} classes: {', '.join(bundle.classes)})")
     if ckpt.exists():
         trainer = Trainer(cfg, bundle, out, pretrained=False).load(ckpt)
-        print(f"resuming {ckpt} at step {trainer.step}/{cfg.steps}")
+        if trainer.step < cfg.steps:
+            print(f"resuming {ckpt} at step {trainer.step}/{cfg.steps}")
+        else:
+            print(f"found the finished run {ckpt} (step {trainer.step}); --fresh trains it again")
     else:
         trainer = Trainer(cfg, bundle, out)
     print(f"device: {trainer.device}, amp: {trainer.meta['amp']}; weights: C {trainer.meta['classifier_weights']}, "
@@ -85,7 +89,8 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def latest_checkpoint(runs: Path = RUNS_DIR) -> Path:
+def latest_checkpoint(runs: Path | None = None) -> Path:
+    runs = runs or runs_dir()
     found = sorted(runs.glob("*/checkpoint.pt"), key=lambda p: p.stat().st_mtime)
     if not found:
         raise FileNotFoundError(f"no checkpoint under {runs}/: train one with `python -m gfd train "
@@ -114,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", default="course", choices=sorted(PRESETS))
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field (repeatable), e.g. --set steps=200 --set use_D=false")
-    t.add_argument("--out", default=None, help="run folder (default runs/<preset>-<config hash>)")
+    t.add_argument("--out", default=None, help="run folder (default data/runs/<preset>-<config hash>)")
     t.add_argument("--fresh", action="store_true", help="delete the run folder's checkpoint and start over")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     t.set_defaults(func=cmd_train)
@@ -127,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("attribute", help="the most likely source of each image, with probabilities")
     a.add_argument("images", nargs="+", metavar="IMAGE")
-    a.add_argument("--checkpoint", default=None, help="default: the newest runs/*/checkpoint.pt")
+    a.add_argument("--checkpoint", default=None, help="default: the newest data/runs/*/checkpoint.pt")
     a.set_defaults(func=cmd_attribute)
 
     # --- `reproduce` subcommand: added by the reproduction helper (register its parser here) ---

@@ -318,3 +318,14 @@ def get_loaders(root: str | os.PathLike, cfg=None, *, transform: str | None = No
             num_workers=num_workers, generator=gen, worker_init_fn=_seed_worker,
             persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())
     return bundle
+
+
+def examples_per_class(dataset: AttributionFolder, n: int = 1, labels: list[int] | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` images of each class in ``labels`` (default: all), as a batch (x, y)."""
+    labels = range(len(dataset.classes)) if labels is None else labels
+    picked = [i for k in labels for i in [j for j, t in enumerate(dataset.targets) if t == k][:n]]
+    if not picked:
+        raise ValueError(f"no image of classes {list(labels)} in {dataset.root}")
+    xs, ys = zip(*(dataset[i] for i in picked))
+    return torch.stack(xs), torch.tensor(ys)

@@ -87,3 +87,136 @@ def plot_residual_spectra(root: str | os.PathLike, split: str = "test_closed", n
     fig.suptitle(title or f"{Path(root).name}: {split}, mean log|FFT| of x - median3x3(x)")
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# networks, training and results
+# --------------------------------------------------------------------------------------------------
+
+def _show_image(ax, img, title: str | None = None, signed: bool = False) -> None:
+    """Show a (3, H, W) tensor/array in [-1, 1]; ``signed`` rescales a fingerprint symmetrically."""
+    arr = np.asarray(img.detach().float().cpu() if hasattr(img, "detach") else img, dtype=np.float32)
+    arr = arr.transpose(1, 2, 0)
+    if signed:
+        m = max(float(np.abs(arr).max()), 1e-8)
+        arr = arr / m * 0.5 + 0.5
+    else:
+        arr = arr * 0.5 + 0.5
+    ax.imshow(np.clip(arr, 0, 1), interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=8)
+
+
+def plot_mean_residuals(fingerprints, classes: list[str], title: str | None = None) -> plt.Figure:
+    """Per-class mean noise residuals (Marra et al. 2019), each rescaled to its own range."""
+    fig, axes = plt.subplots(1, len(classes), figsize=(2.2 * len(classes), 2.5), squeeze=False)
+    for ax, fp, name in zip(axes[0], fingerprints, classes):
+        _show_image(ax, fp, name, signed=True)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_matrix(mat, row_labels: list[str], col_labels: list[str], xlabel: str = "", ylabel: str = "",
+                title: str | None = None, fmt: str = "{:.0f}", cmap: str = "Blues") -> plt.Figure:
+    """A labelled heat map with the value written in every cell (confusion, correlation)."""
+    mat = np.asarray(mat, dtype=float)
+    fig, ax = plt.subplots(figsize=(0.9 * len(col_labels) + 2, 0.7 * len(row_labels) + 1.5))
+    ax.imshow(mat, cmap=cmap)
+    ax.set_xticks(range(len(col_labels)), col_labels, rotation=30, ha="right")
+    ax.set_yticks(range(len(row_labels)), row_labels)
+    top = np.nanmax(np.abs(mat)) if mat.size else 1
+    for i in range(mat.shape[0]):
+        for j in range(mat.shape[1]):
+            ax.text(j, i, fmt.format(mat[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if abs(mat[i, j]) > 0.6 * top else "black")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion(result: dict, title: str | None = None) -> plt.Figure:
+    """The confusion matrix of a :func:`gfd.evaluate.evaluate_predictions` result (rows: true class)."""
+    classes = list(result["classes"])
+    return plot_matrix(result["confusion"], classes, classes, xlabel="predicted", ylabel="true",
+                       title=title or f"accuracy {result['acc']:.1%}")
+
+
+def plot_fingerprints(x, f, x_real, labels: list[str] | None = None, title: str | None = None) -> plt.Figure:
+    """Rows: input image x, its fingerprint f, the real image x_real, and x_fp = x_real + f (Fig. 2)."""
+    n = len(x)
+    rows = [("input x", x, False), ("fingerprint f", f, True), ("real image", x_real, False),
+            ("x_real + f", (x_real + f).clamp(-1, 1), False)]
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.8 * n, 1.9 * len(rows)), squeeze=False)
+    for r, (name, imgs, signed) in enumerate(rows):
+        for c in range(n):
+            _show_image(axes[r][c], imgs[c], (labels[c] if labels and r == 0 else None), signed=signed)
+        axes[r][0].set_ylabel(name, fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history: dict, keys: tuple[str, ...] = ("L_z", "L_adv_G", "L_cls_G", "L_percept", "L_adv_D",
+                                                        "L_cls_C"), smooth: int = 10) -> plt.Figure:
+    """Loss curves (moving average over ``smooth`` steps) and the validation accuracy of G_enc + H."""
+    keys = [k for k in keys if history.get(k) and not np.all(np.isnan(history[k]))]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for k in keys:
+        v = np.asarray(history[k], dtype=float)
+        if smooth > 1 and len(v) >= smooth:
+            v = np.convolve(v, np.ones(smooth) / smooth, mode="valid")
+        axes[0].plot(np.arange(len(v)) + 1, v, label=k)
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("iteration")
+    axes[0].set_title("losses (moving average)")
+    axes[0].legend(fontsize=8)
+    axes[1].plot(history.get("eval_step", []), history.get("val_acc", []), "o-")
+    axes[1].set_ylim(0, 1.02)
+    axes[1].set_xlabel("iteration")
+    axes[1].set_title("closed-world validation accuracy (G_enc + H)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_snapshots(snapshots: dict, max_steps: int = 6, title: str | None = None) -> plt.Figure:
+    """Fingerprints of the same images at several moments of training (rows: images)."""
+    steps = snapshots["step"]
+    pick = np.unique(np.linspace(0, len(steps) - 1, min(max_steps, len(steps))).round().astype(int))
+    n_img = snapshots["fingerprint"][0].shape[0]
+    fig, axes = plt.subplots(n_img, len(pick), figsize=(1.6 * len(pick), 1.6 * n_img), squeeze=False)
+    for c, i in enumerate(pick):
+        for r in range(n_img):
+            _show_image(axes[r][c], snapshots["fingerprint"][i][r], f"step {steps[i]}" if r == 0 else None,
+                        signed=True)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_world_bars(rows: dict[str, dict[str, float]], title: str = "accuracy per world",
+                    chance: float | None = None) -> plt.Figure:
+    """Grouped bars: for each method, its closed- and open-world accuracy."""
+    names = list(rows)
+    fig, ax = plt.subplots(figsize=(1.6 * len(names) + 2, 3.4))
+    xs = np.arange(len(names))
+    for k, (world, colour) in enumerate((("closed", "tab:blue"), ("open", "tab:orange"))):
+        vals = [rows[n].get(world, np.nan) for n in names]
+        ax.bar(xs + (k - 0.5) * 0.38, vals, 0.38, label=world, color=colour)
+    if chance is not None:
+        ax.axhline(chance, color="grey", ls="--", lw=1, label="chance")
+    ax.set_xticks(xs, names, rotation=15)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -33,7 +33,6 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
-from tqdm.auto import tqdm
 
 from gfd import losses
 from gfd.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -43,7 +42,7 @@ from gfd.models.discriminator import build_discriminator
 from gfd.models.generator import build_generator
 from gfd.models.perceptual import build_perceptual
 from gfd.supervised import accuracy
-from gfd.utils import choose_device, seed_everything
+from gfd.utils import choose_device, pbar, runs_dir, seed_everything
 
 G_TERMS = ("L_z", "L_adv_G", "L_cls_G", "L_percept", "L_G")
 DC_TERMS = ("L_cls_C", "L_adv_D", "L_DC")
@@ -66,8 +65,9 @@ class BatchStream:
     """An endless, resumable stream of batches over ``dataset``.
 
     Epoch ``e`` is shuffled (and the loader's worker seeds drawn) by a generator seeded with
-    ``(seed, e)``, so the stream is a function of the seed alone; :meth:`load_state_dict` replays
-    the current epoch up to the saved position, so that random crops drawn in workers repeat too.
+    ``(seed, e)``, so the stream is a function of the seed alone.  After :meth:`load_state_dict`
+    the next batch replays the saved epoch up to the saved position first (so that random crops
+    drawn in worker processes repeat too); the replay leaves the global RNG states untouched.
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, seed: int, num_workers: int = 0,
@@ -83,10 +83,15 @@ class BatchStream:
         self._it: Iterator | None = None
 
     def _start_epoch(self) -> None:
+        """Open the iterator of epoch ``self.epoch`` and skip the ``self.pos`` batches already used."""
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         loader = DataLoader(self.dataset, batch_size=self.batch_size, shuffle=True, generator=gen,
                             drop_last=len(self.dataset) >= self.batch_size, **self.loader_kwargs)
         self._it = iter(loader)
+        if self.pos:
+            with preserved_rng():  # crops drawn in this process during the replay must not count
+                for _ in range(self.pos):
+                    next(self._it)
 
     def __iter__(self) -> "BatchStream":
         return self
@@ -107,11 +112,18 @@ class BatchStream:
         return {"epoch": self.epoch, "pos": self.pos}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self.epoch, self.pos = int(state["epoch"]), 0
-        self._start_epoch()
-        for _ in range(int(state["pos"])):
-            next(self._it)
-            self.pos += 1
+        self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
+        self._it = None  # replayed lazily, by the next batch
+
+
+@contextlib.contextmanager
+def preserved_rng():
+    """Run a block without changing the torch (CPU), NumPy and Python RNG states."""
+    state = rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(state)
 
 
 def stream_for(loader: DataLoader, dataset: Dataset, seed: int) -> BatchStream:
@@ -173,8 +185,9 @@ def config_key(cfg: Config) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def default_run_dir(cfg: Config, cache_dir: str | os.PathLike = "runs") -> Path:
-    return Path(cache_dir) / f"{cfg.preset}-{config_key(cfg)}"
+def default_run_dir(cfg: Config, cache_dir: str | os.PathLike | None = None) -> Path:
+    """``cache_dir/<preset>-<config hash>``; the cache defaults to :func:`gfd.utils.runs_dir`."""
+    return Path(cache_dir if cache_dir is not None else runs_dir()) / f"{cfg.preset}-{config_key(cfg)}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -319,7 +332,7 @@ class Trainer:
         steps = self.cfg.c_pretrain_steps if steps is None else steps
         opt = torch.optim.Adam(self.C.parameters(), lr=self.cfg.lr)
         self.C.train()
-        bar = tqdm(range(steps), desc="pre-train C (Eq. 3)", disable=not progress, leave=False)
+        bar = pbar(range(steps), enabled=progress, desc="pre-train C (Eq. 3)", leave=False)
         for i in bar:
             x, y = self._next(self.train_stream)
             with self._autocast():
@@ -408,7 +421,7 @@ class Trainer:
         target = cfg.steps if steps is None else steps
         if not self.c_pretrained:
             self.pretrain_classifier(progress=progress)
-        bar = tqdm(total=target, initial=self.step, desc="GFD-Net", disable=not progress)
+        bar = pbar(enabled=progress, total=target, initial=self.step, desc="GFD-Net")
         try:
             self._loop(target, bar, progress)
         finally:
@@ -534,7 +547,7 @@ class Trainer:
             for name, stream in (("train", self.train_stream), ("real", self.real_stream)):
                 if stream is not None and state["streams"].get(name) is not None:
                     stream.load_state_dict(state["streams"][name])
-            set_rng_state(state["rng"])  # after the replay above, which drew random crops
+            set_rng_state(state["rng"])
         self.last_checkpoint = Path(path)
         return self
 
@@ -547,10 +560,12 @@ class Trainer:
         return trainer.load(path, resume_data=bundle is not None)
 
 
-def load_or_train(cfg: Config, bundle, cache_dir: str | os.PathLike = "runs", progress: bool = True) -> Trainer:
+def load_or_train(cfg: Config, bundle, cache_dir: str | os.PathLike | None = None,
+                  progress: bool = True) -> Trainer:
     """Load the run of this exact config from ``cache_dir`` if it exists, else train (or finish) it.
 
-    Runs are keyed by a hash of ``cfg.to_dict()`` (:func:`config_key`); an interrupted run resumes.
+    Runs are keyed by a hash of ``cfg.to_dict()`` (:func:`config_key`) under ``cache_dir``
+    (default :func:`gfd.utils.runs_dir`); an interrupted run resumes.
     """
     out = default_run_dir(cfg, cache_dir)
     ckpt = out / CHECKPOINT_NAME

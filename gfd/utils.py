@@ -68,3 +68,15 @@ def pbar(iterable=None, enabled: bool = True, **kwargs):
     if not enabled:
         kwargs["disable"] = True
     return tqdm(iterable, **kwargs)
+
+
+def data_dir() -> Path:
+    """Where the course caches data and runs: ``<repository>/data`` for a source checkout
+    (editable install, as the README sets up), else ``./data``.  Gitignored."""
+    repo = Path(__file__).resolve().parents[1]
+    return repo / "data" if (repo / "pyproject.toml").is_file() else Path.cwd() / "data"
+
+
+def runs_dir() -> Path:
+    """The cache of trained runs the notebooks share (``data/runs``)."""
+    return data_dir() / "runs"

@@ -47,7 +47,7 @@ def test_train_again_reuses_the_finished_run(trained, capsys):
     for item in TINY:
         args += ["--set", item]
     assert main(args) == 0
-    assert "resuming" in capsys.readouterr().out
+    assert "found the finished run" in capsys.readouterr().out
 
 
 def test_evaluate_a_checkpoint(trained, capsys):
@@ -92,6 +92,11 @@ def test_bad_checkpoints_and_images_give_clear_errors(tmp_path, trained, capsys)
     _, ckpt, _ = trained
     assert main(["attribute", str(tmp_path / "nope.png"), "--checkpoint", str(ckpt)]) == 1
     assert "nope.png does not exist" in capsys.readouterr().err
+
+
+def test_unknown_config_field_is_a_clear_usage_error(capsys):
+    assert main(["train", "--preset", "quick", "--set", "stepz=3"]) == 1
+    assert "unknown config field(s) ['stepz']" in capsys.readouterr().err
 
 
 def test_module_entry_point_shows_the_subcommands():

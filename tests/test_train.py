@@ -1,10 +1,8 @@
 """The alternating trainer (Sec. 3.4), its checkpoints and load_or_train, on tiny models and data."""
-import copy
 
 import pytest
 import torch
 
-from gfd import losses
 from gfd.checkpoint import CheckpointError, load_checkpoint
 from gfd.config import get_config
 from gfd.data import get_loaders

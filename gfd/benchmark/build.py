@@ -53,7 +53,7 @@ from gfd.benchmark.domains import DOMAIN_A, DOMAIN_B, Domain, sample_images
 from gfd.benchmark.generators import FAMILIES, VARIANT_BASE, VARIANTS, GenConfig
 from gfd.benchmark.zoo import TrainSettings, generate, train_generator
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # bump when code that shapes the images changes (then every cache rebuilds)
 REAL = "real"
 CLOSED_SPLITS = ("train", "val", "test_closed")
 OPEN_SPLIT = "test_open"
@@ -105,8 +105,8 @@ class BenchmarkParams:
 
 
 SIZES: dict[str, dict[str, Any]] = {
-    "quick": dict(n_train=150, n_val=20, n_test=60, n_open=60, n_variant=60, gen_pool=300,
-                  train=TrainSettings(steps=80)),
+    "quick": dict(n_train=150, n_val=20, n_test=60, n_open=60, n_variant=40, gen_pool=256,
+                  train=TrainSettings(steps=60)),
     "default": dict(n_train=750, n_val=50, n_test=200, n_open=200, n_variant=200, gen_pool=600,
                     train=TrainSettings(steps=200)),
 }

@@ -6,15 +6,17 @@ drawn procedurally, with no download:
 
 * **dead leaves** (Lee, Mumford & Huang 2001): opaque shapes with a power-law size distribution
   occlude each other.  Their images share the statistics that matter for fingerprints with
-  photographs: a ~1/f^2 power spectrum, sharp occlusion edges, flat and textured regions.  Shapes
-  are drawn by PIL at 4x the resolution, shaded with a smooth illumination gradient, then reduced
-  with an area filter (the anti-aliasing of a camera) and given a little sensor noise.
-* **photo crops**: random crops, at a random scale, of the colour photographs scikit-image ships.
+  photographs: a ~1/f^2 power spectrum, sharp occlusion edges between flat regions.  Shapes are
+  drawn by PIL at 4x the resolution, shaded with a smooth illumination gradient, then reduced with
+  an area filter (the anti-aliasing of a camera) and given a little sensor noise.
+* **photo crops** (30%): random crops, at a random scale, of colour photographs that scikit-image
+  ships (the textured content that dead leaves lack).
 
-A :class:`Domain` says which shapes, which hue range and which photos are used.  ``DOMAIN_A`` (round
-shapes, warm hues, portraits/animals/food) and ``DOMAIN_B`` (boxes, cool hues, scenes/objects) are
-visibly different, yet overlap enough (some shapes and hues are shared) for the open world to sit
-between chance and the closed world, as in the paper.
+A :class:`Domain` says which shapes, hues and photos are used.  ``DOMAIN_A`` (round shapes, warm
+hues, portrait / cat / coffee photos) and ``DOMAIN_B`` (boxes and triangles, green-blue hues,
+rocket / galaxy / microscopy photos) share no shape, hue range or photo.  How far apart they are
+was calibrated (:mod:`gfd.benchmark.calibrate`): with hue ranges that overlapped the open world was
+at the top of the target band (82-84%), this split brings it near the paper's 74.77% (Table 4).
 """
 from __future__ import annotations
 
@@ -54,7 +56,7 @@ DOMAIN_A = Domain(
     photos=("astronaut", "chelsea", "coffee"),
 )
 DOMAIN_B = Domain(
-    name="B", shapes=("rect", "triangle", "ellipse"), hue=(0.12, 0.62), saturation=(0.1, 0.7),
+    name="B", shapes=("rect", "triangle"), hue=(0.30, 0.70), saturation=(0.1, 0.7),
     value=(0.2, 0.95), photos=("rocket", "hubble_deep_field", "immunohistochemistry"),
 )
 DOMAINS = {"A": DOMAIN_A, "B": DOMAIN_B}
