@@ -7,7 +7,6 @@ environment from pytest.
 import os
 
 os.environ.setdefault("GFD_PRESET", "quick")
-os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("PYTHONWARNINGS", "ignore")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
