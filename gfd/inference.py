@@ -107,33 +107,30 @@ def _device_of(module: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def attribute(model_or_checkpoint, images: ImageInput, batch_size: int = 64) -> torch.Tensor:
-    """Source probabilities (N, K) from G_enc + H only (the attribution path of the paper)."""
+def _batched(model_or_checkpoint, images: ImageInput, batch_size: int, fn) -> torch.Tensor:
+    """``fn(generator, batch)`` over ``images`` in eval mode, batch by batch; results on the CPU."""
     generator, cfg, _ = resolve(model_or_checkpoint)
     x = to_batch(images, cfg)
     dev, was_training = _device_of(generator), generator.training
     generator.eval()
     try:
-        out = [torch.softmax(generator.classify(x[i:i + batch_size].to(dev)).float(), 1).cpu()
-               for i in range(0, len(x), batch_size)]
+        out = [fn(generator, x[i:i + batch_size].to(dev)).cpu() for i in range(0, len(x), batch_size)]
     finally:
         generator.train(was_training)
     return torch.cat(out)
 
 
 @torch.no_grad()
+def attribute(model_or_checkpoint, images: ImageInput, batch_size: int = 64) -> torch.Tensor:
+    """Source probabilities (N, K) from G_enc + H only (the attribution path of the paper)."""
+    return _batched(model_or_checkpoint, images, batch_size,
+                    lambda g, x: torch.softmax(g.classify(x).float(), 1))
+
+
+@torch.no_grad()
 def fingerprint(model_or_checkpoint, images: ImageInput, batch_size: int = 64) -> torch.Tensor:
     """The fingerprints f = G(x) (N, 3, H, W), on the CPU."""
-    generator, cfg, _ = resolve(model_or_checkpoint)
-    x = to_batch(images, cfg)
-    dev, was_training = _device_of(generator), generator.training
-    generator.eval()
-    try:
-        out = [generator.fingerprint(x[i:i + batch_size].to(dev)).float().cpu()
-               for i in range(0, len(x), batch_size)]
-    finally:
-        generator.train(was_training)
-    return torch.cat(out)
+    return _batched(model_or_checkpoint, images, batch_size, lambda g, x: g.fingerprint(x).float())
 
 
 def class_names(model_or_checkpoint) -> list[str] | None:

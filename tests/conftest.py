@@ -33,3 +33,12 @@ def make_dataset(tmp_path):
                     k += 1
         return root
     return build
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models gain nothing from threads, and on a busy shared CPU two threads run ~5x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -13,12 +13,7 @@ TINY = ["crop=32", "batch_size=4", "unet_depth=2", "unet_width=4", "unet_max_wid
         "eval_every=1", "ckpt_every=1", "device=cpu", "num_workers=0"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

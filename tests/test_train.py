@@ -10,13 +10,7 @@ from gfd.inference import attribute
 from gfd.train import NonFiniteLossError, Trainer, fixed, load_or_train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy shared CPU two threads run ~5x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_cfg(**changes):

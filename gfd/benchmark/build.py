@@ -410,8 +410,9 @@ def check_benchmark(root: str | os.PathLike, params: BenchmarkParams | None = No
 
 def repo_data_dir() -> Path:
     """``<repository>/data`` for a source checkout (editable install), else ``./data``."""
-    repo = Path(__file__).resolve().parents[2]
-    return repo / "data" if (repo / "pyproject.toml").is_file() else Path.cwd() / "data"
+    from gfd.utils import data_dir
+
+    return data_dir()
 
 
 def cache_name(params: BenchmarkParams, size: str) -> str:
