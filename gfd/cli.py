@@ -3,6 +3,7 @@
     python -m gfd train --preset quick [--set key=value ...] [--out DIR] [--fresh]
     python -m gfd evaluate --checkpoint PATH [--data-root DIR]
     python -m gfd attribute IMAGE... [--checkpoint PATH]
+    python -m gfd reproduce --table 1|4 [--preset course] [--seeds 0 1 2] [--out results]
 
 ``train`` uses ``cfg.data_root`` if set, else the built-in mini benchmark
 (:func:`gfd.benchmark.load_mini_benchmark`, built on first use).  Its run folder defaults to
@@ -111,6 +112,21 @@ def cmd_attribute(args) -> int:
     return 0
 
 
+def cmd_reproduce(args) -> int:
+    from gfd.reproduce import reproduce
+    from gfd.utils import results_dir
+    out = Path(args.out) if args.out else results_dir()
+    command = " ".join(["python -m gfd reproduce", f"--table {args.table}", f"--preset {args.preset}",
+                        "--seeds", *map(str, args.seeds), *(f"--set {kv}" for kv in args.set)])
+    try:
+        reproduce(args.table, args.preset, args.seeds, out, args.set, progress=not args.no_progress,
+                  command=command)
+    except KeyError as err:
+        raise ValueError(err.args[0]) from err
+    print((out / f"table{args.table}.md").read_text())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gfd", description="GFD-Net: train, evaluate, attribute.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -135,7 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--checkpoint", default=None, help="default: the newest data/runs/*/checkpoint.pt")
     a.set_defaults(func=cmd_attribute)
 
-    # --- `reproduce` subcommand: added by the reproduction helper (register its parser here) ---
+    r = sub.add_parser("reproduce", help="Table 1 (PRNU, DCT, AttNet, GFD-Net) or Table 4 (ablation) over seeds")
+    r.add_argument("--table", type=int, required=True, choices=(1, 4))
+    r.add_argument("--preset", default="course", choices=sorted(PRESETS))
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
+    r.add_argument("--out", default=None, help="folder of table<N>.md/.json and runs/ (default <repository>/results)")
+    r.add_argument("--no-progress", action="store_true")
+    r.set_defaults(func=cmd_reproduce)
     return p
 
 

@@ -241,36 +241,47 @@ def _json_safe(x: Any) -> Any:
 
 def results_table(rows: Mapping[str, Any] | Sequence[tuple[str, Any]], path_md: str | None = None,
                   path_json: str | None = None, metrics: Sequence[str] = ("closed", "open"),
-                  percent: bool = True, digits: int = 2, title: str | None = None) -> str:
+                  percent: bool = True, digits: int = 2, title: str | None = None,
+                  reference: Mapping[str, Mapping[str, float]] | None = None, reference_name: str = "paper",
+                  notes: Sequence[str] = (), meta: Mapping[str, Any] | None = None) -> str:
     """A Markdown table, one row per method and one column per metric (Tables 1, 2, 4 of the paper).
 
     ``rows``: ``{method: runs}`` (or a list of ``(method, runs)`` pairs), where ``runs`` is a list of
     per-seed results, a dict ``{seed: result}``, or one result; results as for
     :func:`aggregate_runs`.  Cells read ``"mean ± std (n seeds)"`` (accuracy in percent by default).
     Writes the table to ``path_md`` and, to ``path_json``, the summary plus the raw per-seed numbers.
-    Returns the Markdown text.
+    ``reference`` (``{method: {metric: value}}``, already in the table's unit) adds a column per
+    metric headed ``"<metric> (<reference_name>)"``, e.g. the paper's numbers; ``notes`` are
+    paragraphs printed under the table; ``meta`` is stored in the JSON as is.  Returns the Markdown.
     """
     metrics = list(metrics)
     norm = _rows(rows)
     if not norm:
         raise ValueError("results_table got no rows")
     unit = " (%)" if percent else ""
-    header = "| Method | " + " | ".join(f"{m}{unit}" for m in metrics) + " |"
-    lines = ([f"**{title}**", ""] if title else []) + [header, "|---" * (len(metrics) + 1) + "|"]
+    ref_metrics = [m for m in metrics if reference and any(m in r for r in reference.values())]
+    header = "| Method | " + " | ".join([f"{m}{unit}" for m in metrics]
+                                        + [f"{m} ({reference_name})" for m in ref_metrics]) + " |"
+    lines = ([f"**{title}**", ""] if title else []) + [header, "|---" * (len(metrics) + len(ref_metrics) + 1) + "|"]
     records = []
     for method, seeds, results in norm:
         summary = aggregate_runs(results, per_class=True)
-        lines.append(f"| {method} | " + " | ".join(format_cell(summary.get(m), percent, digits)
-                                                 for m in metrics) + " |")
+        ref = (reference or {}).get(method, {})
+        cells = [format_cell(summary.get(m), percent, digits) for m in metrics]
+        cells += [f"{ref[m]:.{digits}f}" if m in ref else "–" for m in ref_metrics]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
         records.append(dict(method=method, seeds=seeds, summary=summary,
                             per_seed=[flatten_metrics(r, per_class=True) for r in results],
                             per_seed_confusion=[{k: v["confusion"] for k, v in r.items()
                                                  if isinstance(v, Mapping) and "confusion" in v}
                                                 for r in results]))
+    for note in notes:
+        lines += ["", note]
     text = "\n".join(lines) + "\n"
     if path_md is not None:
         atomic_write(path_md, lambda p: p.write_text(text, encoding="utf-8"))
     if path_json is not None:
-        payload = _json_safe(dict(metrics=metrics, percent=percent, rows=records))
+        payload = _json_safe(dict(metrics=metrics, percent=percent, rows=records, reference=reference,
+                                  meta=dict(meta or {})))
         atomic_write(path_json, lambda p: p.write_text(json.dumps(payload, indent=2), encoding="utf-8"))
     return text

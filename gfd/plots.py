@@ -220,3 +220,56 @@ def plot_world_bars(rows: dict[str, dict[str, float]], title: str = "accuracy pe
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_table(table: dict, title: str | None = None, chance: float | None = None) -> plt.Figure:
+    """A reproduced table (the JSON of :func:`gfd.reproduce.write_table`): bars = mean over seeds,
+    error bars = std, dots = single seeds, black ticks = the paper's number (Tables 1 and 4)."""
+    rows = table["rows"]
+    names = [r["method"] for r in rows]
+    ref = table.get("reference") or {}
+    fig, ax = plt.subplots(figsize=(1.5 * len(names) + 2.5, 3.6))
+    xs = np.arange(len(names))
+    for k, (world, colour) in enumerate((("closed", "tab:blue"), ("open", "tab:orange"))):
+        x = xs + (k - 0.5) * 0.38
+        stats = [r["summary"].get(world) for r in rows]
+        means = [s["mean"] if s else np.nan for s in stats]
+        stds = [s["std"] if s and s["std"] is not None else 0.0 for s in stats]
+        ax.bar(x, means, 0.38, yerr=stds, capsize=3, color=colour, alpha=0.8, label=f"{world} (here)")
+        for xi, s in zip(x, stats):
+            if s:
+                ax.scatter(np.full(len(s["values"]), xi), s["values"], s=10, color="black", zorder=3)
+        paper = [ref.get(n, {}).get(world, np.nan) / 100 for n in names]
+        ax.scatter(x, paper, marker="_", s=400, color="black", linewidths=2, zorder=4,
+                   label="paper" if k == 0 else None)
+    if chance is not None:
+        ax.axhline(chance, color="grey", ls="--", lw=1, label="chance")
+    ax.set_xticks(xs, names, rotation=15)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("accuracy")
+    meta = table.get("meta") or {}
+    ax.set_title(title or f"Table {meta.get('table', '?')}, preset {meta.get('preset', '?')}, "
+                          f"{len(meta.get('seeds', []))} seeds")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def plot_maps(maps, names: list[str], title: str | None = None, cmap: str = "RdBu_r",
+              signed: bool = True) -> plt.Figure:
+    """One 2-D map per class side by side (e.g. a DCT spectrum minus the mean over all classes).
+
+    ``signed`` centres the colour scale on 0 with a range shared by all maps."""
+    maps = [np.asarray(m.detach().cpu() if hasattr(m, "detach") else m, dtype=np.float32) for m in maps]
+    fig, axes = plt.subplots(1, len(maps), figsize=(2.3 * len(maps), 2.6), squeeze=False)
+    top = max(float(np.abs(m).max()) for m in maps) or 1.0
+    for ax, m, name in zip(axes[0], maps, names):
+        kw = dict(vmin=-top, vmax=top) if signed else {}
+        ax.imshow(m, cmap=cmap, interpolation="nearest", **kw)
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -80,3 +80,8 @@ def data_dir() -> Path:
 def runs_dir() -> Path:
     """The cache of trained runs the notebooks share (``data/runs``)."""
     return data_dir() / "runs"
+
+
+def results_dir() -> Path:
+    """Where ``python -m gfd reproduce`` writes the tables: ``<repository>/results`` (committed)."""
+    return data_dir().parent / "results"

@@ -180,6 +180,7 @@ def test_prnu_reads_train_only():
 
 def test_options_from_config_dict_and_errors():
     cfg = get_config("quick", device="cpu")
+    assert resolve_options(dct.DCTOptions, cfg).steps == cfg.steps   # the budget of the GFD-Net it meets
     opts = resolve_options(dct.DCTOptions, cfg, steps=7)
     assert (opts.lr, opts.device, opts.steps) == (cfg.lr, "cpu", 7)
     assert resolve_options(attnet.AttNetOptions, {"width": 4}).width == 4

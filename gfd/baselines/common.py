@@ -24,13 +24,17 @@ from torchvision.transforms import v2
 from gfd.evaluate import predict_loader
 
 O = TypeVar("O")
+SHARED_KNOBS = ("lr", "steps", "device")
+"""Options a baseline takes from a gfd ``Config``'s own fields."""
 
 
 def resolve_options(cls: type[O], options: Any = None, **changes: Any) -> O:
     """Build the options dataclass ``cls`` from ``None``, an instance, a dict or a gfd ``Config``.
 
     From a ``Config`` a field ``f`` is read from ``cfg.baseline_<f>`` if the config has it, and the
-    shared knobs ``lr`` and ``device`` from the config's own fields; the rest keep their defaults.
+    shared knobs ``lr``, ``steps`` and ``device`` from the config's own fields (so a baseline gets
+    the training budget and learning rate of the GFD-Net it is compared with); the rest keep their
+    defaults.
     ``changes`` (keyword arguments) win over everything.  Unknown names raise a ``KeyError``.
     """
     names = {f.name for f in dataclasses.fields(cls)}
@@ -45,7 +49,7 @@ def resolve_options(cls: type[O], options: Any = None, **changes: Any) -> O:
         for name in names:
             if hasattr(options, f"baseline_{name}"):
                 base[name] = getattr(options, f"baseline_{name}")
-            elif name in ("lr", "device") and hasattr(options, name):
+            elif name in SHARED_KNOBS and hasattr(options, name):
                 base[name] = getattr(options, name)
     base.update(changes)
     unknown = sorted(set(base) - names)

@@ -1,0 +1,113 @@
+"""``gfd.reproduce`` and ``python -m gfd reproduce``: every row, every seed, resumable, honest keys."""
+import json
+
+import pytest
+
+from gfd import reproduce as rep
+from gfd.cli import main
+from gfd.data import get_loaders
+from gfd.config import get_config
+
+TINY = ["crop=32", "batch_size=4", "unet_depth=2", "unet_width=4", "unet_max_width=16", "disc_width=4",
+        "classifier_weights=random", "perceptual_weights=random", "steps=2", "c_pretrain_steps=1",
+        "eval_every=0", "ckpt_every=0", "device=cpu", "num_workers=0"]
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture
+def tiny(make_dataset, tmp_path):
+    root = make_dataset(n=4)
+    overrides = TINY + [f"data_root={root}"]
+    bundle = get_loaders(root, get_config("quick", overrides))
+    return dict(overrides=overrides, bundle=bundle, out=tmp_path / "results", cache=tmp_path / "runs")
+
+
+def _reproduce(table, tiny, seeds=(0, 1, 2), **kw):
+    return rep.reproduce(table, "quick", seeds, tiny["out"], tiny["overrides"], bundle=tiny["bundle"],
+                         cache_dir=tiny["cache"], progress=False, log=lambda *_: None, **kw)
+
+
+def test_table4_has_every_row_and_seed_and_resumes_without_recomputing(tiny, monkeypatch):
+    runs = _reproduce(4, tiny)
+    assert list(runs) == ["G", "G+D", "G+C", "G+D+C", "G+D+C+L_percept"]
+    assert all(sorted(by_seed) == [0, 1, 2] for by_seed in runs.values())
+    md = (tiny["out"] / "table4.md").read_text()
+    for method in runs:
+        assert f"| {method} |" in md
+    assert "(3 seeds)" in md and "Preset `quick`" in md and "74.77" in md   # paper column beside ours
+    table = json.loads((tiny["out"] / "table4.json").read_text())
+    assert [r["method"] for r in table["rows"]] == list(runs)
+    assert all(r["summary"]["closed"]["n"] == 3 for r in table["rows"])
+    assert table["meta"]["preset"] == "quick" and table["meta"]["seeds"] == [0, 1, 2]
+    # G-only of Table 4 really trains without D, C and the perceptual loss
+    g = runs["G"][0]
+    assert g["weights"] == rep.NO_PRETRAINED and "C random" in runs["G+C"][0]["weights"]
+
+    def fail(*a, **k):
+        raise AssertionError("a stored run was recomputed")
+    monkeypatch.setattr(rep, "measure_run", fail)
+    again = _reproduce(4, tiny)
+    assert again == runs
+
+
+def test_a_changed_config_or_a_torn_file_is_recomputed(tiny):
+    runs = _reproduce(4, tiny, seeds=(0,))
+    spec = rep.RunSpec("G", 0, get_config("quick", tiny["overrides"]))
+    path = rep.run_path(tiny["out"], spec)
+    assert rep.load_run(path, spec.key()) == runs["G"][0]
+    other = rep.RunSpec("G", 0, get_config("quick", tiny["overrides"] + ["w1=3"]))
+    assert other.key() != spec.key() and rep.load_run(path, other.key()) is None
+    path.write_text("{not json")
+    assert rep.load_run(path, spec.key()) is None
+
+
+def test_gfd_net_of_table1_shares_its_runs_with_the_full_model_of_table4():
+    cfg = get_config("quick", TINY)
+    assert rep.run_slug("GFD-Net") == rep.run_slug("G+D+C+L_percept")
+    assert rep.RunSpec("GFD-Net", 1, cfg).key() == rep.RunSpec("G+D+C+L_percept", 1, cfg).key()
+    assert rep.RunSpec("G", 1, cfg).config().g_only
+    assert rep.RunSpec("PRNU", 1, cfg).key() != rep.RunSpec("DCT", 1, cfg).key()
+
+
+def test_bad_requests_fail_clearly(tiny):
+    with pytest.raises(ValueError, match="tables reproduced here are"):
+        rep.methods(2)
+    with pytest.raises(ValueError, match="distinct seeds"):
+        _reproduce(4, tiny, seeds=(0, 0))
+
+
+def test_cli_reproduces_table1_with_the_baselines(tiny, monkeypatch, capsys):
+    monkeypatch.setattr("gfd.train.runs_dir", lambda: tiny["cache"])
+    args = ["reproduce", "--table", "1", "--preset", "quick", "--seeds", "0", "1", "2",
+            "--out", str(tiny["out"]), "--no-progress"]
+    for item in tiny["overrides"]:
+        args += ["--set", item]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    for method in ("PRNU", "DCT", "AttNet", "GFD-Net"):
+        assert f"| {method} |" in out
+    assert "Produced by `python -m gfd reproduce --table 1 --preset quick --seeds 0 1 2" in out
+    table = rep.load_table(1, tiny["out"])
+    assert table["reference"]["AttNet"] == {"closed": 99.44, "open": 65.18}
+    per_seed = {r["method"]: r["per_seed"] for r in table["rows"]}
+    assert all(len(v) == 3 and 0.0 <= v[0]["open"] <= 1.0 for v in per_seed.values())
+    assert (tiny["cache"]).is_dir() and any(tiny["cache"].iterdir())     # GFD-Net went to the cache
+
+
+def _stats(mean, std):
+    return {"mean": mean, "std": std, "n": 3, "values": [mean] * 3}
+
+
+def test_claims_compare_means_and_flag_gaps_inside_the_seed_spread():
+    summary = {"G": {"open": _stats(0.70, 0.01)}, "G+D": {"open": _stats(0.75, 0.01)},
+               "G+C": {"open": _stats(0.69, 0.01)}, "G+D+C": {"open": _stats(0.71, 0.05)},
+               "G+D+C+L_percept": {"open": _stats(0.60, 0.01)}}
+    claims = {c.text: c for c in rep.check_claims(4, summary)}
+    assert claims["open: G+D <= G"].verdict == "not reproduced"            # D alone helped here
+    assert claims["open: G+C <= G"].verdict == "reproduced"
+    assert claims["open: G+D+C > G"].verdict == "same direction, within the seed spread"
+    assert claims["open: G+D+C+L_percept > G"].verdict == "not reproduced"
+    assert claims["open: G+D+C > G"].paper_gap == pytest.approx(76.40 - 74.77)
+    assert claims["open: G+D+C > G"].gap == pytest.approx(1.0)
+    assert len(rep.check_claims(1, {"GFD-Net": summary["G"]})) == 0          # rows missing: no claim
