@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from gfd.config import Config, get_config
-from gfd.evaluate import SELECTION_SPLIT, aggregate_runs, evaluate_model, results_table
+from gfd.evaluate import SELECTION_SPLIT, evaluate_model, results_table
 from gfd.experiments import ABLATIONS
 from gfd.utils import atomic_write, pbar
 
@@ -228,16 +228,6 @@ def write_table(table: int, runs: dict[str, dict[int, dict]], out_dir: str | os.
                          notes=notes, meta=meta)
 
 
-def flat_run(run: dict) -> dict[str, float]:
-    """``{"val": acc, "closed": acc, "open": acc}`` of one stored run."""
-    return {r.get("world", split): r["acc"] for split, r in run["results"].items()}
-
-
-def summarise(runs: dict[str, dict[int, dict]]) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{method: {metric: dict(mean, std, n, values)}}`` for val, closed and open."""
-    return {m: aggregate_runs([flat_run(r) for r in by_seed.values()]) for m, by_seed in runs.items()}
-
-
 def load_table(table: int, out_dir: str | os.PathLike = "results") -> dict[str, Any] | None:
     """The JSON written by :func:`write_table` (``None`` if it has not been produced yet)."""
     path = Path(out_dir) / f"table{table}.json"
@@ -299,7 +289,7 @@ class Claim:
 
 
 def check_claims(table: int, summary: dict[str, dict[str, dict[str, Any]]]) -> list[Claim]:
-    """Test the paper's orderings on ``summary`` (:func:`summarise`, or a table JSON's row summaries).
+    """Test the paper's orderings on ``summary`` (``{method: {metric: stats}}`` as in :func:`table_summary`).
 
     "a > b" holds when a's mean is higher; "a <= b" when it is not higher.  A claim that holds by
     less than the larger seed standard deviation of a and b is flagged as within the spread.
