@@ -3,7 +3,7 @@
     python -m gfd train --preset quick [--set key=value ...] [--out DIR] [--fresh]
     python -m gfd evaluate --checkpoint PATH [--data-root DIR]
     python -m gfd attribute IMAGE... [--checkpoint PATH]
-    python -m gfd reproduce --table 1|4 [--preset course] [--seeds 0 1 2] [--out results]
+    python -m gfd reproduce --table 1|4 [--preset course] [--seeds 0 1 2] [--methods ROW ...] [--out results]
 
 ``train`` uses ``cfg.data_root`` if set, else the built-in mini benchmark
 (:func:`gfd.benchmark.load_mini_benchmark`, built on first use).  Its run folder defaults to
@@ -117,10 +117,11 @@ def cmd_reproduce(args) -> int:
     from gfd.utils import results_dir
     out = Path(args.out) if args.out else results_dir()
     command = " ".join(["python -m gfd reproduce", f"--table {args.table}", f"--preset {args.preset}",
-                        "--seeds", *map(str, args.seeds), *(f"--set {kv}" for kv in args.set)])
+                        "--seeds", *map(str, args.seeds), *(f"--set {kv}" for kv in args.set),
+                        *(["--methods", *args.methods] if args.methods else [])])
     try:
         reproduce(args.table, args.preset, args.seeds, out, args.set, progress=not args.no_progress,
-                  command=command)
+                  command=command, only=args.methods)
     except KeyError as err:
         raise ValueError(err.args[0]) from err
     print((out / f"table{args.table}.md").read_text())
@@ -156,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--preset", default="course", choices=sorted(PRESETS))
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
+    r.add_argument("--methods", nargs="+", default=None, metavar="ROW",
+                   help="only these rows, e.g. --methods G G+C (default: every row of the table)")
     r.add_argument("--out", default=None, help="folder of table<N>.md/.json and runs/ (default <repository>/results)")
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=cmd_reproduce)

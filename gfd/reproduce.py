@@ -105,26 +105,19 @@ class RunSpec:
         what: dict[str, Any] = dict(method=run_slug(self.method), config=self.config().to_dict())
         if not self.is_gfd:
             from gfd.baselines.common import resolve_options
-            module = baselines.BASELINES[BASELINE_KEYS[self.method]]
-            opts = resolve_options(_options_class(module), self.config())
+            opts = resolve_options(baselines.OPTIONS[BASELINE_KEYS[self.method]], self.config())
             what["options"] = repr(opts)
         text = json.dumps(what, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _options_class(module) -> type:
-    for name in dir(module):
-        if name.endswith("Options"):
-            return getattr(module, name)
-    raise AttributeError(f"{module.__name__} has no *Options dataclass")
-
-
 def measure_run(spec: RunSpec, bundle, cache_dir: str | os.PathLike | None = None,
-                progress: bool = True) -> dict[str, Any]:
+                progress: bool = True, key: str | None = None) -> dict[str, Any]:
     """Train (or load) one run and measure it on the validation split and both test worlds.
 
     GFD-Net runs are trained by :func:`gfd.train.load_or_train` under ``cache_dir`` (default
     ``data/runs``), where the notebooks find them; the baselines are refitted (they are cheap).
+    ``key`` is ``spec.key()`` when the caller has it already.
     """
     cfg = spec.config()
     start = time.perf_counter()
@@ -141,7 +134,7 @@ def measure_run(spec: RunSpec, bundle, cache_dir: str | os.PathLike | None = Non
         model = fit_baseline(BASELINE_KEYS[spec.method], bundle, options=cfg, seed=spec.seed, progress=progress)
         weights = NO_PRETRAINED
     results = evaluate_model(model, bundle, splits=(SELECTION_SPLIT, "test_closed", "test_open"))
-    return dict(method=spec.method, seed=spec.seed, preset=cfg.preset, key=spec.key(),
+    return dict(method=spec.method, seed=spec.seed, preset=cfg.preset, key=key or spec.key(),
                 benchmark=benchmark_label(bundle, cfg), weights=weights,
                 seconds=round(time.perf_counter() - start, 1), results=results)
 
@@ -174,22 +167,37 @@ def _save_run(path: Path, run: dict[str, Any]) -> None:
     atomic_write(path, lambda p: p.write_text(json.dumps(run, indent=1), encoding="utf-8"))
 
 
+def select_methods(table: int, only: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The rows of Table ``table``, or those of ``only`` in the table's order (unknown names fail)."""
+    rows = methods(table)
+    if not only:
+        return rows
+    unknown = [m for m in only if m not in rows]
+    if unknown:
+        raise ValueError(f"Table {table} has no row {unknown}; its rows are {list(rows)}")
+    return tuple(m for m in rows if m in only)
+
+
 def collect_runs(table: int, cfg: Config, seeds: Sequence[int], bundle, out_dir: str | os.PathLike,
                  cache_dir: str | os.PathLike | None = None, progress: bool = True,
-                 log: Callable[[str], None] = print) -> dict[str, dict[int, dict]]:
-    """Every (method, seed) run of a table, loaded if stored, else computed and stored at once."""
+                 log: Callable[[str], None] = print, only: Sequence[str] | None = None
+                 ) -> dict[str, dict[int, dict]]:
+    """Every (method, seed) run of a table (or of the rows in ``only``), loaded if stored, else
+    computed and stored at once."""
     if len(set(seeds)) != len(seeds) or not seeds:
         raise ValueError(f"give distinct seeds, at least one; got {list(seeds)}")
     out_dir = Path(out_dir)
-    specs = [RunSpec(m, s, cfg) for m in methods(table) for s in seeds]
-    runs: dict[str, dict[int, dict]] = {m: {} for m in methods(table)}
+    rows = select_methods(table, only)
+    specs = [RunSpec(m, s, cfg) for m in rows for s in seeds]
+    runs: dict[str, dict[int, dict]] = {m: {} for m in rows}
     bar = pbar(specs, enabled=progress, desc=f"Table {table} runs", unit="run")
     for spec in bar:
         bar.set_postfix(method=spec.method, seed=spec.seed)
         path = run_path(out_dir, spec)
-        run = load_run(path, spec.key())
+        key = spec.key()
+        run = load_run(path, key)
         if run is None:
-            run = measure_run(spec, bundle, cache_dir, progress=progress)
+            run = measure_run(spec, bundle, cache_dir, progress=progress, key=key)
             _save_run(path, run)
             log(f"{spec.method:16s} seed {spec.seed}: closed {_acc(run, 'test_closed')}  "
                 f"open {_acc(run, 'test_open')}  ({run['seconds']:.0f} s) -> {path}")
@@ -237,22 +245,54 @@ def load_table(table: int, out_dir: str | os.PathLike = "results") -> dict[str, 
 def reproduce(table: int, preset: str | None = None, seeds: Sequence[int] = DEFAULT_SEEDS,
               out_dir: str | os.PathLike = "results", overrides: Sequence[str] = (), bundle=None,
               cache_dir: str | os.PathLike | None = None, progress: bool = True, command: str | None = None,
-              log: Callable[[str], None] = print) -> dict[str, dict[int, dict]]:
+              log: Callable[[str], None] = print, only: Sequence[str] | None = None) -> dict[str, dict[int, dict]]:
     """Measure every row of Table ``table`` over ``seeds`` and write ``out_dir/table<N>.{md,json}``.
 
     ``preset`` and ``overrides`` (``"key=value"`` strings) make the config as for
     ``python -m gfd train``; the data are ``bundle``, else ``cfg.data_root`` or the built-in
     benchmark of the preset.  GFD-Net networks are cached under ``cache_dir`` (default
-    ``data/runs``).  Returns ``{method: {seed: run}}``.
+    ``data/runs``).  ``only`` keeps some rows (e.g. ``["G", "G+C"]``).  Returns
+    ``{method: {seed: run}}``.
     """
-    methods(table)
+    select_methods(table, only)
     cfg = get_config(preset, list(overrides))
     if bundle is None:
         from gfd.cli import load_data
         bundle = load_data(cfg, progress=progress)
-    runs = collect_runs(table, cfg, list(seeds), bundle, out_dir, cache_dir, progress=progress, log=log)
+    runs = collect_runs(table, cfg, list(seeds), bundle, out_dir, cache_dir, progress=progress, log=log,
+                        only=only)
     write_table(table, runs, out_dir, command=command)
     return runs
+
+
+def per_class_means(table_json: dict[str, Any], world: str = "open") -> tuple[list[str], list[str], list[list[float]]]:
+    """``(methods, classes, acc)`` from a table's JSON: ``acc[i][j]`` is method i on class j in
+    ``world`` (``"open"``, ``"closed"`` or ``"val"``), the mean over the table's seeds."""
+    names, classes, rows = [], None, []
+    for row in table_json["rows"]:
+        keys = [k for k in row["summary"] if k.startswith(f"{world}/")]
+        if not keys:
+            raise KeyError(f"table row {row['method']!r} has no per-class accuracy for world {world!r}")
+        mine = [k.split("/", 1)[1] for k in keys]
+        classes = classes or mine
+        if mine != classes:
+            raise ValueError(f"row {row['method']!r}: classes {mine} differ from {classes}")
+        names.append(row["method"])
+        rows.append([row["summary"][k]["mean"] for k in keys])
+    return names, classes or [], rows
+
+
+def seeds_to_resolve(gap: float, std: float, z: float = 2.0) -> float:
+    """Seeds per row needed before a mean difference ``gap`` stands ``z`` standard errors clear of zero.
+
+    Two rows with the same seed standard deviation ``std``: the difference of their means has
+    standard error ``std * sqrt(2 / n)``, so ``n = 2 (z std / gap)^2``, rounded up (at least 2;
+    ``inf`` for a zero gap).
+    """
+    import math
+    if gap == 0:
+        return math.inf
+    return max(2, math.ceil(2 * (z * std / gap) ** 2))
 
 
 # --- which of the paper's claims hold here --------------------------------------------------------
@@ -278,10 +318,10 @@ class Claim:
 
     @property
     def verdict(self) -> str:
-        if not self.holds:
-            return "not reproduced"
         clear = abs(self.gap) > self.spread or self.gap == 0
-        return "reproduced" if clear else "same direction, within the seed spread"
+        if self.holds:
+            return "reproduced" if clear else "same direction, within the seed spread"
+        return "reversed" if clear else "not reproduced, within the seed spread"
 
     def __str__(self) -> str:
         return (f"{self.text:34s} paper {self.paper_gap:+6.2f}  here {self.gap:+6.2f} "

@@ -38,6 +38,13 @@ def test_table4_has_every_row_and_seed_and_resumes_without_recomputing(tiny, mon
     assert "(3 seeds)" in md and "Preset `quick`" in md and "74.77" in md   # paper column beside ours
     table = json.loads((tiny["out"] / "table4.json").read_text())
     assert [r["method"] for r in table["rows"]] == list(runs)
+    names, classes, acc = rep.per_class_means(table, "open")
+    assert names == list(runs) and classes == tiny["bundle"].classes
+    per_seed = [runs["G+D"][s]["results"]["test_open"]["per_class_acc"] for s in (0, 1, 2)]
+    first = classes[0]
+    assert acc[1][0] == pytest.approx(sum(float(p[first]) for p in per_seed) / 3)
+    with pytest.raises(KeyError, match="world 'moon'"):
+        rep.per_class_means(table, "moon")
     assert all(r["summary"]["closed"]["n"] == 3 for r in table["rows"])
     assert table["meta"]["preset"] == "quick" and table["meta"]["seeds"] == [0, 1, 2]
     # G-only of Table 4 really trains without D, C and the perceptual loss
@@ -73,6 +80,8 @@ def test_gfd_net_of_table1_shares_its_runs_with_the_full_model_of_table4():
 def test_bad_requests_fail_clearly(tiny):
     with pytest.raises(ValueError, match="tables reproduced here are"):
         rep.methods(2)
+    with pytest.raises(ValueError, match=r"no row \['G\+Q'\]"):
+        _reproduce(4, tiny, only=["G", "G+Q"])
     with pytest.raises(ValueError, match="distinct seeds"):
         _reproduce(4, tiny, seeds=(0, 0))
 
@@ -104,10 +113,29 @@ def test_claims_compare_means_and_flag_gaps_inside_the_seed_spread():
                "G+C": {"open": _stats(0.69, 0.01)}, "G+D+C": {"open": _stats(0.71, 0.05)},
                "G+D+C+L_percept": {"open": _stats(0.60, 0.01)}}
     claims = {c.text: c for c in rep.check_claims(4, summary)}
-    assert claims["open: G+D <= G"].verdict == "not reproduced"            # D alone helped here
+    assert claims["open: G+D <= G"].verdict == "reversed"                  # D alone helped here, clearly
     assert claims["open: G+C <= G"].verdict == "reproduced"
     assert claims["open: G+D+C > G"].verdict == "same direction, within the seed spread"
-    assert claims["open: G+D+C+L_percept > G"].verdict == "not reproduced"
+    assert claims["open: G+D+C+L_percept > G"].verdict == "reversed"
+    within = rep.check_claims(4, {**summary, "G+D": {"open": _stats(0.72, 0.03)}})
+    assert {c.text: c for c in within}["open: G+D <= G"].verdict == "not reproduced, within the seed spread"
     assert claims["open: G+D+C > G"].paper_gap == pytest.approx(76.40 - 74.77)
     assert claims["open: G+D+C > G"].gap == pytest.approx(1.0)
     assert len(rep.check_claims(1, {"GFD-Net": summary["G"]})) == 0          # rows missing: no claim
+
+
+def test_methods_keeps_some_rows_in_the_table_order(tiny, monkeypatch, capsys):
+    monkeypatch.setattr("gfd.train.runs_dir", lambda: tiny["cache"])
+    out = tiny["out"] / "subset"
+    assert main(["reproduce", "--table", "4", "--preset", "quick", "--seeds", "0", "--methods", "G+C", "G",
+                 "--out", str(out), "--no-progress", *(f"--set={kv}" for kv in tiny["overrides"])]) == 0
+    table = rep.load_table(4, out)
+    assert [r["method"] for r in table["rows"]] == ["G", "G+C"]
+    assert table["meta"]["command"].endswith("--methods G+C G")
+
+
+def test_seeds_to_resolve_follows_the_standard_error_of_a_difference():
+    assert rep.seeds_to_resolve(gap=4.0, std=15.0) == 113            # 2 * (2 * 15 / 4)^2 = 112.5
+    assert rep.seeds_to_resolve(gap=-4.0, std=15.0) == 113
+    assert rep.seeds_to_resolve(gap=30.0, std=1.0) == 2
+    assert rep.seeds_to_resolve(gap=0.0, std=1.0) == float("inf")

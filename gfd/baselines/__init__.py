@@ -24,6 +24,8 @@ from gfd.baselines.common import predict
 BASELINES = {"prnu": prnu, "dct": dct, "attnet": attnet}
 """name -> module; names as in the paper's tables: PRNU, DCT, AttNet."""
 DISPLAY_NAMES = {"prnu": "PRNU", "dct": "DCT", "attnet": "AttNet"}
+OPTIONS = {"prnu": prnu.PRNUOptions, "dct": dct.DCTOptions, "attnet": attnet.AttNetOptions}
+"""name -> the options dataclass its ``fit`` resolves (fields shared with a ``Config`` are taken from it)."""
 
 
 def fit_baseline(name: str, bundle: Any, options: Any = None, seed: int = 0, progress: bool = True,
@@ -35,4 +37,4 @@ def fit_baseline(name: str, bundle: Any, options: Any = None, seed: int = 0, pro
     return BASELINES[key].fit(bundle, options, seed=seed, progress=progress, **changes)
 
 
-__all__ = ["BASELINES", "DISPLAY_NAMES", "fit_baseline", "predict", "prnu", "dct", "attnet"]
+__all__ = ["BASELINES", "DISPLAY_NAMES", "OPTIONS", "fit_baseline", "predict", "prnu", "dct", "attnet"]
