@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -289,7 +290,6 @@ def seeds_to_resolve(gap: float, std: float, z: float = 2.0) -> float:
     standard error ``std * sqrt(2 / n)``, so ``n = 2 (z std / gap)^2``, rounded up (at least 2;
     ``inf`` for a zero gap).
     """
-    import math
     if gap == 0:
         return math.inf
     return max(2, math.ceil(2 * (z * std / gap) ** 2))
