@@ -58,14 +58,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
 
 
 def pbar(iterable=None, enabled: bool = True, **kwargs):
-    """A ``tqdm.auto`` progress bar; ``enabled=False`` hides it.
+    """A ``tqdm.auto`` progress bar; ``enabled=False`` hides it, and so does ``TQDM_DISABLE=1``.
 
-    When enabled, ``disable`` is left to tqdm, so ``TQDM_DISABLE=1`` (set under test) silences
-    every bar of the course at once.
+    The root ``conftest.py`` sets ``TQDM_DISABLE=1`` under test.  ``tqdm.std`` reads that variable
+    itself but ``tqdm.notebook`` (what ``tqdm.auto`` picks in a kernel) does not, and a widget bar
+    in a notebook under nbval sends a message per update, so it is honoured here for both.
     """
     from tqdm.auto import tqdm
 
-    if not enabled:
+    if not enabled or os.environ.get("TQDM_DISABLE", "").strip().lower() in {"1", "true", "yes"}:
         kwargs["disable"] = True
     return tqdm(iterable, **kwargs)
 

@@ -8,7 +8,7 @@ import torch
 
 import gfd
 from gfd.config import PRESETS, get_config
-from gfd.utils import atomic_write, choose_device, seed_everything
+from gfd.utils import atomic_write, choose_device, pbar, seed_everything
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,6 +73,15 @@ def test_choose_device():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA"):
             choose_device("cuda")
+
+
+def test_tqdm_disable_silences_notebook_bars_too(monkeypatch):
+    import tqdm.notebook
+    monkeypatch.setattr("tqdm.auto.tqdm", tqdm.notebook.tqdm)      # what tqdm.auto picks in a kernel
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert pbar(range(3)).disable
+    monkeypatch.delenv("TQDM_DISABLE")
+    assert pbar(range(3), enabled=False).disable
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path):

@@ -22,11 +22,10 @@ from typing import Any, Iterable
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from gfd.baselines.common import num_classes, predict, resolve_options
 from gfd.supervised import fit_classifier
-from gfd.utils import choose_device, seed_everything
+from gfd.utils import choose_device, pbar, seed_everything
 
 CLASSIFIERS = ("cnn", "linear")
 
@@ -77,7 +76,7 @@ def dct_statistics(loader: Iterable, eps: float = 1e-6, progress: bool = False
     """Per-coefficient mean and std (C, H, W) of the log-DCT over the images of ``loader``."""
     s = s2 = None
     n = 0
-    for x, _ in tqdm(loader, desc="DCT statistics", disable=not progress, leave=False):
+    for x, _ in pbar(loader, enabled=progress, desc="DCT statistics", leave=False):
         f = log_dct(x.float(), eps).double()  # the forward pass's precision, float64 sums
         if s is None:
             s, s2 = torch.zeros_like(f[0]), torch.zeros_like(f[0])

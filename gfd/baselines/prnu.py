@@ -26,10 +26,9 @@ import numpy as np
 import torch
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
-from tqdm.auto import tqdm
 
 from gfd.baselines.common import deterministic_loader, num_classes, predict, resolve_options
-from gfd.utils import seed_everything
+from gfd.utils import pbar, seed_everything
 
 DENOISERS = ("wavelet", "gaussian")
 
@@ -109,7 +108,7 @@ def fit_fingerprints(loader: Iterable, num_classes: int, options: PRNUOptions | 
     """``F_k`` = mean residual of the images of class k in ``loader``; returns (K, C, H, W)."""
     opts = options or PRNUOptions()
     sums, counts = None, torch.zeros(num_classes, dtype=torch.float64)
-    for x, y in tqdm(loader, desc="PRNU fingerprints", disable=not progress, leave=False):
+    for x, y in pbar(loader, enabled=progress, desc="PRNU fingerprints", leave=False):
         r = residuals(x, opts).double()
         if sums is None:
             sums = torch.zeros(num_classes, *r.shape[1:], dtype=torch.float64)

@@ -47,11 +47,11 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
 
 from gfd.benchmark.domains import DOMAIN_A, DOMAIN_B, Domain, sample_images
 from gfd.benchmark.generators import FAMILIES, VARIANT_BASE, VARIANTS, GenConfig
 from gfd.benchmark.zoo import TrainSettings, generate, train_generator
+from gfd.utils import pbar
 
 FORMAT_VERSION = 1  # bump when code that shapes the images changes (then every cache rebuilds)
 REAL = "real"
@@ -294,7 +294,7 @@ def build_benchmark(out: str | os.PathLike, params: BenchmarkParams, progress: b
     out.mkdir(parents=True, exist_ok=True)
     dA, dB = p.domain_closed, p.domain_open
     # 1. real images: the real class of each world, and the disjoint images that train / feed generators
-    with tqdm(total=4, desc="real images", disable=not progress, leave=False) as bar:
+    with pbar(None, enabled=progress, total=4, desc="real images", leave=False) as bar:
         inputs = real(dA, "feed/variants", p.n_variant)   # fed to the variant family and its variants
         write_variant(REAL, inputs)
         write_closed(REAL, real(dA, REAL, n_closed))
@@ -313,7 +313,7 @@ def build_benchmark(out: str | os.PathLike, params: BenchmarkParams, progress: b
         bar.update(1)
     # 3. train every generator and write what it generates
     variant_names = {v.name for v in p.variants}
-    bar = tqdm(total=len(jobs), desc="mini benchmark", unit="generator", disable=not progress)
+    bar = pbar(None, enabled=progress, total=len(jobs), desc="mini benchmark", unit="generator")
     for job, outs, info in _run_jobs(jobs, p, workers, progress):
         generators[job.key] = info
         if job.cfg.name in variant_names:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from gfd.benchmark.generators import AutoGANGenerator, GenConfig, PatchDiscriminator
+from gfd.utils import pbar
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def train_generator(cfg: GenConfig, images: np.ndarray, settings: TrainSettings,
         raise ValueError(f"generator {cfg.name}: crop {settings.crop} must be <= {side} and a multiple of "
                          f"{2 ** cfg.levels} (the bottleneck stride)")
     rec = adv = d_loss = torch.tensor(0.0)
-    for _ in tqdm(range(settings.steps), desc=desc or f"train {cfg.name}", disable=not progress, leave=False):
+    for _ in pbar(range(settings.steps), enabled=progress, desc=desc or f"train {cfg.name}", leave=False):
         x = data[torch.randint(len(data), (settings.batch_size,), generator=gen)]
         top, left = torch.randint(side - settings.crop + 1, (2,), generator=gen).tolist()
         x = x[:, :, top:top + settings.crop, left:left + settings.crop]
