@@ -8,7 +8,7 @@ reported as mean +- std.
 
 How a table is made::
 
-    reproduce(table=1, preset="course", seeds=(0, 1, 2), out_dir="results")
+    reproduce(table=1, preset="course", seeds=(0, 1, 2))          # -> <repository>/results
 
 1. One *run* = one method, one seed.  Its numbers go to ``<out_dir>/runs/<preset>/<method>-seed<k>.json``
    together with a key of everything it depends on; a run whose file exists with the same key is
@@ -40,7 +40,7 @@ from typing import Any, Callable, Sequence
 from gfd.config import Config, get_config
 from gfd.evaluate import SELECTION_SPLIT, evaluate_model, results_table
 from gfd.experiments import ABLATIONS
-from gfd.utils import atomic_write, pbar
+from gfd.utils import atomic_write, pbar, results_dir
 
 # Accuracy (%) of the paper on 128 px cross-dataset attribution (CelebA -> LSUN), 5 classes.
 PAPER: dict[int, dict[str, dict[str, float]]] = {
@@ -231,23 +231,26 @@ def write_table(table: int, runs: dict[str, dict[int, dict]], out_dir: str | os.
              "the offline miniature, so compare orderings and gaps, not levels."]
     if command:
         notes.append(f"Produced by `{command}`.")
-    return results_table({m: {s: r["results"] for s, r in by_seed.items()} for m, by_seed in runs.items()}, Path(out_dir) / f"table{table}.md",
-                         Path(out_dir) / f"table{table}.json", metrics=("closed", "open", "val"),
+    rows = {m: {s: r["results"] for s, r in by_seed.items()} for m, by_seed in runs.items()}
+    return results_table(rows, Path(out_dir) / f"table{table}.md", Path(out_dir) / f"table{table}.json",
+                         metrics=("closed", "open", "val"),
                          title=f"Table {table} on the built-in benchmark", reference=PAPER[table],
                          notes=notes, meta=meta)
 
 
-def load_table(table: int, out_dir: str | os.PathLike = "results") -> dict[str, Any] | None:
-    """The JSON written by :func:`write_table` (``None`` if it has not been produced yet)."""
-    path = Path(out_dir) / f"table{table}.json"
+def load_table(table: int, out_dir: str | os.PathLike | None = None) -> dict[str, Any] | None:
+    """The JSON written by :func:`write_table` under ``out_dir`` (default :func:`gfd.utils.results_dir`);
+    ``None`` if it has not been produced yet."""
+    path = Path(out_dir or results_dir()) / f"table{table}.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
 
 def reproduce(table: int, preset: str | None = None, seeds: Sequence[int] = DEFAULT_SEEDS,
-              out_dir: str | os.PathLike = "results", overrides: Sequence[str] = (), bundle=None,
+              out_dir: str | os.PathLike | None = None, overrides: Sequence[str] = (), bundle=None,
               cache_dir: str | os.PathLike | None = None, progress: bool = True, command: str | None = None,
               log: Callable[[str], None] = print, only: Sequence[str] | None = None) -> dict[str, dict[int, dict]]:
-    """Measure every row of Table ``table`` over ``seeds`` and write ``out_dir/table<N>.{md,json}``.
+    """Measure every row of Table ``table`` over ``seeds`` and write ``out_dir/table<N>.{md,json}``
+    (default ``out_dir``: :func:`gfd.utils.results_dir`, the committed ``results/``).
 
     ``preset`` and ``overrides`` (``"key=value"`` strings) make the config as for
     ``python -m gfd train``; the data are ``bundle``, else ``cfg.data_root`` or the built-in
@@ -256,6 +259,7 @@ def reproduce(table: int, preset: str | None = None, seeds: Sequence[int] = DEFA
     ``{method: {seed: run}}``.
     """
     select_methods(table, only)
+    out_dir = Path(out_dir or results_dir())
     cfg = get_config(preset, list(overrides))
     if bundle is None:
         from gfd.cli import load_data
