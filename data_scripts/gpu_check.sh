@@ -5,7 +5,7 @@
 #
 # 1. installs the package (quietly; a failure is tolerated: PYTHONPATH is set as a fallback),
 # 2. runs the unit tests that touch the trainer, the networks and the CUDA path,
-# 3. python -m gfd.bench at the course and paper presets (50 timed steps each),
+# 3. python -m gfd speed at the course and paper presets (50 timed steps each),
 # 4. a short AMP + channels_last training run of the quick and paper presets on a synthetic
 #    dataset, then `evaluate` and `attribute` on the checkpoint.
 # Each stage has its own time limit; a failing stage is reported and the next one still runs.
@@ -35,7 +35,7 @@ timeout 240 python -m pytest -q -o addopts="" -p no:cacheprovider \
     || fail "unit tests"
 
 stage "bench: course and paper presets, 50 steps"
-timeout 240 python -m gfd.bench --preset course --preset paper --steps 50 --warmup 5 \
+timeout 240 python -m gfd speed --preset course --preset paper --steps 50 --warmup 5 \
     --json "$OUT/bench.json" || fail "bench"
 
 stage "synthetic dataset"

@@ -1,82 +1,62 @@
-"""``python -m gfd``: the headless entry point.
+"""``python -m gfd``: argument parsing only.  Every command calls the functions the notebooks call.
 
     python -m gfd train --preset quick [--set key=value ...] [--out DIR] [--fresh]
-    python -m gfd evaluate --checkpoint PATH [--data-root DIR]
+    python -m gfd evaluate --checkpoint PATH [--data-root DIR] [--json FILE]
     python -m gfd attribute IMAGE... [--checkpoint PATH]
-    python -m gfd reproduce --table 1|4 [--preset course] [--seeds 0 1 2] [--methods ROW ...] [--out results]
+    python -m gfd reproduce --table 1|4 [--preset course] [--seeds 0 1 2] [--methods ROW ...]
+    python -m gfd benchmark [--size quick|default] [--calibrate] [--figures DIR]
+    python -m gfd speed [--preset course] [--steps 10]
 
-``train`` uses ``cfg.data_root`` if set, else the built-in mini benchmark
-(:func:`gfd.benchmark.load_mini_benchmark`, built on first use).  Its run folder defaults to
-``data/runs/<preset>-<config hash>`` (:func:`gfd.utils.runs_dir`), the folder
-:func:`gfd.train.load_or_train` uses -- so a finished
-run is reused, an interrupted one resumes (``--fresh`` starts over), and notebooks find CLI runs.
+The data of a config are :func:`gfd.data.load_data`'s (``data_root`` if set, else the built-in
+benchmark); a run is :func:`gfd.train.load_or_train`'s (its folder defaults to
+``data/runs/<preset>-<Config.key()>``, where the notebooks find it too).
 """
 from __future__ import annotations
 
 import argparse
-import shutil
+import json
 import sys
 from pathlib import Path
 
-from gfd.config import PRESETS, get_config
-from gfd.utils import runs_dir
+from gfd.config import PRESETS, Config, get_config
 
 
-
-def load_data(cfg, progress: bool = True, splits=None):
-    """The DataBundle a config asks for: ``cfg.data_root`` or the built-in benchmark."""
-    from gfd.data import get_loaders
-    root = cfg.data_root
-    if root is None:
-        from gfd.benchmark import load_mini_benchmark
-        root = load_mini_benchmark(cfg.benchmark_size, seed=0, progress=progress)
-    return get_loaders(root, cfg, splits=splits)
-
-
-def report_accuracy(generator, bundle) -> dict:
-    """Print closed-world (and open-world, if the split exists) accuracy of G_enc + H."""
-    from gfd.evaluate import evaluate_model
-    from gfd.inference import EncoderHead
-    results = evaluate_model(EncoderHead(generator), bundle)
-    for split, res in results.items():
-        print(f"{res['world']}-world accuracy ({split}): {res['acc']:.4f}")
-    return results
+def config_from(args) -> Config:
+    try:
+        return get_config(args.preset, args.set)
+    except KeyError as err:  # an unknown field in --set: a usage error, not a bug
+        raise ValueError(err.args[0]) from err
 
 
 def cmd_train(args) -> int:
-    from gfd.train import CHECKPOINT_NAME, Trainer, default_run_dir
-    try:
-        cfg = get_config(args.preset, args.set)
-    except KeyError as err:  # an unknown field in --set: a usage error, not a bug
-        raise ValueError(err.args[0]) from err
-    out = Path(args.out) if args.out else default_run_dir(cfg)
-    ckpt = out / CHECKPOINT_NAME
-    if args.fresh and out.exists():
-        shutil.rmtree(out)
-    bundle = load_data(cfg, progress=not args.no_progress)
+    from gfd.data import load_data
+    from gfd.evaluate import evaluate_model
+    from gfd.models.generator import EncoderHead
+    from gfd.report import format_results
+    from gfd.train import load_or_train
+
+    cfg = config_from(args)
+    bundle = load_data(cfg, progress=not args.no_progress)       # the data are checked before anything is deleted
     print(f"data: {bundle.root} ({len(bundle.classes)} classes: {', '.join(bundle.classes)})")
-    if ckpt.exists():
-        trainer = Trainer(cfg, bundle, out, pretrained=False).load(ckpt)
-        if trainer.step < cfg.steps:
-            print(f"resuming {ckpt} at step {trainer.step}/{cfg.steps}")
-        else:
-            print(f"found the finished run {ckpt} (step {trainer.step}); --fresh trains it again")
-    else:
-        trainer = Trainer(cfg, bundle, out)
+    trainer = load_or_train(cfg, bundle, out_dir=args.out, fresh=args.fresh, progress=not args.no_progress,
+                            log=print)
     print(f"device: {trainer.device}, amp: {trainer.meta['amp']}; weights: C {trainer.meta['classifier_weights']}, "
           f"F {trainer.meta['perceptual_weights']}")
-    if trainer.step < cfg.steps:
-        trainer.fit(progress=not args.no_progress)
     if trainer.history["val_acc"]:
         print(f"validation accuracy (closed world, val): {trainer.history['val_acc'][-1]:.4f}")
-    report_accuracy(trainer.G, bundle)
+    print(format_results(evaluate_model(EncoderHead(trainer.G), bundle)))
     print(f"checkpoint: {trainer.last_checkpoint or trainer.save()}")
     return 0
 
 
 def cmd_evaluate(args) -> int:
+    from gfd.data import load_data
+    from gfd.evaluate import evaluate_model
     from gfd.inference import load_generator
+    from gfd.models.generator import EncoderHead
+    from gfd.report import format_results
     from gfd.utils import choose_device
+
     generator, cfg, classes = load_generator(args.checkpoint)
     if args.data_root:
         cfg = cfg.with_(data_root=args.data_root)
@@ -86,21 +66,17 @@ def cmd_evaluate(args) -> int:
                          f"the dataset {bundle.root} has {bundle.classes}")
     generator.to(choose_device(cfg.device))
     print(f"checkpoint: {args.checkpoint} (preset {cfg.preset}); data: {bundle.root}")
-    report_accuracy(generator, bundle)
+    results = evaluate_model(EncoderHead(generator), bundle)
+    print(format_results(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+        print(f"json: {args.json}")
     return 0
 
 
-def latest_checkpoint(runs: Path | None = None) -> Path:
-    runs = runs or runs_dir()
-    found = sorted(runs.glob("*/checkpoint.pt"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise FileNotFoundError(f"no checkpoint under {runs}/: train one with `python -m gfd train "
-                                f"--preset quick`, or pass --checkpoint PATH")
-    return found[-1]
-
-
 def cmd_attribute(args) -> int:
-    from gfd.inference import attribute, class_names
+    from gfd.inference import attribute, class_names, latest_checkpoint
+
     ckpt = Path(args.checkpoint) if args.checkpoint else latest_checkpoint()
     probs = attribute(ckpt, args.images)
     classes = class_names(ckpt)
@@ -113,8 +89,9 @@ def cmd_attribute(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from gfd.reproduce import reproduce
+    from gfd.runs.reproduce import reproduce
     from gfd.utils import results_dir
+
     out = Path(args.out) if args.out else results_dir()
     command = " ".join(["python -m gfd reproduce", f"--table {args.table}", f"--preset {args.preset}",
                         "--seeds", *map(str, args.seeds), *(f"--set {kv}" for kv in args.set),
@@ -128,23 +105,70 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+def cmd_benchmark(args) -> int:
+    from gfd.benchmark import load_mini_benchmark, read_manifest
+
+    root = load_mini_benchmark(args.size, root=args.out, seed=args.seed, progress=not args.no_progress)
+    m = read_manifest(root)
+    print(f"benchmark: {root}")
+    print(f"classes: {m['classes']}; per class: " + ", ".join(
+        f"{s} {next(iter(c.values()))}" for s, c in m["counts"].items()))
+    print(f"built in {m['build']['wall_seconds']} s wall / {m['build']['cpu_seconds']} s CPU")
+    if args.figures:
+        from gfd.plots import save_benchmark_figures
+        for path in save_benchmark_figures(root, Path(args.figures)):
+            print(f"figure: {path}")
+    if args.calibrate:
+        from gfd.data import get_loaders
+        from gfd.runs.calibrate import calibrate, format_calibration
+
+        cfg = config_from(args).with_(benchmark_size=args.size)
+        result = calibrate(cfg, get_loaders(root, cfg), seeds=tuple(args.seeds), progress=not args.no_progress)
+        print(format_calibration(result))
+        print("json: " + json.dumps({k: v for k, v in result.items() if k != "runs"}))
+    return 0
+
+
+def cmd_speed(args) -> int:
+    from gfd.speed import format_table, measure, speed
+
+    if args.worker:  # one measurement in this process (speed() starts one process per measurement)
+        preset = (args.preset or ["course"])[0]
+        print(json.dumps(measure(preset, args.worker, args.steps, args.warmup, args.batch_size, args.device,
+                                 args.threads, args.set)))
+        return 0
+    rows = speed(args.preset, args.steps, args.warmup, args.batch_size, args.device, args.threads, args.set,
+                 log=lambda msg: print(msg, file=sys.stderr))
+    print(format_table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+def _preset_and_set(p: argparse.ArgumentParser, default: str | None = "course") -> None:
+    p.add_argument("--preset", default=default, choices=sorted(PRESETS))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field (repeatable), e.g. --set steps=200 --set use_D=false")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m gfd", description="GFD-Net: train, evaluate, attribute.")
+    p = argparse.ArgumentParser(prog="python -m gfd", description="GFD-Net: train, evaluate, attribute, reproduce.")
     sub = p.add_subparsers(dest="command", required=True)
+    quiet = dict(action="store_true", help="no progress bars")
 
     t = sub.add_parser("train", help="train GFD-Net (C pre-training, then alternating G / D,C steps)")
-    t.add_argument("--preset", default="course", choices=sorted(PRESETS))
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field (repeatable), e.g. --set steps=200 --set use_D=false")
-    t.add_argument("--out", default=None, help="run folder (default data/runs/<preset>-<config hash>)")
-    t.add_argument("--fresh", action="store_true", help="delete the run folder's checkpoint and start over")
-    t.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _preset_and_set(t)
+    t.add_argument("--out", default=None, help="run folder (default data/runs/<preset>-<config key>)")
+    t.add_argument("--fresh", action="store_true",
+                   help="delete the run folder's checkpoint (nothing else) and train from scratch")
+    t.add_argument("--no-progress", **quiet)
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("evaluate", help="closed- and open-world accuracy of a checkpoint")
+    e = sub.add_parser("evaluate", help="accuracy per world and class, and confusion matrices, of a checkpoint")
     e.add_argument("--checkpoint", required=True)
     e.add_argument("--data-root", default=None, help="evaluate on this dataset instead of the checkpoint's")
-    e.add_argument("--no-progress", action="store_true")
+    e.add_argument("--json", default=None, metavar="FILE", help="also write the results as JSON")
+    e.add_argument("--no-progress", **quiet)
     e.set_defaults(func=cmd_evaluate)
 
     a = sub.add_parser("attribute", help="the most likely source of each image, with probabilities")
@@ -154,21 +178,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("reproduce", help="Table 1 (PRNU, DCT, AttNet, GFD-Net) or Table 4 (ablation) over seeds")
     r.add_argument("--table", type=int, required=True, choices=(1, 4))
-    r.add_argument("--preset", default="course", choices=sorted(PRESETS))
+    _preset_and_set(r)
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
-    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     r.add_argument("--methods", nargs="+", default=None, metavar="ROW",
                    help="only these rows, e.g. --methods G G+C (default: every row of the table)")
     r.add_argument("--out", default=None, help="folder of table<N>.md/.json and runs/ (default <repository>/results)")
-    r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--no-progress", **quiet)
     r.set_defaults(func=cmd_reproduce)
+
+    b = sub.add_parser("benchmark", help="build (or find) the offline mini benchmark; calibrate it; draw it")
+    b.add_argument("--size", default="default", help="benchmark size: quick | default")
+    b.add_argument("--seed", type=int, default=0, help="seed of the build (default 0)")
+    b.add_argument("--out", default=None, help="parent folder of the cache (default data/ of the repository)")
+    b.add_argument("--calibrate", action="store_true",
+                   help="train the direct classifier (Table 4's G row of --preset) for --seeds and print "
+                        "closed- and open-world accuracy")
+    _preset_and_set(b)
+    b.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the calibration")
+    b.add_argument("--figures", default=None, metavar="DIR",
+                   help="save sample grids and residual spectra per world (and the variants) as PNG in DIR")
+    b.add_argument("--no-progress", **quiet)
+    b.set_defaults(func=cmd_benchmark)
+
+    s = sub.add_parser("speed", help="img/s and peak memory of a G-only and a full GFD training step")
+    s.add_argument("--preset", action="append", choices=sorted(PRESETS),
+                   help="preset(s) to time (default: course, and paper on a GPU)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    s.add_argument("--steps", type=int, default=10, help="timed iterations per measurement")
+    s.add_argument("--warmup", type=int, default=3, help="untimed iterations first")
+    s.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    s.add_argument("--json", default=None, help="also write the results to this JSON file")
+    s.add_argument("--worker", choices=("G-only", "full GFD"), help=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_speed)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from gfd.losses import NonFiniteLossError
     from gfd.models.weights import WeightsUnavailableError
-    from gfd.train import NonFiniteLossError
     try:
         return args.func(args)
     except (FileNotFoundError, ValueError, WeightsUnavailableError, NonFiniteLossError) as err:

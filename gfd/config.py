@@ -14,9 +14,15 @@ Presets
 ``paper``   the paper's setting for a GPU: 224 px crops (``p128`` transform), ResNet-50 as C,
             ImageNet weights, the paper's hyper-parameters.  Point ``data_root`` at a real dataset.
 
-The only environment variable read anywhere in ``gfd`` is ``GFD_PRESET`` (see
-:func:`default_preset`): the test configuration sets it to ``quick`` so that notebooks run fast
-under nbval, while a reader who opens a notebook gets ``course``.
+A run is named by :meth:`Config.key`, a hash of every field: the one run key of the course (the
+trainer's run folder and ``reproduce``'s per-run records both use it).  Knobs that belong to one
+method only (the baselines' options, the benchmark's parameters) live in their own dataclasses
+next to that method, with their defaults in one place (``gfd.baselines.OPTIONS``,
+``gfd.benchmark.SIZES``).
+
+Environment variables: ``GFD_PRESET`` picks the default preset (:func:`default_preset`; the tests
+set it to ``quick`` so that notebooks run fast under nbval, while a reader who opens a notebook gets
+``course``).  The only other one ``gfd`` reads is ``TQDM_DISABLE`` (:func:`gfd.utils.pbar`).
 """
 from __future__ import annotations
 
@@ -24,6 +30,8 @@ import dataclasses
 import os
 from dataclasses import dataclass, fields, replace
 from typing import Any
+
+from gfd.utils import stable_hash
 
 PRESET_ENV = "GFD_PRESET"
 DEFAULT_PRESET = "course"
@@ -41,7 +49,7 @@ class Config:
     transform: str = "mini"             # transform preset: "p128" | "p1024" | "mini"
     crop: int = 48                      # crop side fed to the networks (paper: 224)
     hflip: bool = False                 # flips only if asked for: they can alter fingerprints
-    batch_size: int = 32
+    batch_size: int = 16
     num_workers: int | None = None      # None = suit the machine (see gfd.data.default_num_workers)
 
     # --- networks (Sec. 3.2) ---------------------------------------------------------------------
@@ -97,10 +105,23 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def key(self, **extra: Any) -> str:
+        """The run key: a short hash of every field (plus ``extra``, e.g. a baseline's name and
+        options).  Two configs that differ in any field never share a run."""
+        return stable_hash({"config": self.to_dict(), **extra} if extra else self.to_dict())
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Config":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+RESUMABLE_FIELDS = ("steps", "eval_every", "ckpt_every", "device", "num_workers", "amp", "data_root",
+                    "classifier_weights", "perceptual_weights")
+"""Fields a checkpoint may be continued or evaluated with at another value: none changes a network's
+shape.  Not all leave results alone -- more ``steps`` extend a run, ``data_root`` may point to a
+moved (or another) dataset, the weights fields only matter before C and F are first built -- so
+they are allowed on purpose, and every run records the values it used."""
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -1,15 +1,9 @@
-"""Reading any fake-image-attribution dataset laid out as folders (Sec. 4.2 of the paper).
+"""Reading a fake-image-attribution dataset (Sec. 4.2): images, transforms, loaders, and
+:func:`load_data`, the one way a config becomes data.
 
-Layout::
-
-    ROOT/<split>/<source>/*.{png,jpg,jpeg,webp,bmp}
-    split  in  train, val, test_closed  (required)  and  test_open  (optional)
-    source in  real, GAN1, ..., GANN
-
-Class order is ``real`` first, then the other sources sorted by name, unless ``ROOT/classes.json``
-(a JSON list of names) says otherwise.  The datasets are torchvision ``ImageFolder`` objects with
-this class order, an RGB loader that accepts grayscale, RGBA, palette and 16-bit files, and the
-transform presets of the paper:
+The folder layout (``ROOT/<split>/<source>/*.png``, class order) is :mod:`gfd.layout`'s.  The
+datasets are torchvision ``ImageFolder`` objects with the layout's class order, an RGB loader that
+accepts grayscale, RGBA, palette and 16-bit files, and the transform presets of the paper:
 
 ``p128``   128 px GANs: resize to 512, then a random (train) / centre (test) 224 crop  (Sec. 4.2.1)
 ``p1024``  1024 px GANs: random / centre 224 crop, no resize                             (Sec. 4.2.2)
@@ -20,7 +14,6 @@ Images come out as float tensors in [-1, 1].
 """
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -34,17 +27,12 @@ from torch.utils.data import DataLoader
 from torchvision import datasets
 from torchvision.transforms import v2
 
-SPLITS = ("train", "val", "test_closed", "test_open")
-REQUIRED_SPLITS = ("train", "val", "test_closed")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-REAL = "real"
+from gfd.config import Config
+from gfd.layout import (IMAGE_EXTENSIONS, REAL, REQUIRED_SPLITS, SPLITS, DataLayoutError,  # noqa: F401
+                        check_split, class_order, find_splits, is_image_file, list_images, split_sources)
 
 # transform preset -> (resize side or None); the crop side comes from the config
 TRANSFORM_PRESETS: dict[str, int | None] = {"p128": 512, "p1024": None, "mini": None}
-
-
-class DataLayoutError(ValueError):
-    """The folder does not follow ``ROOT/<split>/<source>/*.png``; the message says what was found."""
 
 
 class BadImageError(ValueError):
@@ -108,76 +96,10 @@ def make_transform(name: str, train: bool, crop: int, hflip: bool = False) -> v2
     return v2.Compose(steps)
 
 
-def min_input_side(name: str, crop: int) -> int:
-    """Smallest image side the preset can crop from (a preset that resizes accepts any size)."""
+def min_image_side(name: str, crop: int) -> int:
+    """Smallest side an image file may have for transform preset ``name`` (a preset that resizes
+    accepts any size; one that only crops needs at least ``crop`` pixels)."""
     return 1 if TRANSFORM_PRESETS[name] is not None else crop
-
-
-# --------------------------------------------------------------------------------------------------
-# folders
-# --------------------------------------------------------------------------------------------------
-
-def is_image_file(path: str | os.PathLike) -> bool:
-    return str(path).lower().endswith(IMAGE_EXTENSIONS)
-
-
-def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p)) if folder.is_dir() else []
-
-
-def find_splits(root: str | os.PathLike) -> list[str]:
-    """The standard splits present under ``root``; raises :class:`DataLayoutError` if a required one is missing."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataLayoutError(f"dataset root {root} does not exist or is not a folder")
-    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    missing = [s for s in REQUIRED_SPLITS if s not in found]
-    if missing:
-        raise DataLayoutError(
-            f"dataset root {root} lacks split folder(s) {missing}; found {found or 'no folders'}. "
-            f"Expected ROOT/<split>/<source>/*.png with splits {list(REQUIRED_SPLITS)} "
-            f"(and optionally 'test_open').")
-    return [s for s in SPLITS if s in found]
-
-
-def class_order(root: str | os.PathLike, sources: list[str]) -> list[str]:
-    """``real`` first, then sorted sources; ``ROOT/classes.json`` overrides."""
-    override = Path(root) / "classes.json"
-    if override.exists():
-        try:
-            classes = json.loads(override.read_text())
-        except json.JSONDecodeError as err:
-            raise DataLayoutError(f"{override} is not valid JSON: {err}") from err
-        if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
-            raise DataLayoutError(f"{override} must hold a JSON list of class names, got {classes!r}")
-        if sorted(classes) != sorted(sources):
-            raise DataLayoutError(f"{override} lists {classes} but the train folders are {sorted(sources)}")
-        return list(classes)
-    rest = sorted(s for s in sources if s != REAL)
-    return ([REAL] if REAL in sources else []) + rest
-
-
-def split_sources(root: Path, split: str) -> dict[str, int]:
-    """Source folder name -> number of image files, for one split."""
-    folder = root / split
-    return {p.name: len(list_images(p)) for p in sorted(folder.iterdir())
-            if p.is_dir() and not p.name.startswith(".")}
-
-
-def check_split(root: Path, split: str, classes: list[str]) -> None:
-    """Every class present and non-empty, and no class the train split does not know."""
-    counts = split_sources(root, split)
-    empty = [c for c, n in counts.items() if n == 0]
-    if empty:
-        raise DataLayoutError(
-            f"{root / split}: class folder(s) {empty} hold no image "
-            f"({', '.join(IMAGE_EXTENSIONS)}); found counts {counts}")
-    missing = sorted(set(classes) - set(counts))
-    extra = sorted(set(counts) - set(classes))
-    if missing or extra:
-        raise DataLayoutError(
-            f"{root / split}: classes differ from the train split: missing {missing}, "
-            f"not in train {extra}; train classes are {classes}")
 
 
 class AttributionFolder(datasets.ImageFolder):
@@ -264,28 +186,17 @@ class DataBundle:
         return self.classes.index(REAL)
 
 
-def get_loaders(root: str | os.PathLike, cfg=None, *, transform: str | None = None, crop: int | None = None,
-                batch_size: int | None = None, num_workers: int | None = None, seed: int | None = None,
-                skip_bad: bool = False, splits: list[str] | tuple[str, ...] | None = None,
-                hflip: bool | None = None) -> DataBundle:
+def get_loaders(root: str | os.PathLike, cfg: Config | None = None, *, skip_bad: bool = False,
+                splits: list[str] | tuple[str, ...] | None = None, **changes) -> DataBundle:
     """Loaders for all present splits of ``root`` plus the class names, seeded.
 
-    Values come from the keyword arguments, else from ``cfg`` (a :class:`gfd.config.Config`), else
-    from defaults (``mini`` transform, 48 px crop, batch 32).  The train loader shuffles and drops
-    the last incomplete batch; the others keep order.
+    Transform, crop, batch size, workers, seed and flips come from ``cfg`` (default: the
+    :class:`~gfd.config.Config` defaults) with ``changes`` applied, e.g.
+    ``get_loaders(root, cfg, batch_size=64)``.  The train loader shuffles and drops the last
+    incomplete batch; the others keep order.  Most code should call :func:`load_data` instead.
     """
-    def pick(value, name, default):
-        if value is not None:
-            return value
-        return getattr(cfg, name, default) if cfg is not None else default
-
-    transform = pick(transform, "transform", "mini")
-    crop = pick(crop, "crop", 48)
-    batch_size = pick(batch_size, "batch_size", 32)
-    num_workers = pick(num_workers, "num_workers", None)
-    num_workers = default_num_workers() if num_workers is None else num_workers
-    seed = pick(seed, "seed", 0)
-    hflip = pick(hflip, "hflip", False)
+    cfg = (cfg or Config()).with_(**changes)
+    num_workers = default_num_workers() if cfg.num_workers is None else cfg.num_workers
 
     root = Path(root)
     present = find_splits(root)
@@ -301,23 +212,36 @@ def get_loaders(root: str | os.PathLike, cfg=None, *, transform: str | None = No
     for split in present:
         check_split(root, split, classes)
 
-    side = min_input_side(transform, crop)
+    side = min_image_side(cfg.transform, cfg.crop)
     bundle = DataBundle(root=root, classes=classes)
     for i, split in enumerate(wanted):
         train = split == "train"
-        ds = AttributionFolder(root / split, classes, transform=make_transform(transform, train, crop, hflip),
+        ds = AttributionFolder(root / split, classes,
+                               transform=make_transform(cfg.transform, train, cfg.crop, cfg.hflip),
                                min_side=side, skip_bad=skip_bad)
         left = {c: ds.targets.count(k) for k, c in enumerate(classes)}
         if min(left.values()) == 0:
             raise DataLayoutError(f"{root / split}: a class has no usable image left after skipping "
                                   f"bad files; usable images per class: {left}")
-        gen = torch.Generator().manual_seed(seed * 1000 + i)
+        gen = torch.Generator().manual_seed(cfg.seed * 1000 + i)
         bundle.datasets[split] = ds
         bundle.loaders[split] = DataLoader(
-            ds, batch_size=batch_size, shuffle=train, drop_last=train and len(ds) >= batch_size,
+            ds, batch_size=cfg.batch_size, shuffle=train, drop_last=train and len(ds) >= cfg.batch_size,
             num_workers=num_workers, generator=gen, worker_init_fn=_seed_worker,
             persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())
     return bundle
+
+
+def load_data(cfg: Config, *, progress: bool = True, splits: list[str] | tuple[str, ...] | None = None,
+              skip_bad: bool = False) -> DataBundle:
+    """The data a config asks for: ``cfg.data_root`` if set, else the built-in mini benchmark of
+    size ``cfg.benchmark_size`` (built and cached on first use).  The CLI, the runners and every
+    notebook call this, so setting ``data_root`` switches all of them to a real dataset."""
+    root = cfg.data_root
+    if root is None:
+        from gfd.benchmark import load_mini_benchmark  # the benchmark writes this module's layout
+        root = load_mini_benchmark(cfg.benchmark_size, seed=0, progress=progress)
+    return get_loaders(root, cfg, splits=splits, skip_bad=skip_bad)
 
 
 def examples_per_class(dataset: AttributionFolder, n: int = 1, labels: list[int] | None = None

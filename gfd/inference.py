@@ -17,23 +17,13 @@ from typing import Any
 
 import torch
 from PIL import Image
-from torch import nn
 
 from gfd.config import Config
-from gfd.models.generator import FingerprintGenerator, build_generator
+from gfd.evaluate import eval_mode
+from gfd.models.generator import EncoderHead, FingerprintGenerator, build_generator  # noqa: F401 (re-export)
+from gfd.utils import module_device
 
 ImageInput = Any  # tensor | PIL.Image | path | list of PIL images / paths
-
-
-class EncoderHead(nn.Module):
-    """G_enc + H of a generator as a plain classifier module: images -> source logits."""
-
-    def __init__(self, generator: FingerprintGenerator):
-        super().__init__()
-        self.generator = generator
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.generator.classify(x)
 
 
 @lru_cache(maxsize=4)
@@ -102,21 +92,14 @@ def to_batch(images: ImageInput, cfg: Config | None) -> torch.Tensor:
     return torch.stack(tensors)
 
 
-def _device_of(module: nn.Module) -> torch.device:
-    return next(module.parameters()).device
-
-
 @torch.no_grad()
 def _batched(model_or_checkpoint, images: ImageInput, batch_size: int, fn) -> torch.Tensor:
     """``fn(generator, batch)`` over ``images`` in eval mode, batch by batch; results on the CPU."""
     generator, cfg, _ = resolve(model_or_checkpoint)
     x = to_batch(images, cfg)
-    dev, was_training = _device_of(generator), generator.training
-    generator.eval()
-    try:
+    dev = module_device(generator)
+    with eval_mode(generator):
         out = [fn(generator, x[i:i + batch_size].to(dev)).cpu() for i in range(0, len(x), batch_size)]
-    finally:
-        generator.train(was_training)
     return torch.cat(out)
 
 
@@ -136,3 +119,14 @@ def fingerprint(model_or_checkpoint, images: ImageInput, batch_size: int = 64) -
 def class_names(model_or_checkpoint) -> list[str] | None:
     """The class names a checkpoint or trainer was trained on (None for a bare generator)."""
     return resolve(model_or_checkpoint)[2]
+
+
+def latest_checkpoint(runs: Path | None = None) -> Path:
+    """The newest ``runs/*/checkpoint.pt`` by modification time (``runs``: default ``data/runs``)."""
+    from gfd.utils import runs_dir
+    runs = runs or runs_dir()
+    found = sorted(runs.glob("*/checkpoint.pt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise FileNotFoundError(f"no checkpoint under {runs}/: train one with `python -m gfd train "
+                                f"--preset quick`, or pass --checkpoint PATH")
+    return found[-1]

@@ -17,6 +17,10 @@ import torch
 import torch.nn.functional as F
 
 
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or infinite; training stopped before any weight was touched by it."""
+
+
 def fingerprinted(x_real: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     """Eq. 1 as the text describes it: ``x_fp = x_real + f`` (not ``x_y + f`` as printed)."""
     return x_real + f

@@ -1,6 +1,7 @@
-"""Figures of the course (matplotlib; every function returns its Figure).
+"""Figures of the course (matplotlib only; every function returns its Figure).
 
-Nothing in the core imports this module.
+Drawing only: the signal analysis it shows comes from :mod:`gfd.analysis.spectra`, the folders it
+browses from :mod:`gfd.layout`.  Nothing in the core imports this module.
 """
 from __future__ import annotations
 
@@ -9,24 +10,11 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-from PIL import Image
-from scipy import ndimage
+import torch
 
-from gfd.data import REAL, SPLITS, class_order, list_images, load_rgb, split_sources
-
-
-def _class_folders(root: Path, split: str) -> list[tuple[str, Path]]:
-    """(class, folder) pairs of ``root/split`` in the dataset's class order (``real`` first)."""
-    folder = root / split
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} does not exist; splits/folders present in {root}: "
-                                f"{sorted(p.name for p in root.iterdir() if p.is_dir())}")
-    sources = list(split_sources(root, split))
-    if split in SPLITS:
-        names = [c for c in class_order(root, list(split_sources(root, "train"))) if c in sources]
-    else:  # e.g. the benchmark's variants/ folder: real first, then by name
-        names = ([REAL] if REAL in sources else []) + sorted(s for s in sources if s != REAL)
-    return [(c, folder / c) for c in names]
+from gfd.analysis.spectra import log_fft_spectrum, residuals
+from gfd.data import load_rgb
+from gfd.layout import class_folders, list_images
 
 
 def _load(paths: list[Path]) -> np.ndarray:
@@ -36,7 +24,7 @@ def _load(paths: list[Path]) -> np.ndarray:
 def plot_sample_grid(root: str | os.PathLike, split: str = "test_closed", n_per_class: int = 8,
                      title: str | None = None) -> plt.Figure:
     """One row of ``n_per_class`` images per class of ``root/split`` (the first files, by name)."""
-    rows = [(c, list_images(f)[:n_per_class]) for c, f in _class_folders(Path(root), split)]
+    rows = [(c, list_images(f)[:n_per_class]) for c, f in class_folders(root, split)]
     fig, axes = plt.subplots(len(rows), n_per_class, figsize=(1.2 * n_per_class, 1.25 * len(rows)),
                              squeeze=False)
     for (name, paths), row in zip(rows, axes):
@@ -53,33 +41,21 @@ def plot_sample_grid(root: str | os.PathLike, split: str = "test_closed", n_per_
     return fig
 
 
-def highpass_residual(images: np.ndarray, size: int = 3) -> np.ndarray:
-    """Grey-level residual ``x - median3x3(x)`` of (n, H, W, 3) uint8 images: the high frequencies
-    where the up-sampling traces live (the denoising-residual idea behind PRNU)."""
-    grey = images.astype(np.float32).mean(axis=-1)
-    return grey - ndimage.median_filter(grey, size=(1, size, size))
-
-
-def mean_log_spectrum(residuals: np.ndarray) -> np.ndarray:
-    """Mean over images of log |FFT| of (n, H, W) residuals, with the zero frequency in the centre."""
-    spec = np.abs(np.fft.fft2(residuals - residuals.mean(axis=(1, 2), keepdims=True)))
-    return np.fft.fftshift(np.log(spec + 1e-3).mean(axis=0))
-
-
 def plot_residual_spectra(root: str | os.PathLike, split: str = "test_closed", n_per_class: int = 200,
                           title: str | None = None) -> plt.Figure:
-    """Each class's mean spectrum of the high-pass residual, log |FFT| (fftshifted).
+    """Each class's mean spectrum of the grey-level residual ``x - median3x3(x)``, log |FFT| (fftshifted).
 
     Up-sampling by 2 leaves peaks at half and quarter of the sampling frequency (the periodic
     "checkerboard" traces); the real class has a flat, peak-free spectrum.
     """
-    folders = _class_folders(Path(root), split)
+    folders = class_folders(root, split)
     fig, axes = plt.subplots(1, len(folders), figsize=(2.4 * len(folders), 2.8), squeeze=False)
     for (name, folder), ax in zip(folders, axes[0]):
         paths = list_images(folder)[:n_per_class]
         if not paths:
             raise FileNotFoundError(f"{folder} holds no image")
-        spec = mean_log_spectrum(highpass_residual(_load(paths)))
+        grey = torch.from_numpy(_load(paths).astype(np.float32).mean(axis=-1))[:, None]   # (n, 1, H, W)
+        spec = log_fft_spectrum(residuals(grey, "median")[:, 0])
         ax.imshow(spec, cmap="magma", vmin=np.percentile(spec, 1), vmax=np.percentile(spec, 99.5))
         ax.set_title(f"{name}\n(n={len(paths)})", fontsize=9)
         ax.set_xticks([])
@@ -223,7 +199,7 @@ def plot_world_bars(rows: dict[str, dict[str, float]], title: str = "accuracy pe
 
 
 def plot_table(table: dict, title: str | None = None, chance: float | None = None) -> plt.Figure:
-    """A reproduced table (the JSON of :func:`gfd.reproduce.write_table`): bars = mean over seeds,
+    """A reproduced table (the JSON of :func:`gfd.runs.reproduce.write_table`): bars = mean over seeds,
     error bars = std, dots = single seeds, black ticks = the paper's number (Tables 1 and 4)."""
     rows = table["rows"]
     names = [r["method"] for r in rows]
@@ -273,3 +249,18 @@ def plot_maps(maps, names: list[str], title: str | None = None, cmap: str = "RdB
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def save_benchmark_figures(root: str | os.PathLike, folder: str | os.PathLike) -> list[Path]:
+    """A sample grid and the residual spectra of each world (and of the factor variants) as PNG files."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for split, tag in (("test_closed", "closed"), ("test_open", "open"), ("variants", "variants")):
+        for fn, kind in ((plot_sample_grid, "grid"), (plot_residual_spectra, "spectra")):
+            fig = fn(root, split)
+            path = folder / f"bench_{kind}_{tag}.png"
+            fig.savefig(path, dpi=100)
+            plt.close(fig)
+            written.append(path)
+    return written

@@ -1,77 +1,55 @@
-"""A plain supervised training loop, shared by everything that is "just a classifier".
+"""The one supervised training loop: cross-entropy on a seeded batch stream.
 
-Used for the pre-training of the auxiliary classifier C (Eq. 3), for the direct classifier that
-calibrates the mini benchmark, and for the learned baselines (DCT, AttNet).  GFD-Net's own
-alternating training lives in :mod:`gfd.train`.
+Everything that is "just a classifier" trains here: the auxiliary classifier C before GFD-Net's
+alternating training (Eq. 3, "trained previously", Sec. 3.3, called by
+:meth:`gfd.train.Trainer.pretrain_classifier`) and the learned baselines (DCT, AttNet).  GFD-Net's
+own alternating training is :mod:`gfd.train`.  Batches come from a :class:`gfd.streams.BatchStream`
+(or any iterator of ``(x, y)``), so the data order belongs to the run, not to the process.
 """
 from __future__ import annotations
 
-import itertools
-from typing import Callable, Iterable, Iterator
+import contextlib
+import math
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
 
+from gfd import losses
 from gfd.utils import pbar
 
 
-def forever(loader: Iterable) -> Iterator:
-    """Cycle through a loader epoch after epoch (a fresh shuffle each epoch)."""
-    while True:
-        yielded = False
-        for batch in loader:
-            yielded = True
-            yield batch
-        if not yielded:
-            raise ValueError("the loader yielded no batch: is the split empty?")
+def fit_classifier(model: nn.Module, batches: Iterator, steps: int, *, lr: float = 1e-3,
+                   weight_decay: float = 0.0, device: torch.device | str = "cpu",
+                   prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                   autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+                   progress: bool = True, desc: str = "train") -> list[float]:
+    """Train ``model`` with cross-entropy (Eq. 3 when the model is C) for ``steps`` Adam steps on
+    ``batches``; return the loss of every step.
 
-
-def fit_classifier(model: nn.Module, loader: Iterable, steps: int, lr: float = 1e-3,
-                   device: torch.device | str = "cpu", logits_fn: Callable | None = None,
-                   weight_decay: float = 0.0, progress: bool = True, desc: str = "train") -> list[float]:
-    """Train ``model`` with cross-entropy for ``steps`` Adam steps; return the loss per step.
-
-    ``logits_fn(model, x)`` maps a batch to logits (default: ``model(x)``), so that e.g. G_enc + H
-    of the fingerprint generator can be trained as a direct classifier.
+    ``prepare`` moves a batch tensor to the model's device (default ``.to(device)``; the trainer
+    passes its own, which also sets channels_last on CUDA); ``autocast`` is a context factory for
+    mixed precision.  A non-finite loss stops before any weight is touched by it.
     """
-    logits_fn = logits_fn or (lambda m, x: m(x))
+    prepare = prepare or (lambda t: t.to(device))
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    losses: list[float] = []
-    bar = pbar(itertools.islice(forever(loader), steps), enabled=progress, total=steps, desc=desc,
-               leave=False)
-    for x, y in bar:
-        x, y = x.to(device), y.to(device)
-        loss = nn.functional.cross_entropy(logits_fn(model, x), y)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{desc}: non-finite cross-entropy at step {len(losses)}")
+    history: list[float] = []
+    bar = pbar(range(steps), enabled=progress, desc=desc, leave=False)
+    for step in bar:
+        x, y = next(batches)
+        x, y = prepare(x), prepare(y)
+        with autocast():
+            loss = losses.cls_c(model(x), y)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise losses.NonFiniteLossError(f"{desc}: cross-entropy {value} at step {step + 1}; training "
+                                            f"stopped before the update. Try a lower lr.")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(loss.item())
-        if len(losses) % 10 == 0:
-            bar.set_postfix(loss=f"{sum(losses[-10:]) / 10:.3f}")
-    return losses
-
-
-@torch.no_grad()
-def predict(model: nn.Module, loader: Iterable, device: torch.device | str = "cpu",
-            logits_fn: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run ``model`` in eval mode over a loader; return (labels, class probabilities)."""
-    logits_fn = logits_fn or (lambda m, x: m(x))
-    was_training = model.training
-    model.to(device).eval()
-    ys, ps = [], []
-    for x, y in loader:
-        ps.append(torch.softmax(logits_fn(model, x.to(device)).float(), dim=1).cpu())
-        ys.append(y)
-    model.train(was_training)
-    return torch.cat(ys), torch.cat(ps)
-
-
-def accuracy(model: nn.Module, loader: Iterable, device: torch.device | str = "cpu",
-             logits_fn: Callable | None = None) -> float:
-    """Top-1 accuracy of ``model`` on a loader."""
-    y, p = predict(model, loader, device, logits_fn)
-    return (p.argmax(1) == y).float().mean().item()
+        history.append(value)
+        if step % 10 == 9:
+            bar.set_postfix(loss=f"{sum(history[-10:]) / 10:.3f}")
+    return history

@@ -18,129 +18,42 @@ of the train split, so ``x_fp = x_real + f`` puts each fingerprint on a randomly
 
 This is the only module that wires networks, losses, optimisers and data together.  Everything it
 needs to continue a run exactly -- models, optimisers, schedulers, RNG states, positions of both
-data streams, history -- goes into the checkpoint (:mod:`gfd.checkpoint`).
+data streams (:mod:`gfd.streams`), history -- goes into the checkpoint (:mod:`gfd.checkpoint`).
+
+:func:`load_or_train` is the one "load if present, else train" rule: the CLI, the runners and the
+notebooks all call it.
 """
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
 from gfd import losses
-from gfd.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from gfd.config import Config
+from gfd.checkpoint import load_checkpoint, save_checkpoint
+from gfd.config import RESUMABLE_FIELDS, Config
+from gfd.evaluate import accuracy
+from gfd.losses import NonFiniteLossError
 from gfd.models.classifier import build_classifier
 from gfd.models.discriminator import build_discriminator
-from gfd.models.generator import build_generator
+from gfd.models.generator import EncoderHead, build_generator
 from gfd.models.perceptual import build_perceptual
-from gfd.supervised import accuracy
+from gfd.streams import BatchStream, class_indices, rng_state, set_rng_state, stream_for
+from gfd.supervised import fit_classifier
 from gfd.utils import choose_device, pbar, runs_dir, seed_everything
+
+__all__ = ["Trainer", "load_or_train", "default_run_dir", "fixed", "NonFiniteLossError", "CHECKPOINT_NAME"]
 
 G_TERMS = ("L_z", "L_adv_G", "L_cls_G", "L_percept", "L_G")
 DC_TERMS = ("L_cls_C", "L_adv_D", "L_DC")
 CHECKPOINT_NAME = "checkpoint.pt"
 SNAPSHOT_IMAGES = 4
-# Config fields that change no network shape and no result: a checkpoint may be resumed with others.
-RESUMABLE_FIELDS = ("steps", "eval_every", "ckpt_every", "device", "num_workers", "amp", "data_root",
-                    "classifier_weights", "perceptual_weights")
-
-
-class NonFiniteLossError(FloatingPointError):
-    """A loss became NaN or infinite; training stopped before any weight was touched by it."""
-
-
-# --------------------------------------------------------------------------------------------------
-# data streams
-# --------------------------------------------------------------------------------------------------
-
-class BatchStream:
-    """An endless, resumable stream of batches over ``dataset``.
-
-    Epoch ``e`` is shuffled (and the loader's worker seeds drawn) by a generator seeded with
-    ``(seed, e)``, so the stream is a function of the seed alone.  After :meth:`load_state_dict`
-    the next batch replays the saved epoch up to the saved position first (so that random crops
-    drawn in worker processes repeat too); the replay leaves the global RNG states untouched.
-    """
-
-    def __init__(self, dataset: Dataset, batch_size: int, seed: int, num_workers: int = 0,
-                 collate_fn=None, worker_init_fn=None, pin_memory: bool = False):
-        if len(dataset) == 0:
-            raise ValueError("cannot stream batches from an empty dataset")
-        self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
-        self.loader_kwargs = dict(num_workers=num_workers, worker_init_fn=worker_init_fn,
-                                  pin_memory=pin_memory)
-        if collate_fn is not None:
-            self.loader_kwargs["collate_fn"] = collate_fn
-        self.epoch, self.pos = 0, 0
-        self._it: Iterator | None = None
-
-    def _start_epoch(self) -> None:
-        """Open the iterator of epoch ``self.epoch`` and skip the ``self.pos`` batches already used."""
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        loader = DataLoader(self.dataset, batch_size=self.batch_size, shuffle=True, generator=gen,
-                            drop_last=len(self.dataset) >= self.batch_size, **self.loader_kwargs)
-        self._it = iter(loader)
-        if self.pos:
-            with preserved_rng():  # crops drawn in this process during the replay must not count
-                for _ in range(self.pos):
-                    next(self._it)
-
-    def __iter__(self) -> "BatchStream":
-        return self
-
-    def __next__(self):
-        if self._it is None:
-            self._start_epoch()
-        try:
-            batch = next(self._it)
-        except StopIteration:
-            self.epoch, self.pos = self.epoch + 1, 0
-            self._start_epoch()
-            batch = next(self._it)
-        self.pos += 1
-        return batch
-
-    def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "pos": self.pos}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
-        self._it = None  # replayed lazily, by the next batch
-
-
-@contextlib.contextmanager
-def preserved_rng():
-    """Run a block without changing the torch (CPU), NumPy and Python RNG states."""
-    state = rng_state()
-    try:
-        yield
-    finally:
-        set_rng_state(state)
-
-
-def stream_for(loader: DataLoader, dataset: Dataset, seed: int) -> BatchStream:
-    """A :class:`BatchStream` over ``dataset`` with the batch size and workers of ``loader``."""
-    return BatchStream(dataset, loader.batch_size, seed, num_workers=loader.num_workers,
-                       collate_fn=loader.collate_fn, worker_init_fn=loader.worker_init_fn,
-                       pin_memory=loader.pin_memory)
-
-
-def class_indices(dataset: Dataset, label: int) -> list[int]:
-    """Indices of the items of class ``label`` (from ``.targets`` when the dataset has them)."""
-    targets = getattr(dataset, "targets", None)
-    if targets is None and hasattr(dataset, "tensors"):
-        targets = dataset.tensors[1].tolist()
-    if targets is None:
-        targets = [int(dataset[i][1]) for i in range(len(dataset))]
-    return [i for i, t in enumerate(targets) if int(t) == label]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -179,15 +92,9 @@ def fixed(*modules: nn.Module | None):
             b.track_running_stats = flag
 
 
-def config_key(cfg: Config) -> str:
-    """A short hash of the whole config: the name under which :func:`load_or_train` caches a run."""
-    text = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
 def default_run_dir(cfg: Config, cache_dir: str | os.PathLike | None = None) -> Path:
-    """``cache_dir/<preset>-<config hash>``; the cache defaults to :func:`gfd.utils.runs_dir`."""
-    return Path(cache_dir if cache_dir is not None else runs_dir()) / f"{cfg.preset}-{config_key(cfg)}"
+    """``cache_dir/<preset>-<Config.key()>``; the cache defaults to :func:`gfd.utils.runs_dir`."""
+    return Path(cache_dir if cache_dir is not None else runs_dir()) / f"{cfg.preset}-{cfg.key()}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -265,13 +172,13 @@ class Trainer:
 
     def _attach_data(self, bundle) -> None:
         train_loader, train_ds = bundle.loaders["train"], bundle.datasets["train"]
-        self.train_stream = stream_for(train_loader, train_ds, seed=self.cfg.seed * 2)
+        self.train_stream = stream_for(train_loader, seed=self.cfg.seed * 2)
         if not self.cfg.g_only:
             real = class_indices(train_ds, bundle.real_index)
             if not real:
                 raise ValueError(f"the train split of {bundle.root} has no image of class 'real'; "
                                  f"GFD-Net adds fingerprints to real images (Eq. 1)")
-            self.real_stream = stream_for(train_loader, Subset(train_ds, real), seed=self.cfg.seed * 2 + 1)
+            self.real_stream = stream_for(train_loader, seed=self.cfg.seed * 2 + 1, dataset=Subset(train_ds, real))
         if "val" in bundle.datasets:
             self._init_snapshots(bundle.datasets["val"], bundle.real_index if "real" in self.classes else None)
 
@@ -326,24 +233,14 @@ class Trainer:
     # ---- Eq. 3: pre-training of C ----------------------------------------------------------------
 
     def pretrain_classifier(self, steps: int | None = None, progress: bool = True) -> list[float]:
-        """Train C alone on the input images with Eq. 3 ("trained previously", Sec. 3.3)."""
+        """Train C alone on the input images with Eq. 3 ("trained previously", Sec. 3.3), through
+        the one supervised loop (:func:`gfd.supervised.fit_classifier`) on the run's train stream."""
         if self.C is None:
             raise RuntimeError("use_C is False: there is no auxiliary classifier to pre-train")
         steps = self.cfg.c_pretrain_steps if steps is None else steps
-        opt = torch.optim.Adam(self.C.parameters(), lr=self.cfg.lr)
-        self.C.train()
-        bar = pbar(range(steps), enabled=progress, desc="pre-train C (Eq. 3)", leave=False)
-        for i in bar:
-            x, y = self._next(self.train_stream)
-            with self._autocast():
-                terms = {"L_cls_C": losses.cls_c(self.C(x), y)}
-            value = self._finite(terms, "pre-training of C", step=i + 1)["L_cls_C"]
-            opt.zero_grad(set_to_none=True)
-            terms["L_cls_C"].backward()
-            opt.step()
-            self.history["c_pretrain_loss"].append(value)
-            if i % 10 == 9:
-                bar.set_postfix(loss=f"{value:.3f}")
+        self.history["c_pretrain_loss"] += fit_classifier(
+            self.C, self.train_stream, steps, lr=self.cfg.lr, device=self.device, prepare=self._to_device,
+            autocast=self._autocast, progress=progress, desc="pre-train C (Eq. 3)")
         self.c_pretrained = True
         if self.bundle is not None and "val" in self.bundle.loaders:
             self.history["c_val_acc"].append(self.validate(model="C"))
@@ -472,11 +369,10 @@ class Trainer:
         """Top-1 accuracy on a split of G_enc + H (``model="G"``) or of C; leaves the RNGs as they were."""
         if self.bundle is None:
             raise RuntimeError("this Trainer has no data to validate on")
-        net = self.G if model == "G" else self.C
-        logits_fn = (lambda m, x: m.classify(x)) if model == "G" else None
+        net = EncoderHead(self.G) if model == "G" else self.C
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices), self._autocast():
-            return accuracy(net, self.bundle[split], self.device, logits_fn)
+            return accuracy(net, self.bundle[split], self.device)
 
     # ---- checkpoints -------------------------------------------------------------------------------
 
@@ -551,28 +447,59 @@ class Trainer:
         self.last_checkpoint = Path(path)
         return self
 
-    @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, bundle=None, out_dir=None, **changes) -> "Trainer":
-        """A trainer rebuilt from a checkpoint's own config (``changes``: e.g. ``steps``, ``device``)."""
-        state = load_checkpoint(path)
-        cfg = Config.from_dict(state["config"]).with_(**changes)
-        trainer = cls(cfg, bundle, out_dir, classes=list(state["classes"]), pretrained=False)
-        return trainer.load(path, resume_data=bundle is not None)
+
+def remove_run(out_dir: str | os.PathLike) -> list[Path]:
+    """Delete what a run wrote in ``out_dir`` -- its checkpoint and stale temporaries of it -- and
+    nothing else; return what was deleted.  A folder that holds other files but no checkpoint is
+    not a run folder: it is refused (``ValueError``) and left untouched."""
+    out = Path(out_dir)
+    if not out.exists():
+        return []
+    if not out.is_dir():
+        raise ValueError(f"{out} is not a folder")
+    ckpt = out / CHECKPOINT_NAME
+    temps = stale_temporaries(out)
+    if not ckpt.exists() and any(p not in temps for p in out.iterdir()):
+        raise ValueError(f"{out} is not a run folder (it holds no {CHECKPOINT_NAME}); --fresh deletes only "
+                         f"a run's checkpoint, so nothing was deleted. Pick another --out, or none.")
+    removed = [p for p in (ckpt, *temps) if p.exists()]
+    for p in removed:
+        p.unlink()
+    return removed
 
 
-def load_or_train(cfg: Config, bundle, cache_dir: str | os.PathLike | None = None,
-                  progress: bool = True) -> Trainer:
-    """Load the run of this exact config from ``cache_dir`` if it exists, else train (or finish) it.
+def stale_temporaries(out_dir: str | os.PathLike) -> list[Path]:
+    """Partial checkpoint files (``.checkpoint.pt.*.tmp``) left by a run that was killed mid-write."""
+    return sorted(Path(out_dir).glob(f".{CHECKPOINT_NAME}.*.tmp"))
 
-    Runs are keyed by a hash of ``cfg.to_dict()`` (:func:`config_key`) under ``cache_dir``
-    (default :func:`gfd.utils.runs_dir`); an interrupted run resumes.
+
+def load_or_train(cfg: Config, bundle, *, out_dir: str | os.PathLike | None = None, fresh: bool = False,
+                  progress: bool = True, log: Callable[[str], None] | None = None) -> Trainer:
+    """The one "load if present, else train" rule of the course.
+
+    The run lives in ``out_dir`` (default :func:`default_run_dir`: ``data/runs/<preset>-<cfg.key()>``,
+    so a config always finds its own run).  A finished run is loaded; an interrupted one resumes
+    from its checkpoint exactly; otherwise a new run trains.  ``fresh`` first deletes the run's
+    checkpoint (only that: see :func:`remove_run`).  Stale partial checkpoints are removed.  ``log``
+    (e.g. ``print``) is told which of these happened.
     """
-    out = default_run_dir(cfg, cache_dir)
+    out = Path(out_dir) if out_dir is not None else default_run_dir(cfg)
+    say = log or (lambda msg: None)
+    if fresh:
+        for p in remove_run(out):
+            say(f"--fresh: deleted {p}")
+    elif out.is_dir():
+        for tmp in stale_temporaries(out):
+            tmp.unlink()
+            say(f"deleted {tmp}, a partial checkpoint left by an interrupted run")
     ckpt = out / CHECKPOINT_NAME
     if ckpt.exists():
         trainer = Trainer(cfg, bundle, out, pretrained=False).load(ckpt)
+        say(f"found the finished run {ckpt} (step {trainer.step})" if trainer.step >= cfg.steps
+            else f"resuming {ckpt} at step {trainer.step}/{cfg.steps}")
     else:
         trainer = Trainer(cfg, bundle, out)
+        say(f"new run in {out}")
     if trainer.step < cfg.steps:
         trainer.fit(progress=progress)
     return trainer

@@ -1,6 +1,8 @@
-"""Small shared helpers: seeding, device choice, atomic file writes."""
+"""Small shared helpers: seeding, device choice, stable hashes, atomic file writes, progress bars."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import random
 import tempfile
@@ -38,6 +40,27 @@ def choose_device(preference: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def module_device(module) -> torch.device:
+    """Where a module's first parameter (or buffer) lives; the CPU for a plain function or an empty module."""
+    for t in (*module.parameters(), *module.buffers()) if isinstance(module, torch.nn.Module) else ():
+        return t.device
+    return torch.device("cpu")
+
+
+def stable_hash(obj, length: int = 12) -> str:
+    """A short sha256 of a JSON-able object, independent of dict order: the one way the course keys
+    a cache (a run by :meth:`gfd.config.Config.key`, a benchmark build by its parameters)."""
+    text = json.dumps(obj, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` on a temporary file next to ``path``, then rename it into place.
 
@@ -50,6 +73,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     tmp_path = Path(tmp)
     try:
         write(tmp_path)
+        os.chmod(tmp_path, 0o666 & ~current_umask())  # mkstemp makes 0600; keep the user's umask
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

@@ -9,7 +9,6 @@ from typing import Callable
 
 import ipywidgets as w
 import matplotlib.pyplot as plt
-from IPython.display import display
 
 from gfd.config import Config
 
@@ -18,7 +17,7 @@ def ablation_panel(base: Config, run: Callable[[Config], object], plot: Callable
     """Toggles for D, C and L_percept, the weights w1..w4 and the number of steps (Eq. 7, Table 4).
 
     Clicking *train and compare* builds ``base.with_(...)`` from the controls, calls ``run(cfg)``
-    (e.g. :func:`gfd.experiments.run_variant`), and shows every result so far as a table and,
+    (e.g. :func:`gfd.runs.train_and_measure`), and shows every result so far as a table and,
     if ``plot`` is given, ``plot(results)``.
     """
     toggles = {name: w.Checkbox(value=getattr(base, name), description=label, indent=False)
@@ -50,7 +49,3 @@ def ablation_panel(base: Config, run: Callable[[Config], object], plot: Callable
 
     button.on_click(on_click)
     return w.VBox([w.HBox(list(toggles.values())), w.HBox(list(weights.values())), w.HBox([steps, button]), out])
-
-
-def show(panel: w.Widget) -> None:
-    display(panel)

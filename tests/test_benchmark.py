@@ -2,19 +2,26 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import textwrap
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch import nn
 
 from gfd.benchmark import build as B
 from gfd.benchmark import load_mini_benchmark, read_manifest
 from gfd.benchmark.domains import DOMAIN_A, DOMAIN_B, sample_images
 from gfd.benchmark.generators import FAMILIES, VARIANTS, AutoGANGenerator, GenConfig, UpConv
-from gfd.benchmark.zoo import TrainSettings
+from gfd.benchmark.zoo import TrainSettings, zoo_discriminator
+from gfd.models.discriminator import PatchDiscriminator
 
 # A tiny benchmark: 32 px images, a handful per class, generators trained for two steps.
 TINY = dict(n_train=4, n_val=2, n_test=2, n_open=3, n_variant=2, gen_pool=8, image_size=32,
@@ -125,8 +132,85 @@ def test_killed_build_tmp_folder_is_cleaned(tmp_path):
                           text=True).stdout.strip()
     stale = tmp_path / f".tmp-{B.cache_name(params, 'quick')}-{dead}"
     (stale / "train" / "real").mkdir(parents=True)
+    running = tmp_path / f".tmp-{B.cache_name(params, 'quick')}-{os.getppid()}"   # a live build's folder
+    running.mkdir()
     root = tiny(tmp_path)
     assert not stale.exists() and B.check_benchmark(root) == []
+    assert running.is_dir()
+
+
+# A build in its own process, with 2 workers whose generators train for a long time.  The workers
+# import this file as __mp_main__ (spawn), so the patched job, which marks its start, runs in them.
+KILLED_BUILD = """
+import os, sys
+from pathlib import Path
+import gfd.benchmark.build as B
+from gfd.benchmark.zoo import TrainSettings
+
+root = Path(sys.argv[1])
+train_and_generate = B._train_and_generate
+
+
+def mark_then_train(*args):
+    (root / "started" / str(os.getpid())).touch()
+    return train_and_generate(*args)
+
+
+B._train_and_generate = mark_then_train
+if __name__ == "__main__":
+    (root / "started").mkdir()
+    B.load_mini_benchmark("quick", root=root / "cache", progress=False, workers=2, overrides=dict(
+        n_train=4, n_val=2, n_test=2, n_open=3, n_variant=2, gen_pool=8, image_size=32,
+        train=TrainSettings(steps=10**6, batch_size=4, crop=16, disc_width=8)))
+"""
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (an orphan nobody reaped yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the OS
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
+def test_workers_exit_when_the_building_process_is_killed(tmp_path):
+    script = tmp_path / "build_then_die.py"
+    script.write_text(textwrap.dedent(KILLED_BUILD))
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)])
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 240
+        while len(workers) < 2:
+            assert proc.poll() is None, "the build ended before its workers started"
+            assert time.monotonic() < deadline, "the workers did not start"
+            time.sleep(0.2)
+            workers = [int(p.name) for p in (tmp_path / "started").glob("*")]
+        assert proc.pid not in workers and all(running(w) for w in workers)   # both are training
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while any(running(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(running(w) for w in workers), "workers outlived the killed build"
+        # the killed build's folder stays behind, and is what the next build of these parameters removes
+        stale = list((tmp_path / "cache").glob(f".tmp-*-{proc.pid}"))
+        assert len(stale) == 1
+        B._remove_stale_tmp(tmp_path / "cache", stale[0].name[len(".tmp-"):].rsplit("-", 1)[0])
+        assert not stale[0].exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for w in workers:
+            if running(w):
+                os.kill(w, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("damage", ["no_manifest", "incomplete", "missing_file"])
@@ -173,6 +257,24 @@ def test_generator_families_shapes_and_range(cfg):
     assert y.shape == (2, 3, 32, 32) and y.abs().max() <= 1
 
 
+def test_zoo_discriminator_is_the_plain_patchgan():
+    """The zoo trains its generators against the one PatchGAN class, configured as three stride-2 4x4
+    convs (width, 2x, 4x), no normalisation, and a 3x3 conv to one logit per 8x8-strided patch."""
+    from gfd.benchmark import generators
+
+    assert not hasattr(generators, "PatchDiscriminator")         # one PatchGAN, in gfd.models
+    d = zoo_discriminator(8)
+    assert isinstance(d, PatchDiscriminator)
+    assert [(k, tuple(v.shape)) for k, v in d.state_dict().items()] == [
+        ("net.0.weight", (8, 3, 4, 4)), ("net.0.bias", (8,)), ("net.2.weight", (16, 8, 4, 4)), ("net.2.bias", (16,)),
+        ("net.4.weight", (32, 16, 4, 4)), ("net.4.bias", (32,)), ("net.6.weight", (1, 32, 3, 3)), ("net.6.bias", (1,))]
+    assert [type(m) for m in d.net] == [nn.Conv2d, nn.LeakyReLU] * 3 + [nn.Conv2d]
+    assert all(m.negative_slope == 0.2 for m in d.net if isinstance(m, nn.LeakyReLU))
+    assert [m.stride[0] for m in d.net if isinstance(m, nn.Conv2d)] == [2, 2, 2, 1]
+    crop = TrainSettings().crop
+    assert d(torch.zeros(2, 3, crop, crop)).shape == (2, 1, crop // 8, crop // 8)
+
+
 @pytest.mark.parametrize("kind", ["tconv", "nearest", "bilinear", "pixshuffle"])
 def test_demodulation_cancels_the_style_scale(kind):
     """Demodulation rescales each output filter to unit norm (StyleGAN2, Eq. 3), so scaling the style
@@ -195,17 +297,7 @@ def test_genconfig_rejects_unknown_operator():
         GenConfig("x", "cubic")
 
 
-# --- calibration and figures --------------------------------------------------------------------
-
-def test_calibration_runs_and_reports(built):
-    from gfd.benchmark.calibrate import calibrate, format_calibration
-
-    torch.set_num_threads(1)
-    s = calibrate(built, seeds=(0, 1), steps=2, crop=16, batch_size=4, width=8, progress=False)
-    assert len(s["runs"]) == 2 and 0 <= s["closed_mean"] <= 1 and 0 <= s["open_mean"] <= 1
-    assert s["chance"] == pytest.approx(1 / 5)
-    assert "closed world" in format_calibration(s)
-
+# --- figures ------------------------------------------------------------------------------------
 
 def test_figures(built):
     import matplotlib

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from gfd.evaluate import (aggregate_runs, confusion_matrix, evaluate_model, evaluate_predictions,
-                          flatten_metrics, format_cell, results_table)
+from gfd.evaluate import aggregate_runs, confusion_matrix, evaluate_model, evaluate_predictions, flatten_metrics
+from gfd.report import format_cell, results_table
 
 CLASSES = ["real", "ganA", "ganB"]
 Y_TRUE = [0, 0, 1, 1, 2, 2, 2]

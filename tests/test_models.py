@@ -33,20 +33,74 @@ def test_every_network_has_the_right_shapes_at_every_preset(preset):
         assert feats.shape[0] == 2 and feats.shape[1] in (64, 128, 256, 512)
 
 
+def receptive_field_rows(d: nn.Module, side: int, row: int) -> tuple[int, int]:
+    """First and last input row that output pixel (row, row) of ``d`` depends on."""
+    x = torch.randn(1, 3, side, side, requires_grad=True)
+    d.eval()(x)[0, 0, row, row].backward()
+    rows = x.grad.abs().sum(dim=(0, 1, 3)).nonzero().flatten()
+    return rows.min().item(), rows.max().item()
+
+
 def test_patchgan_has_pix2pix_layers_and_a_70px_receptive_field():
     d = PatchDiscriminator(3, width=4, n_layers=3)
     convs = [m for m in d.modules() if isinstance(m, nn.Conv2d)]
     assert [c.stride[0] for c in convs] == [2, 2, 2, 1, 1]
+    assert [c.kernel_size[0] for c in convs] == [4, 4, 4, 4, 4]
     assert [c.out_channels for c in convs] == [4, 8, 16, 32, 1]
+    assert [c.bias is not None for c in convs] == [True, False, False, False, True]   # no bias before a norm
     assert sum(isinstance(m, nn.BatchNorm2d) for m in d.modules()) == 3   # none after the first conv
-    x = torch.randn(1, 3, 96, 96, requires_grad=True)
-    d.eval()(x)[0, 0, 3, 3].backward()       # a patch inside the image: stride 8, offset -23 (padding)
-    rows = x.grad.abs().sum(dim=(0, 1, 3)).nonzero().flatten()
-    cols = x.grad.abs().sum(dim=(0, 1, 2)).nonzero().flatten()
-    assert (rows.min().item(), rows.max().item()) == (3 * 8 - 23, 3 * 8 - 23 + 69)
-    assert cols.max().item() - cols.min().item() + 1 == 70
+    # a patch inside the image: stride 8, offset -23 (padding), 70 px wide
+    assert receptive_field_rows(d, 96, 3) == (3 * 8 - 23, 3 * 8 - 23 + 69)
     with pytest.raises(ValueError, match="at least 24 px"):
         d(torch.zeros(1, 3, 16, 16))
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_discriminator_from_a_config_sees_70px_patches(preset):
+    cfg = get_config(preset, classifier_weights="random", perceptual_weights="random")
+    d = build_discriminator(cfg)
+    assert cfg.disc_layers == 3
+    first, last = receptive_field_rows(d, 128, 4)
+    assert last - first + 1 == 70
+    convs = [m for m in d.modules() if isinstance(m, nn.Conv2d)]
+    assert convs[0].out_channels == cfg.disc_width and convs[-2].out_channels == 8 * cfg.disc_width
+
+
+def test_patchgan_width_is_capped_at_8x_unless_told_otherwise():
+    capped = PatchDiscriminator(3, width=2, n_layers=5)
+    assert [m.out_channels for m in capped.modules() if isinstance(m, nn.Conv2d)] == [2, 4, 8, 16, 16, 16, 1]
+    free = PatchDiscriminator(3, width=2, n_layers=5, max_mult=None)
+    assert [m.out_channels for m in free.modules() if isinstance(m, nn.Conv2d)] == [2, 4, 8, 16, 32, 64, 1]
+
+
+def test_one_patchgan_also_builds_the_plain_benchmark_discriminator():
+    """No norm, no stride-1 layer, a 3x3 last conv (the benchmark zoo's D): the patch map is side / 2**n."""
+    d = PatchDiscriminator(3, width=8, n_layers=3, norm_layer=None, stride1_layer=False, final_kernel=3,
+                           max_mult=None)
+    convs = [m for m in d.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.stride[0] for c in convs] == [2, 2, 2, 1]
+    assert [c.kernel_size[0] for c in convs] == [4, 4, 4, 3]
+    assert [c.out_channels for c in convs] == [8, 16, 32, 1]
+    assert all(c.bias is not None for c in convs)
+    assert [type(m) for m in d.net] == [nn.Conv2d, nn.LeakyReLU] * 3 + [nn.Conv2d]
+    assert d(torch.zeros(2, 3, 16, 16)).shape == (2, 1, 2, 2)
+    assert d.min_input_side() == 8 and d(torch.zeros(1, 3, 8, 8)).shape == (1, 1, 1, 1)
+    with pytest.raises(ValueError, match="at least 8 px"):
+        d(torch.zeros(1, 3, 7, 7))
+    # its receptive field: 4 + 2*(4-1) + 4*(4-1) for the strided convs, + 8*(3-1) for the last one = 38
+    first, last = receptive_field_rows(d, 64, 3)
+    assert last - first + 1 == 38
+
+
+@pytest.mark.parametrize("kw", [{}, {"stride1_layer": False}, {"final_kernel": 3},
+                                {"stride1_layer": False, "final_kernel": 3}, {"n_layers": 2}])
+def test_min_input_side_is_the_smallest_side_with_a_patch(kw):
+    d = PatchDiscriminator(3, width=2, norm_layer=None, **kw).eval()
+    side = d.min_input_side()
+    assert d(torch.zeros(1, 3, side, side)).shape == (1, 1, 1, 1)
+    assert d.net(torch.zeros(1, 3, side + 2**d.n_layers, side + 2**d.n_layers)).shape[-1] == 2
+    with pytest.raises((ValueError, RuntimeError)):
+        d.net(torch.zeros(1, 3, side - 1, side - 1))      # the layers themselves give nothing below it
 
 
 def test_classifier_normalises_its_minus_one_to_one_input_for_imagenet():

@@ -1,9 +1,10 @@
-"""``gfd.reproduce`` and ``python -m gfd reproduce``: every row, every seed, resumable, honest keys."""
+"""``gfd.runs.reproduce``, ``gfd.report`` and ``python -m gfd reproduce``: every row, every seed, resumable, honest keys."""
 import json
 
 import pytest
 
-from gfd import reproduce as rep
+from gfd import report
+from gfd.runs import reproduce as rep
 from gfd.cli import main
 from gfd.data import get_loaders
 from gfd.config import get_config
@@ -25,7 +26,7 @@ def tiny(make_dataset, tmp_path):
 
 def _reproduce(table, tiny, seeds=(0, 1, 2), **kw):
     return rep.reproduce(table, "quick", seeds, tiny["out"], tiny["overrides"], bundle=tiny["bundle"],
-                         cache_dir=tiny["cache"], progress=False, log=lambda *_: None, **kw)
+                         runs_root=tiny["cache"], progress=False, log=lambda *_: None, **kw)
 
 
 def test_table4_has_every_row_and_seed_and_resumes_without_recomputing(tiny, monkeypatch):
@@ -38,22 +39,22 @@ def test_table4_has_every_row_and_seed_and_resumes_without_recomputing(tiny, mon
     assert "(3 seeds)" in md and "Preset `quick`" in md and "74.77" in md   # paper column beside ours
     table = json.loads((tiny["out"] / "table4.json").read_text())
     assert [r["method"] for r in table["rows"]] == list(runs)
-    names, classes, acc = rep.per_class_means(table, "open")
+    names, classes, acc = report.per_class_means(table, "open")
     assert names == list(runs) and classes == tiny["bundle"].classes
     per_seed = [runs["G+D"][s]["results"]["test_open"]["per_class_acc"] for s in (0, 1, 2)]
     first = classes[0]
     assert acc[1][0] == pytest.approx(sum(float(p[first]) for p in per_seed) / 3)
     with pytest.raises(KeyError, match="world 'moon'"):
-        rep.per_class_means(table, "moon")
+        report.per_class_means(table, "moon")
     assert all(r["summary"]["closed"]["n"] == 3 for r in table["rows"])
     assert table["meta"]["preset"] == "quick" and table["meta"]["seeds"] == [0, 1, 2]
     # G-only of Table 4 really trains without D, C and the perceptual loss
     g = runs["G"][0]
-    assert g["weights"] == rep.NO_PRETRAINED and "C random" in runs["G+C"][0]["weights"]
+    assert g["weights"] == report.NO_PRETRAINED and "C random" in runs["G+C"][0]["weights"]
 
     def fail(*a, **k):
         raise AssertionError("a stored run was recomputed")
-    monkeypatch.setattr(rep, "measure_run", fail)
+    monkeypatch.setattr(rep, "train_and_measure", fail)
     again = _reproduce(4, tiny)
     assert again == runs
 
@@ -61,7 +62,7 @@ def test_table4_has_every_row_and_seed_and_resumes_without_recomputing(tiny, mon
 def test_a_changed_config_or_a_torn_file_is_recomputed(tiny):
     runs = _reproduce(4, tiny, seeds=(0,))
     spec = rep.RunSpec("G", 0, get_config("quick", tiny["overrides"]))
-    path = rep.run_path(tiny["out"], spec)
+    path = spec.path(tiny["out"])
     assert rep.load_run(path, spec.key()) == runs["G"][0]
     other = rep.RunSpec("G", 0, get_config("quick", tiny["overrides"] + ["w1=3"]))
     assert other.key() != spec.key() and rep.load_run(path, other.key()) is None
@@ -79,7 +80,7 @@ def test_gfd_net_of_table1_shares_its_runs_with_the_full_model_of_table4():
 
 def test_bad_requests_fail_clearly(tiny):
     with pytest.raises(ValueError, match="tables reproduced here are"):
-        rep.methods(2)
+        rep.select_methods(2)
     with pytest.raises(ValueError, match=r"no row \['G\+Q'\]"):
         _reproduce(4, tiny, only=["G", "G+Q"])
     with pytest.raises(ValueError, match="distinct seeds"):
@@ -97,7 +98,7 @@ def test_cli_reproduces_table1_with_the_baselines(tiny, monkeypatch, capsys):
     for method in ("PRNU", "DCT", "AttNet", "GFD-Net"):
         assert f"| {method} |" in out
     assert "Produced by `python -m gfd reproduce --table 1 --preset quick --seeds 0 1 2" in out
-    table = rep.load_table(1, tiny["out"])
+    table = report.load_table(1, tiny["out"])
     assert table["reference"]["AttNet"] == {"closed": 99.44, "open": 65.18}
     per_seed = {r["method"]: r["per_seed"] for r in table["rows"]}
     assert all(len(v) == 3 and 0.0 <= v[0]["open"] <= 1.0 for v in per_seed.values())
@@ -112,16 +113,16 @@ def test_claims_compare_means_and_flag_gaps_inside_the_seed_spread():
     summary = {"G": {"open": _stats(0.70, 0.01)}, "G+D": {"open": _stats(0.75, 0.01)},
                "G+C": {"open": _stats(0.69, 0.01)}, "G+D+C": {"open": _stats(0.71, 0.05)},
                "G+D+C+L_percept": {"open": _stats(0.60, 0.01)}}
-    claims = {c.text: c for c in rep.check_claims(4, summary)}
+    claims = {c.text: c for c in report.check_claims(4, summary)}
     assert claims["open: G+D <= G"].verdict == "reversed"                  # D alone helped here, clearly
     assert claims["open: G+C <= G"].verdict == "reproduced"
     assert claims["open: G+D+C > G"].verdict == "same direction, within the seed spread"
     assert claims["open: G+D+C+L_percept > G"].verdict == "reversed"
-    within = rep.check_claims(4, {**summary, "G+D": {"open": _stats(0.72, 0.03)}})
+    within = report.check_claims(4, {**summary, "G+D": {"open": _stats(0.72, 0.03)}})
     assert {c.text: c for c in within}["open: G+D <= G"].verdict == "not reproduced, within the seed spread"
     assert claims["open: G+D+C > G"].paper_gap == pytest.approx(76.40 - 74.77)
     assert claims["open: G+D+C > G"].gap == pytest.approx(1.0)
-    assert len(rep.check_claims(1, {"GFD-Net": summary["G"]})) == 0          # rows missing: no claim
+    assert len(report.check_claims(1, {"GFD-Net": summary["G"]})) == 0          # rows missing: no claim
 
 
 def test_methods_keeps_some_rows_in_the_table_order(tiny, monkeypatch, capsys):
@@ -129,13 +130,13 @@ def test_methods_keeps_some_rows_in_the_table_order(tiny, monkeypatch, capsys):
     out = tiny["out"] / "subset"
     assert main(["reproduce", "--table", "4", "--preset", "quick", "--seeds", "0", "--methods", "G+C", "G",
                  "--out", str(out), "--no-progress", *(f"--set={kv}" for kv in tiny["overrides"])]) == 0
-    table = rep.load_table(4, out)
+    table = report.load_table(4, out)
     assert [r["method"] for r in table["rows"]] == ["G", "G+C"]
     assert table["meta"]["command"].endswith("--methods G+C G")
 
 
 def test_seeds_to_resolve_follows_the_standard_error_of_a_difference():
-    assert rep.seeds_to_resolve(gap=4.0, std=15.0) == 113            # 2 * (2 * 15 / 4)^2 = 112.5
-    assert rep.seeds_to_resolve(gap=-4.0, std=15.0) == 113
-    assert rep.seeds_to_resolve(gap=30.0, std=1.0) == 2
-    assert rep.seeds_to_resolve(gap=0.0, std=1.0) == float("inf")
+    assert report.seeds_to_resolve(gap=4.0, std=15.0) == 113            # 2 * (2 * 15 / 4)^2 = 112.5
+    assert report.seeds_to_resolve(gap=-4.0, std=15.0) == 113
+    assert report.seeds_to_resolve(gap=30.0, std=1.0) == 2
+    assert report.seeds_to_resolve(gap=0.0, std=1.0) == float("inf")

@@ -195,27 +195,56 @@ def test_corrupt_or_foreign_checkpoints_give_clear_errors(bundle, tmp_path):
 def test_load_or_train_reuses_a_finished_run(bundle, tmp_path, monkeypatch):
     cfg = tiny_cfg(steps=2, c_pretrain_steps=1)
     cache = tmp_path / "cache"
-    first = load_or_train(cfg, bundle, cache, progress=False)
+    monkeypatch.setattr("gfd.train.runs_dir", lambda: cache)
+    first = load_or_train(cfg, bundle, progress=False)
     assert first.step == 2
 
     def no_training(*args, **kwargs):
         raise AssertionError("should have been loaded, not trained")
     monkeypatch.setattr(Trainer, "fit", no_training)
-    again = load_or_train(cfg, bundle, cache, progress=False)
+    again = load_or_train(cfg, bundle, progress=False)
     assert again.step == 2 and again.history["L_G"] == first.history["L_G"]
     assert same(snapshot(again.G), snapshot(first.G))
     assert len(list(cache.iterdir())) == 1
     with pytest.raises(AssertionError):
-        load_or_train(cfg.with_(seed=4), bundle, cache, progress=False)   # another config trains
+        load_or_train(cfg.with_(seed=4), bundle, progress=False)   # another config trains
 
 
-def test_from_checkpoint_rebuilds_for_inference(bundle, tmp_path):
+def test_a_checkpoint_rebuilds_for_inference_without_data(bundle, tmp_path):
     t = Trainer(tiny_cfg(), bundle, tmp_path)
     t.fit(steps=1, progress=False)
-    again = Trainer.from_checkpoint(t.save())
+    again = Trainer(tiny_cfg(), classes=bundle.classes, pretrained=False).load(t.save(), resume_data=False)
     assert again.classes == bundle.classes and again.step == 1
     assert same(snapshot(again.G), snapshot(t.G))
     assert again.meta == t.meta
+
+
+def test_fresh_deletes_only_the_run_checkpoint_and_refuses_other_folders(bundle, tmp_path):
+    cfg = tiny_cfg(steps=1, c_pretrain_steps=1)
+    run = tmp_path / "run"
+    load_or_train(cfg, bundle, out_dir=run, progress=False)
+    (run / "notes.txt").write_text("mine")                        # a user's file in the run folder
+    stale = run / ".checkpoint.pt.abc123.tmp"                      # left by a run killed mid-write
+    stale.write_bytes(b"partial")
+    load_or_train(cfg, bundle, out_dir=run, fresh=True, progress=False)
+    assert (run / "notes.txt").read_text() == "mine" and not stale.exists()
+    assert (run / "checkpoint.pt").exists()
+    # a folder that is not a run folder: nothing deleted, a clear refusal
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "thesis.tex").write_text("years of work")
+    with pytest.raises(ValueError, match="not a run folder"):
+        load_or_train(cfg, bundle, out_dir=home, fresh=True, progress=False)
+    assert (home / "thesis.tex").read_text() == "years of work" and sorted(home.iterdir()) == [home / "thesis.tex"]
+
+
+def test_a_stale_partial_checkpoint_is_removed_on_the_next_run(bundle, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    stale = run / ".checkpoint.pt.xyz.tmp"
+    stale.write_bytes(b"partial")
+    load_or_train(tiny_cfg(steps=1, c_pretrain_steps=1), bundle, out_dir=run, progress=False)
+    assert not stale.exists() and (run / "checkpoint.pt").exists()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

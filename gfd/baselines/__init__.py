@@ -5,9 +5,9 @@ evaluated by the same :mod:`gfd.evaluate`:
 ``dct``     Frank et al. 2020: standardised log-DCT spectrum + a classifier         (ref. [10])
 ``attnet``  Yu et al. 2019: ProGAN-discriminator-like CNN                            (ref. [33])
 
-Each module offers ``fit(bundle, options=None, seed=0, progress=True, **changes) -> model`` and
-``predict(model, loader) -> (labels, scores)``; ``model(x)`` gives (B, K) scores.  The direct
-classifier (G-only of Table 4) comes from :mod:`gfd.train`.
+Each module offers ``fit(bundle, options=None, seed=0, progress=True, **changes) -> model``;
+``model(x)`` gives (B, K) scores, measured by :func:`gfd.evaluate.predict` like every other model.
+The direct classifier (G-only of Table 4) is a GFD-Net configuration trained by :mod:`gfd.train`.
 
     >>> model = fit_baseline("dct", bundle, seed=0, steps=200)      # doctest: +SKIP
     >>> gfd.evaluate.evaluate_model(model, bundle)                   # doctest: +SKIP
@@ -19,13 +19,14 @@ from typing import Any
 from torch import nn
 
 from gfd.baselines import attnet, dct, prnu
-from gfd.baselines.common import predict
 
 BASELINES = {"prnu": prnu, "dct": dct, "attnet": attnet}
 """name -> module; names as in the paper's tables: PRNU, DCT, AttNet."""
-DISPLAY_NAMES = {"prnu": "PRNU", "dct": "DCT", "attnet": "AttNet"}
 OPTIONS = {"prnu": prnu.PRNUOptions, "dct": dct.DCTOptions, "attnet": attnet.AttNetOptions}
-"""name -> the options dataclass its ``fit`` resolves (fields shared with a ``Config`` are taken from it)."""
+"""name -> the options dataclass its ``fit`` resolves: each baseline's knobs and defaults, in one place
+(the fields it takes from a ``Config`` are listed in its ``FROM_CONFIG``)."""
+TABLE_NAMES = {"PRNU": "prnu", "DCT": "dct", "AttNet": "attnet"}
+"""The paper's row name -> baseline name."""
 
 
 def fit_baseline(name: str, bundle: Any, options: Any = None, seed: int = 0, progress: bool = True,
@@ -37,4 +38,4 @@ def fit_baseline(name: str, bundle: Any, options: Any = None, seed: int = 0, pro
     return BASELINES[key].fit(bundle, options, seed=seed, progress=progress, **changes)
 
 
-__all__ = ["BASELINES", "DISPLAY_NAMES", "OPTIONS", "fit_baseline", "predict", "prnu", "dct", "attnet"]
+__all__ = ["BASELINES", "OPTIONS", "TABLE_NAMES", "fit_baseline", "prnu", "dct", "attnet"]

@@ -11,25 +11,28 @@ init, this plain 10-layer leaky-ReLU stack barely moves for hundreds of steps); 
 layer is left out (a GAN-training device, not an attribution feature).
 
 Down-sampling continues while the side is even and at least 8 (48 px -> 6 px, 224 px -> 7 px).
-``width`` sizes it for the CPU.  Training uses :func:`gfd.supervised.fit_classifier`.
+``width`` sizes it for the CPU.  Training uses :func:`gfd.supervised.fit_classifier` on a stream
+seeded by the run's seed.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from gfd.baselines.common import num_classes, predict, resolve_options
+from gfd.baselines.common import num_classes, resolve_options
+from gfd.streams import stream_for
 from gfd.supervised import fit_classifier
 from gfd.utils import choose_device, seed_everything
 
-__all__ = ["AttNetOptions", "AttNet", "fit", "predict"]
+__all__ = ["AttNetOptions", "AttNet", "fit"]
 
 
 @dataclass(frozen=True)
 class AttNetOptions:
+    FROM_CONFIG: ClassVar[tuple[str, ...]] = ("steps", "lr", "device")   # taken from a Config, if given one
     width: int = 8         # channels at full resolution (ProGAN: 16 at 1024 px, up to 512)
     max_width: int = 64    # channel cap for the low resolutions
     steps: int = 300       # Adam steps
@@ -84,8 +87,8 @@ def fit(bundle: Any, options: Any = None, seed: int = 0, progress: bool = True, 
     opts = resolve_options(AttNetOptions, options, **changes)
     seed_everything(seed)
     loader = bundle["train"]
-    x, _ = next(iter(loader))
-    model = AttNet(num_classes(bundle), x.shape[-1], opts.width, opts.max_width, x.shape[1])
-    fit_classifier(model, loader, opts.steps, lr=opts.lr, device=choose_device(opts.device),
+    x, _ = loader.dataset[0]                           # one (C, H, W) crop: the network's input size
+    model = AttNet(num_classes(bundle), x.shape[-1], opts.width, opts.max_width, x.shape[0])
+    fit_classifier(model, stream_for(loader, seed), opts.steps, lr=opts.lr, device=choose_device(opts.device),
                    progress=progress, desc="AttNet")
     return model.eval()

@@ -1,14 +1,12 @@
-"""What the three baselines share: options from a config, the training view of a bundle, predict.
+"""What the baselines share: options from a config, the class count, a deterministic training view.
 
 Every baseline module (:mod:`~gfd.baselines.prnu`, :mod:`~gfd.baselines.dct`,
 :mod:`~gfd.baselines.attnet`) has the same small interface::
 
     model = fit(bundle, options=None, seed=0, progress=True, **changes)   # an nn.Module
-    labels, scores = predict(model, loader)                                # (N,), (N, K)
 
 and ``model(x)`` maps a batch to (B, K) scores, so ``gfd.evaluate.evaluate_model(model, bundle)``
-works on any of them.  Fitting reads the ``train`` split only (nothing is selected on the test
-splits; see ``gfd.evaluate.SELECTION_SPLIT``).
+measures any of them the way it measures GFD-Net.  Fitting reads the ``train`` split only.
 """
 from __future__ import annotations
 
@@ -17,24 +15,19 @@ import dataclasses
 import warnings
 from typing import Any, Mapping, TypeVar
 
-import torch
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
-from gfd.evaluate import predict_loader
+from gfd.config import Config
 
 O = TypeVar("O")
-SHARED_KNOBS = ("lr", "steps", "device")
-"""Options a baseline takes from a gfd ``Config``'s own fields."""
 
 
 def resolve_options(cls: type[O], options: Any = None, **changes: Any) -> O:
     """Build the options dataclass ``cls`` from ``None``, an instance, a dict or a gfd ``Config``.
 
-    From a ``Config`` a field ``f`` is read from ``cfg.baseline_<f>`` if the config has it, and the
-    shared knobs ``lr``, ``steps`` and ``device`` from the config's own fields (so a baseline gets
-    the training budget and learning rate of the GFD-Net it is compared with); the rest keep their
-    defaults.
+    From a ``Config`` exactly the fields the class lists in ``cls.FROM_CONFIG`` are taken (e.g. the
+    training budget and lr of the GFD-Net it is compared with); the rest keep the class's defaults.
     ``changes`` (keyword arguments) win over everything.  Unknown names raise a ``KeyError``.
     """
     names = {f.name for f in dataclasses.fields(cls)}
@@ -44,13 +37,11 @@ def resolve_options(cls: type[O], options: Any = None, **changes: Any) -> O:
         base = dataclasses.asdict(options)
     elif isinstance(options, Mapping):
         base = dict(options)
-    else:  # a gfd.config.Config or anything with attributes
-        base = {}
-        for name in names:
-            if hasattr(options, f"baseline_{name}"):
-                base[name] = getattr(options, f"baseline_{name}")
-            elif name in SHARED_KNOBS and hasattr(options, name):
-                base[name] = getattr(options, name)
+    elif isinstance(options, Config):
+        base = {name: getattr(options, name) for name in cls.FROM_CONFIG}
+    else:
+        raise TypeError(f"{cls.__name__}: options must be None, a {cls.__name__}, a dict or a gfd Config, "
+                        f"got {type(options).__name__}")
     base.update(changes)
     unknown = sorted(set(base) - names)
     if unknown:
@@ -86,13 +77,3 @@ def deterministic_loader(bundle: Any, split: str = "train") -> DataLoader:
     ds = copy.copy(ds)
     ds.transform = v2.Compose(steps)
     return DataLoader(ds, batch_size=loader.batch_size or 32, shuffle=False, num_workers=loader.num_workers)
-
-
-def predict(model: torch.nn.Module, loader: Any, device: torch.device | str | None = None
-            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(labels, scores) over a loader.  Scores are softmax probabilities for the learned baselines
-    (``model.scores_are_logits``) and the raw scores otherwise (PRNU: correlations)."""
-    labels, scores = predict_loader(model, loader, device)
-    if getattr(model, "scores_are_logits", True):
-        scores = torch.softmax(scores, dim=1)
-    return labels, scores

@@ -12,28 +12,31 @@ discrete cosine transform, and classify the transformed image instead of the pix
    their ridge regression).
 
 The CNN ends in a dense layer on the flattened feature map (no global pooling), because in the DCT
-domain a position *is* a frequency.  Training uses :func:`gfd.supervised.fit_classifier`.
+domain a position *is* a frequency.  The transform lives in :mod:`gfd.analysis.spectra` (the figures use it too); training uses
+:func:`gfd.supervised.fit_classifier` on a stream seeded by the run's seed.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, ClassVar, Iterable
 
 import torch
 from torch import nn
 
-from gfd.baselines.common import num_classes, predict, resolve_options
+from gfd.analysis.spectra import dct2, dct_matrix, log_dct  # noqa: F401 (the transform, re-exported)
+from gfd.baselines.common import num_classes, resolve_options
+from gfd.streams import stream_for
 from gfd.supervised import fit_classifier
 from gfd.utils import choose_device, pbar, seed_everything
 
 CLASSIFIERS = ("cnn", "linear")
 
-__all__ = ["DCTOptions", "DCTClassifier", "dct_matrix", "dct2", "log_dct", "dct_statistics", "fit", "predict"]
+__all__ = ["DCTOptions", "DCTClassifier", "dct_matrix", "dct2", "log_dct", "dct_statistics", "fit"]
 
 
 @dataclass(frozen=True)
 class DCTOptions:
+    FROM_CONFIG: ClassVar[tuple[str, ...]] = ("steps", "lr", "device")   # taken from a Config, if given one
     classifier: str = "cnn"      # "cnn" | "linear"
     width: int = 8               # channels of the CNN's first conv (then 2x, 4x, 4x)
     eps: float = 1e-6            # log(|x| + eps)
@@ -45,29 +48,6 @@ class DCTOptions:
     def __post_init__(self):
         if self.classifier not in CLASSIFIERS:
             raise ValueError(f"unknown DCT classifier {self.classifier!r}; choose one of {CLASSIFIERS}")
-
-
-# --- the transform ------------------------------------------------------------------------------
-
-def dct_matrix(n: int, dtype: torch.dtype = torch.float32, device: Any = None) -> torch.Tensor:
-    """The orthonormal DCT-II matrix D (n, n): ``dct(v) = D @ v`` (same as scipy's norm="ortho")."""
-    k = torch.arange(n, dtype=torch.float64).view(-1, 1)
-    i = torch.arange(n, dtype=torch.float64).view(1, -1)
-    d = torch.cos(math.pi * (2 * i + 1) * k / (2 * n)) * math.sqrt(2.0 / n)
-    d[0] /= math.sqrt(2.0)
-    return d.to(dtype=dtype, device=device)
-
-
-def dct2(x: torch.Tensor) -> torch.Tensor:
-    """2-D DCT-II over the last two axes (rows and columns) of ``x`` (..., H, W)."""
-    dh = dct_matrix(x.shape[-2], x.dtype, x.device)
-    dw = dct_matrix(x.shape[-1], x.dtype, x.device)
-    return dh @ x @ dw.T
-
-
-def log_dct(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """``log(|DCT2(x)| + eps)`` per channel: the spectrum Frank et al. classify (their Sec. 4-5)."""
-    return torch.log(dct2(x).abs() + eps)
 
 
 @torch.no_grad()
@@ -149,6 +129,6 @@ def fit(bundle: Any, options: Any = None, seed: int = 0, progress: bool = True, 
     mean, std = dct_statistics(loader, opts.eps, progress)
     model = DCTClassifier(mean, std, num_classes(bundle), opts.classifier, opts.width, opts.eps)
     wd = opts.weight_decay or (1e-4 if opts.classifier == "linear" else 0.0)
-    fit_classifier(model, loader, opts.steps, lr=opts.lr, device=device, weight_decay=wd,
+    fit_classifier(model, stream_for(loader, seed), opts.steps, lr=opts.lr, device=device, weight_decay=wd,
                    progress=progress, desc=f"DCT-{opts.classifier}")
     return model.eval()

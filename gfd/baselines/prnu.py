@@ -9,6 +9,8 @@ The PRNU recipe of camera forensics applied to GANs, baseline 1) of Sec. 4.1:
 
 Nothing is learned beyond the averages.  The denoiser:
 
+The denoisers are those of :mod:`gfd.analysis.spectra`, which the figures use too:
+
 ``wavelet``   (default) scikit-image's ``denoise_wavelet`` (BayesShrink soft thresholding of an
               8-tap Daubechies ``db4`` decomposition, noise level estimated per image), close to
               the wavelet denoiser of the classic PRNU pipeline.  ~1 ms per 48 px image.
@@ -20,23 +22,23 @@ Fingerprints are position-specific, so they are averaged over the *centre-croppe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, ClassVar, Iterable
 
-import numpy as np
 import torch
 from torch import nn
-from torchvision.transforms.v2 import functional as TF
 
-from gfd.baselines.common import deterministic_loader, num_classes, predict, resolve_options
-from gfd.utils import pbar, seed_everything
+from gfd.analysis import spectra
+from gfd.baselines.common import deterministic_loader, num_classes, resolve_options
+from gfd.utils import pbar
 
 DENOISERS = ("wavelet", "gaussian")
 
-__all__ = ["PRNUOptions", "PRNU", "residuals", "fit_fingerprints", "correlation", "fit", "predict"]
+__all__ = ["PRNUOptions", "PRNU", "residuals", "fit_fingerprints", "correlation", "fit"]
 
 
 @dataclass(frozen=True)
 class PRNUOptions:
+    FROM_CONFIG: ClassVar[tuple[str, ...]] = ()   # nothing is learned: no budget taken from a Config
     denoiser: str = "wavelet"        # "wavelet" (skimage) | "gaussian" (cheap, torch)
     wavelet: str = "db4"             # wavelet family for denoise_wavelet
     wavelet_levels: int | None = None  # None = scikit-image's default for the image size
@@ -47,31 +49,12 @@ class PRNUOptions:
             raise ValueError(f"unknown PRNU denoiser {self.denoiser!r}; choose one of {DENOISERS}")
 
 
-def _wavelet_denoise(x: torch.Tensor, opts: PRNUOptions) -> torch.Tensor:
-    try:
-        from skimage.restoration import denoise_wavelet
-        import pywt  # noqa: F401  (denoise_wavelet needs PyWavelets)
-    except ImportError as err:
-        raise ImportError("the PRNU 'wavelet' denoiser needs PyWavelets: pip install PyWavelets, "
-                          "or use PRNUOptions(denoiser='gaussian')") from err
-    imgs = x.detach().cpu().permute(0, 2, 3, 1).double().numpy()  # (B, H, W, 3)
-    out = np.stack([denoise_wavelet(im, wavelet=opts.wavelet, wavelet_levels=opts.wavelet_levels,
-                                    mode="soft", method="BayesShrink", rescale_sigma=True,
-                                    channel_axis=-1) for im in imgs])
-    return torch.from_numpy(out).permute(0, 3, 1, 2).to(x.device, x.dtype)
-
-
 def residuals(x: torch.Tensor, options: PRNUOptions | None = None) -> torch.Tensor:
-    """Noise residuals ``r = x - f(x)`` of a batch (B, C, H, W) (Marra et al., Sec. 2)."""
+    """Noise residuals ``r = x - f(x)`` of a batch (B, C, H, W) (Marra et al., Sec. 2), with the
+    denoiser of ``options`` (:func:`gfd.analysis.spectra.residuals`)."""
     opts = options or PRNUOptions()
-    if x.ndim != 4:
-        raise ValueError(f"expected a batch (B, C, H, W), got shape {tuple(x.shape)}")
-    if opts.denoiser == "wavelet":
-        den = _wavelet_denoise(x, opts)
-    else:
-        k = 2 * int(np.ceil(3 * opts.gaussian_sigma)) + 1
-        den = TF.gaussian_blur(x, kernel_size=[k, k], sigma=[opts.gaussian_sigma] * 2)
-    return x - den
+    return spectra.residuals(x, opts.denoiser, wavelet=opts.wavelet, wavelet_levels=opts.wavelet_levels,
+                             sigma=opts.gaussian_sigma)
 
 
 def correlation(r: torch.Tensor, fingerprints: torch.Tensor) -> torch.Tensor:
@@ -124,7 +107,6 @@ def fit_fingerprints(loader: Iterable, num_classes: int, options: PRNUOptions | 
 
 def fit(bundle: Any, options: Any = None, seed: int = 0, progress: bool = True, **changes: Any) -> PRNU:
     """Fingerprints from the centre-cropped training split of ``bundle`` (no other split is read)."""
-    opts = resolve_options(PRNUOptions, options, **changes)
-    seed_everything(seed)  # nothing random here; kept for the common interface
+    opts = resolve_options(PRNUOptions, options, **changes)   # deterministic: ``seed`` is not used
     loader = deterministic_loader(bundle, "train")
     return PRNU(fit_fingerprints(loader, num_classes(bundle), opts, progress), opts)

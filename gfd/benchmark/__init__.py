@@ -3,7 +3,7 @@
 ``load_mini_benchmark()`` returns the folder of a built benchmark (building it on first use);
 :mod:`~gfd.benchmark.domains` draws the real images, :mod:`~gfd.benchmark.generators` holds the
 generator families, :mod:`~gfd.benchmark.zoo` trains them, :mod:`~gfd.benchmark.build` writes and
-caches the splits, :mod:`~gfd.benchmark.calibrate` measures how hard the benchmark is.
+caches the splits.
 """
 from gfd.benchmark.build import (FORMAT_VERSION, SIZES, BenchmarkParams, check_benchmark, load_mini_benchmark,
                                  make_params, read_manifest)

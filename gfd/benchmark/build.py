@@ -18,7 +18,8 @@ the open world).  Real images used to train or feed a generator are drawn separa
 Caching: ``load_mini_benchmark`` builds into ``<parent>/.tmp-<name>-<pid>`` and renames the folder to
 ``<parent>/mini-<size>-s<seed>-<hash>`` only once complete; the hash covers every parameter and
 :data:`FORMAT_VERSION`.  A folder whose manifest is missing, incomplete or disagrees with its files
-is rebuilt.
+is rebuilt.  A build that is killed leaves its ``.tmp-`` folder behind (its worker processes exit
+with it); the next ``load_mini_benchmark`` of the same parameters deletes it.
 
 Determinism: every random draw comes from a generator seeded by (seed, purpose), and every
 generator is trained with one thread and deterministic algorithms (several generators train in
@@ -34,6 +35,7 @@ import multiprocessing
 import os
 import platform
 import shutil
+import threading
 import time
 import warnings
 import zlib
@@ -51,10 +53,10 @@ from PIL import Image
 from gfd.benchmark.domains import DOMAIN_A, DOMAIN_B, Domain, sample_images
 from gfd.benchmark.generators import FAMILIES, VARIANT_BASE, VARIANTS, GenConfig
 from gfd.benchmark.zoo import TrainSettings, generate, train_generator
-from gfd.utils import pbar
+from gfd.layout import REAL
+from gfd.utils import pbar, stable_hash
 
 FORMAT_VERSION = 1  # bump when code that shapes the images changes (then every cache rebuilds)
-REAL = "real"
 CLOSED_SPLITS = ("train", "val", "test_closed")
 OPEN_SPLIT = "test_open"
 VARIANTS_DIR = "variants"
@@ -95,13 +97,17 @@ class BenchmarkParams:
     def classes(self) -> list[str]:
         return [REAL] + [f.name for f in self.families]
 
+    @property
+    def n_closed(self) -> int:
+        """Images per class in the closed world (train + val + test_closed)."""
+        return self.n_train + self.n_val + self.n_test
+
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))  # tuples -> lists: the form stored in the manifest
 
     def key(self) -> str:
         """A short hash of the parameters and the format version (the cache key)."""
-        blob = json.dumps({"format_version": FORMAT_VERSION, "params": self.to_dict()}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+        return stable_hash({"format_version": FORMAT_VERSION, "params": self.to_dict()}, length=10)
 
 
 SIZES: dict[str, dict[str, Any]] = {
@@ -218,38 +224,182 @@ def _train_and_generate(job: Job, p: BenchmarkParams, progress: bool) -> tuple[l
     return outs, info
 
 
+def _exit_with_parent(parent_pid: int, poll_seconds: float = 0.5) -> None:
+    """Worker initializer: the worker ends itself as soon as the process that builds is gone.
+
+    Without it, a worker whose parent is killed (kill -9, a crashed notebook kernel) trains its
+    generator to the end, holding its memory, before it notices.  A daemon thread checks twice a
+    second whether the parent still exists: the worker's parent pid changed (POSIX re-parents
+    orphans) or multiprocessing's sentinel of the parent closed (every platform).
+    """
+    parent = multiprocessing.parent_process()
+
+    def watch() -> None:
+        while os.getppid() == parent_pid and (parent is None or parent.is_alive()):
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _run_jobs(jobs: list[Job], p: BenchmarkParams, workers: int,
               progress: bool) -> Iterator[tuple[Job, list[np.ndarray], dict]]:
     """Yield (job, outputs, record) as jobs finish: in this process, or in ``workers`` processes.
 
     Every job seeds itself and uses one thread, so the outputs do not depend on ``workers``.
+    Workers exit when this process dies (:func:`_exit_with_parent`).
     """
     if workers <= 1:
         for job in jobs:
             yield (job, *_train_and_generate(job, p, progress))
         return
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited thread pools
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_exit_with_parent,
+                             initargs=(os.getpid(),)) as ex:
         futures = {ex.submit(_train_and_generate, job, p, False): job
                    for job in sorted(jobs, key=lambda j: -j.cost)}
         for fut in as_completed(futures):
             yield (futures[fut], *fut.result())
 
 
-def _children_cpu_seconds() -> float:
-    """CPU seconds of finished worker processes (0 where the OS does not report them)."""
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of its finished worker processes (where the OS reports them)."""
     try:
         import resource
     except ImportError:  # Windows
-        return 0.0
+        return time.process_time()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+    return time.process_time() + usage.ru_utime + usage.ru_stime
 
 
 def default_workers() -> int:
     """Processes that train generators in parallel: one per usable core, at most 4."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(4, cores))
+
+
+@dataclass
+class _Writer:
+    """Writes the image folders of one build and records, per folder, its checksum and image count."""
+
+    out: Path
+    params: BenchmarkParams
+    checksums: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = field(
+        default_factory=lambda: {s: {} for s in (*CLOSED_SPLITS, OPEN_SPLIT)})
+
+    def _write(self, top: str, name: str, images: np.ndarray) -> None:
+        self.checksums[f"{top}/{name}"] = write_pngs(self.out / top / name, images)
+
+    def closed_world(self, name: str, images: np.ndarray) -> None:
+        """One class of the closed world: the first n_train images to train, then val, then test_closed."""
+        p, start = self.params, 0
+        for split, n in zip(CLOSED_SPLITS, (p.n_train, p.n_val, p.n_test)):
+            self._write(split, name, images[start:start + n])
+            self.counts[split][name] = n
+            start += n
+
+    def open_world(self, name: str, images: np.ndarray) -> None:
+        self._write(OPEN_SPLIT, name, images)
+        self.counts[OPEN_SPLIT][name] = len(images)
+
+    def variant(self, name: str, images: np.ndarray) -> None:
+        self._write(VARIANTS_DIR, name, images)
+
+
+def _real_images(p: BenchmarkParams, domain: Domain, purpose: str, n: int) -> np.ndarray:
+    """``n`` real images of ``domain``, drawn from the random stream of one ``purpose``."""
+    return sample_images(rng_for(p.seed, f"{domain.name}/{purpose}"), domain, n, p.image_size)
+
+
+def _write_real_classes(p: BenchmarkParams, writer: _Writer) -> np.ndarray:
+    """Write the ``real`` class of both worlds and the real inputs of the factor analysis; return those inputs."""
+    inputs = _real_images(p, p.domain_closed, "feed/variants", p.n_variant)
+    writer.variant(REAL, inputs)
+    writer.closed_world(REAL, _real_images(p, p.domain_closed, REAL, p.n_closed))
+    writer.open_world(REAL, _real_images(p, p.domain_open, REAL, p.n_open))
+    return inputs
+
+
+def _plan_jobs(p: BenchmarkParams, variant_inputs: np.ndarray) -> list[Job]:
+    """One job per generator: every family on each domain, then the variants of one family (Fig. 7 analogue).
+
+    Each domain's generators train on one pool of real images and are fed their own new images
+    (neither shared with the ``real`` class); the variant base family and its variants are all fed
+    ``variant_inputs`` too.
+    """
+    dA, dB = p.domain_closed, p.domain_open
+    pools = {d.name: _real_images(p, d, "generator-pool", p.gen_pool) for d in (dA, dB)}
+    jobs = [Job(cfg, dA.name, pools[dA.name], (_real_images(p, dA, f"feed/{cfg.name}", p.n_closed),)
+                + ((variant_inputs,) if cfg.name == p.variant_base else ()))
+            for cfg in p.families]
+    jobs += [Job(cfg, dB.name, pools[dB.name], (_real_images(p, dB, f"feed/{cfg.name}", p.n_open),))
+             for cfg in p.families]
+    jobs += [Job(cfg, dA.name, pools[dA.name], (variant_inputs,)) for cfg in p.variants]
+    return jobs
+
+
+def _write_generated(p: BenchmarkParams, writer: _Writer, job: Job, outs: list[np.ndarray]) -> None:
+    """Write what one generator made: a variant, or its family's class in the closed or open world."""
+    name = job.cfg.name
+    if name in {v.name for v in p.variants}:
+        writer.variant(name, outs[0])
+    elif job.domain == p.domain_closed.name:
+        writer.closed_world(name, outs[0])
+        if name == p.variant_base:
+            writer.variant(name, outs[1])
+    else:
+        writer.open_world(name, outs[0])
+
+
+def _train_and_write(p: BenchmarkParams, jobs: list[Job], writer: _Writer, workers: int,
+                     progress: bool) -> dict[str, dict]:
+    """Run every job (in ``workers`` processes) and write its images; return the records by job key."""
+    records: dict[str, dict] = {}
+    with pbar(None, enabled=progress, total=len(jobs), desc="mini benchmark", unit="generator") as bar:
+        for job, outs, info in _run_jobs(jobs, p, workers, progress):
+            records[job.key] = info
+            _write_generated(p, writer, job, outs)
+            bar.set_postfix_str(job.key)
+            bar.update(1)
+    return {k: records[k] for k in sorted(records)}
+
+
+def _build_record(workers: int, wall_seconds: float, cpu_seconds: float) -> dict[str, Any]:
+    """How and where the benchmark was built (the manifest's ``build`` entry)."""
+    return {
+        "wall_seconds": round(wall_seconds, 1),
+        "cpu_seconds": round(cpu_seconds, 1),
+        "workers": workers,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__, "numpy": np.__version__, "pillow": Image.__version__,
+        "python": platform.python_version(), "machine": platform.machine(),
+        "processor": platform.processor(), "torch_threads_per_generator": 1,
+        "determinism": ("same seed -> same files for the same torch/numpy/pillow versions and "
+                        "CPU kind (one thread, torch deterministic algorithms); build times "
+                        "and 'created' are not deterministic"),
+    }
+
+
+def _manifest(name: str, p: BenchmarkParams, writer: _Writer, generators: dict[str, dict],
+              build: dict[str, Any]) -> dict[str, Any]:
+    """The manifest of a complete build named ``name``."""
+    variant_names = [REAL, p.variant_base] + [v.name for v in p.variants]
+    return {
+        "format_version": FORMAT_VERSION,
+        "complete": True,
+        "name": name,
+        "key": p.key(),
+        "seed": p.seed,
+        "classes": p.classes,
+        "counts": {split: {c: per[c] for c in p.classes} for split, per in writer.counts.items()},
+        "variants": {"base": p.variant_base, "names": variant_names,
+                     "counts": {v: p.n_variant for v in variant_names}},
+        "params": p.to_dict(),
+        "generators": generators,
+        "checksums": writer.checksums,
+        "build": build,
+    }
 
 
 def build_benchmark(out: str | os.PathLike, params: BenchmarkParams, progress: bool = True,
@@ -264,101 +414,18 @@ def build_benchmark(out: str | os.PathLike, params: BenchmarkParams, progress: b
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty; build into a new folder")
     workers = default_workers() if workers is None else workers
-    t_wall, t_cpu = time.perf_counter(), time.process_time() + _children_cpu_seconds()
-    p = params
-    n_closed = p.n_train + p.n_val + p.n_test
-    splits = dict(zip(CLOSED_SPLITS, (p.n_train, p.n_val, p.n_test)))
-    checksums: dict[str, str] = {}
-    counts: dict[str, dict[str, int]] = {s: {} for s in (*CLOSED_SPLITS, OPEN_SPLIT)}
-    generators: dict[str, dict] = {}
-    vdir = out / VARIANTS_DIR
-    base = next(f for f in p.families if f.name == p.variant_base)
-
-    def write_closed(name: str, images: np.ndarray) -> None:
-        start = 0
-        for split, n in splits.items():
-            checksums[f"{split}/{name}"] = write_pngs(out / split / name, images[start:start + n])
-            counts[split][name] = n
-            start += n
-
-    def write_open(name: str, images: np.ndarray) -> None:
-        checksums[f"{OPEN_SPLIT}/{name}"] = write_pngs(out / OPEN_SPLIT / name, images)
-        counts[OPEN_SPLIT][name] = len(images)
-
-    def write_variant(name: str, images: np.ndarray) -> None:
-        checksums[f"{VARIANTS_DIR}/{name}"] = write_pngs(vdir / name, images)
-
-    def real(domain: Domain, purpose: str, n: int) -> np.ndarray:
-        return sample_images(rng_for(p.seed, f"{domain.name}/{purpose}"), domain, n, p.image_size)
-
+    t_wall, t_cpu = time.perf_counter(), _cpu_seconds()
     out.mkdir(parents=True, exist_ok=True)
-    dA, dB = p.domain_closed, p.domain_open
-    # 1. real images: the real class of each world, and the disjoint images that train / feed generators
-    with pbar(None, enabled=progress, total=4, desc="real images", leave=False) as bar:
-        inputs = real(dA, "feed/variants", p.n_variant)   # fed to the variant family and its variants
-        write_variant(REAL, inputs)
-        write_closed(REAL, real(dA, REAL, n_closed))
+    writer = _Writer(out, params)
+    with pbar(None, enabled=progress, total=2, desc="real images", leave=False) as bar:
+        variant_inputs = _write_real_classes(params, writer)
         bar.update(1)
-        write_open(REAL, real(dB, REAL, p.n_open))
+        jobs = _plan_jobs(params, variant_inputs)
         bar.update(1)
-        pools = {d.name: real(d, "generator-pool", p.gen_pool) for d in (dA, dB)}
-        bar.update(1)
-        jobs = [Job(cfg, dA.name, pools[dA.name],
-                    (real(dA, f"feed/{cfg.name}", n_closed),) + ((inputs,) if cfg is base else ()))
-                for cfg in p.families]
-        jobs += [Job(cfg, dB.name, pools[dB.name], (real(dB, f"feed/{cfg.name}", p.n_open),))
-                 for cfg in p.families]
-        # 2. the factor-analysis variants of one family (Fig. 7 analogue): same pool, same inputs
-        jobs += [Job(cfg, dA.name, pools[dA.name], (inputs,)) for cfg in p.variants]
-        bar.update(1)
-    # 3. train every generator and write what it generates
-    variant_names = {v.name for v in p.variants}
-    bar = pbar(None, enabled=progress, total=len(jobs), desc="mini benchmark", unit="generator")
-    for job, outs, info in _run_jobs(jobs, p, workers, progress):
-        generators[job.key] = info
-        if job.cfg.name in variant_names:
-            write_variant(job.cfg.name, outs[0])
-        elif job.domain == dA.name:
-            write_closed(job.cfg.name, outs[0])
-            if job.cfg is base:
-                write_variant(base.name, outs[1])
-        else:
-            write_open(job.cfg.name, outs[0])
-        bar.set_postfix_str(job.key)
-        bar.update(1)
-    bar.close()
-    cpu_seconds = time.process_time() + _children_cpu_seconds() - t_cpu
-
-    (out / "classes.json").write_text(json.dumps(p.classes) + "\n")
-    variant_names = [REAL, base.name] + [v.name for v in p.variants]
-    counts = {split: {c: counts[split][c] for c in p.classes} for split in counts}  # class order
-    generators = {k: generators[k] for k in sorted(generators)}
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "complete": True,
-        "name": out.name,
-        "key": p.key(),
-        "seed": p.seed,
-        "classes": p.classes,
-        "counts": counts,
-        "variants": {"base": base.name, "names": variant_names,
-                     "counts": {v: p.n_variant for v in variant_names}},
-        "params": p.to_dict(),
-        "generators": generators,
-        "checksums": checksums,
-        "build": {
-            "wall_seconds": round(time.perf_counter() - t_wall, 1),
-            "cpu_seconds": round(cpu_seconds, 1),
-            "workers": workers,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "torch": torch.__version__, "numpy": np.__version__, "pillow": Image.__version__,
-            "python": platform.python_version(), "machine": platform.machine(),
-            "processor": platform.processor(), "torch_threads_per_generator": 1,
-            "determinism": ("same seed -> same files for the same torch/numpy/pillow versions and "
-                            "CPU kind (one thread, torch deterministic algorithms); build times "
-                            "and 'created' are not deterministic"),
-        },
-    }
+    generators = _train_and_write(params, jobs, writer, workers, progress)
+    build = _build_record(workers, time.perf_counter() - t_wall, _cpu_seconds() - t_cpu)
+    (out / "classes.json").write_text(json.dumps(params.classes) + "\n")
+    manifest = _manifest(out.name, params, writer, generators, build)
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return out
 

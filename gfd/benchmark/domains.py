@@ -15,7 +15,7 @@ drawn procedurally, with no download:
 A :class:`Domain` says which shapes, hues and photos are used.  ``DOMAIN_A`` (round shapes, warm
 hues, portrait / cat / coffee photos) and ``DOMAIN_B`` (boxes and triangles, green-blue hues,
 rocket / galaxy / microscopy photos) share no shape, hue range or photo.  How far apart they are
-was calibrated (:mod:`gfd.benchmark.calibrate`): with hue ranges that overlapped the open world was
+was calibrated (:mod:`gfd.runs.calibrate`): with hue ranges that overlapped the open world was
 at the top of the target band (82-84%), this split brings it near the paper's 74.77% (Table 4).
 """
 from __future__ import annotations

@@ -170,20 +170,3 @@ class AutoGANGenerator(nn.Module):
             h = block(h, style)
         return torch.tanh(self.to_rgb(h))
 
-
-class PatchDiscriminator(nn.Module):
-    """A small PatchGAN D (pix2pix, ref. [14]): real/fake scores for overlapping patches."""
-
-    def __init__(self, in_ch: int = 3, width: int = 32, layers: int = 3):
-        super().__init__()
-        mods: list[nn.Module] = []
-        cin = in_ch
-        for i in range(layers):
-            cout = width * 2**i
-            mods += [nn.Conv2d(cin, cout, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
-            cin = cout
-        mods.append(nn.Conv2d(cin, 1, 3, padding=1))
-        self.net = nn.Sequential(*mods)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gfd.benchmark.generators import AutoGANGenerator, GenConfig, PatchDiscriminator
+from gfd.benchmark.generators import AutoGANGenerator, GenConfig
+from gfd.models.discriminator import PatchDiscriminator
 from gfd.utils import pbar
 
 
@@ -39,6 +40,13 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return x.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
+def zoo_discriminator(width: int) -> PatchDiscriminator:
+    """The small PatchGAN that trains a generator of the zoo: three stride-2 4x4 convs (``width``,
+    2x, 4x channels), no normalisation, then a 3x3 conv to one logit per patch."""
+    return PatchDiscriminator(3, width=width, n_layers=3, norm_layer=None, stride1_layer=False,
+                              final_kernel=3, max_mult=None)
+
+
 def train_generator(cfg: GenConfig, images: np.ndarray, settings: TrainSettings, seed: int,
                     progress: bool = True, desc: str | None = None) -> tuple[AutoGANGenerator, dict]:
     """Train one generator on ``images`` (n, H, W, 3) uint8; return it (eval mode) and its final losses."""
@@ -46,7 +54,7 @@ def train_generator(cfg: GenConfig, images: np.ndarray, settings: TrainSettings,
         raise ValueError(f"generator {cfg.name}: {len(images)} training images, need >= batch {settings.batch_size}")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    G, D = AutoGANGenerator(cfg), PatchDiscriminator(width=settings.disc_width)
+    G, D = AutoGANGenerator(cfg), zoo_discriminator(settings.disc_width)
     opt_g = torch.optim.Adam(G.parameters(), lr=settings.lr, betas=(0.5, 0.99))
     opt_d = torch.optim.Adam(D.parameters(), lr=settings.lr, betas=(0.5, 0.99))
     data = to_tensor(images)

@@ -43,14 +43,15 @@ class UNetEncoder(nn.Module):
         self.pool = nn.MaxPool2d(2)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        # x: (B, 3, H, W); widths w_0 .. w_d, level i works at H / 2^i
         skips = []
         for i, level in enumerate(self.levels):
             if i > 0:
-                x = self.pool(x)
-            x = level(x)
+                x = self.pool(x)          # (B, w_{i-1}, H / 2^i, W / 2^i)
+            x = level(x)                  # (B, w_i, H / 2^i, W / 2^i)
             skips.append(x)
-        z = skips.pop()  # the bottleneck is the latent code, not a skip
-        return z, skips
+        z = skips.pop()                   # z: (B, w_d, H / 2^d, W / 2^d), the latent code, not a skip
+        return z, skips                   # skips[i]: (B, w_i, H / 2^i, W / 2^i), i < d
 
 
 class UNetDecoder(nn.Module):
@@ -66,14 +67,15 @@ class UNetDecoder(nn.Module):
         self.out = nn.Conv2d(widths[0], out_ch, 1)
 
     def forward(self, z: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
-        x = z
-        for up, level, skip in zip(self.ups, self.levels, reversed(skips)):
-            x = up(x)
+        x = z                                             # (B, w_d, H / 2^d, W / 2^d)
+        for up, level, skip in zip(self.ups, self.levels, reversed(skips)):   # i = d-1 .. 0
+            x = up(x)                                     # (B, w_i, H / 2^i, W / 2^i), rounded down
             if x.shape[-2:] != skip.shape[-2:]:  # odd sizes: pad to the skip's size
                 dh, dw = skip.shape[-2] - x.shape[-2], skip.shape[-1] - x.shape[-1]
-                x = nn.functional.pad(x, (0, dw, 0, dh))
-            x = level(torch.cat([skip, x], dim=1))
-        return self.out(x)
+                x = nn.functional.pad(x, (0, dw, 0, dh))  # (B, w_i, H / 2^i, W / 2^i)
+            x = torch.cat([skip, x], dim=1)               # (B, 2 w_i, H / 2^i, W / 2^i)
+            x = level(x)                                  # (B, w_i, H / 2^i, W / 2^i)
+        return self.out(x)                                # (B, 3, H, W), before tanh
 
 
 class ClassificationHead(nn.Module):
@@ -84,7 +86,8 @@ class ClassificationHead(nn.Module):
         self.fc = nn.Linear(in_ch, num_classes)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.fc(z.mean(dim=(-2, -1)))
+        pooled = z.mean(dim=(-2, -1))     # (B, w_d): global average pool
+        return self.fc(pooled)            # (B, K) source logits
 
 
 @dataclass
@@ -114,17 +117,33 @@ class FingerprintGenerator(nn.Module):
         self.head = ClassificationHead(self.widths[-1], num_classes)
 
     def forward(self, x: torch.Tensor) -> GeneratorOutput:
-        z, skips = self.encoder(x)
-        f = self.fingerprint_scale * torch.tanh(self.decoder(z, skips))
-        return GeneratorOutput(fingerprint=f, logits=self.head(z), z=z)
+        # x: (B, 3, H, W) in [-1, 1]
+        z, skips = self.encoder(x)        # z: (B, w_d, H / 2^d, W / 2^d); skips: d maps
+        out = self.decoder(z, skips)      # (B, 3, H, W)
+        f = self.fingerprint_scale * torch.tanh(out)   # (B, 3, H, W), |f| <= fingerprint_scale
+        logits = self.head(z)             # (B, K)
+        return GeneratorOutput(fingerprint=f, logits=logits, z=z)
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """Source logits from G_enc + H alone: the attribution path used at test time."""
-        z, _ = self.encoder(x)
-        return self.head(z)
+        z, _ = self.encoder(x)            # (B, w_d, H / 2^d, W / 2^d)
+        return self.head(z)               # (B, K)
 
     def fingerprint(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward(x).fingerprint
+
+
+class EncoderHead(nn.Module):
+    """G_enc + H of a generator as a plain classifier module: images (B, 3, H, W) -> logits (B, K).
+
+    What is measured in every table: the paper attributes with the encoder and the head only."""
+
+    def __init__(self, generator: FingerprintGenerator):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.generator.classify(x)
 
 
 def build_generator(cfg, num_classes: int) -> FingerprintGenerator:

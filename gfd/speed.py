@@ -1,4 +1,4 @@
-"""``python -m gfd.bench``: speed and memory of one GFD-Net training iteration.
+"""``python -m gfd speed``: speed and memory of one GFD-Net training iteration.
 
 For each preset (``course``; ``paper`` too when a GPU is present; or those given with ``--preset``)
 it times a **G-only** iteration (G_enc + H trained with L_z, Table 4's baseline) and a **full GFD**
@@ -15,7 +15,6 @@ The last column is the ratio full / G-only of the time per iteration.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import subprocess
@@ -81,7 +80,7 @@ def measure(preset: str, mode: str, steps: int, warmup: int, batch_size: int | N
 def run_isolated(preset: str, mode: str, steps: int, warmup: int, batch_size: int | None,
                  device: str, threads: int | None = None, overrides: list[str] | None = None) -> dict:
     """:func:`measure` in a fresh Python process (own peak memory); returns its result."""
-    cmd = [sys.executable, "-m", "gfd.bench", "--worker", mode, "--preset", preset,
+    cmd = [sys.executable, "-m", "gfd", "speed", "--worker", mode, "--preset", preset,
            "--steps", str(steps), "--warmup", str(warmup), "--device", device]
     if batch_size:
         cmd += ["--batch-size", str(batch_size)]
@@ -109,36 +108,16 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m gfd.bench", description=__doc__.split("\n")[0])
-    p.add_argument("--preset", action="append", help="preset(s) to time (default: course, and paper on a GPU)")
-    p.add_argument("--steps", type=int, default=10, help="timed iterations per measurement")
-    p.add_argument("--warmup", type=int, default=3, help="untimed iterations first")
-    p.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
-    p.add_argument("--json", default=None, help="also write the results to this JSON file")
-    p.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    if args.worker:
-        preset = (args.preset or ["course"])[0]
-        print(json.dumps(measure(preset, args.worker, args.steps, args.warmup, args.batch_size, args.device,
-                                 args.threads, args.set)))
-        return 0
-    presets = args.preset or (["course", "paper"] if torch.cuda.is_available() else ["course"])
+def speed(presets: list[str] | None = None, steps: int = 10, warmup: int = 3, batch_size: int | None = None,
+          device: str = "auto", threads: int | None = None, overrides: list[str] | None = None,
+          log=None) -> list[dict]:
+    """Time a G-only and a full GFD iteration for every preset (default: course, and paper on a GPU),
+    each in its own process; return the rows for :func:`format_table`."""
+    presets = presets or (["course", "paper"] if torch.cuda.is_available() else ["course"])
     rows = []
     for preset in presets:
         for mode in MODES:
-            rows.append(run_isolated(preset, mode, args.steps, args.warmup, args.batch_size, args.device,
-                                     args.threads, args.set))
-            print(f"  {preset} / {mode}: {rows[-1]['img_per_s']:.1f} img/s", file=sys.stderr)
-    print(format_table(rows))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(rows, fh, indent=2)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+            rows.append(run_isolated(preset, mode, steps, warmup, batch_size, device, threads, overrides))
+            if log:
+                log(f"  {preset} / {mode}: {rows[-1]['img_per_s']:.1f} img/s")
+    return rows

@@ -1,0 +1,107 @@
+"""The folder layout of an attribution dataset (Sec. 4.2): the contract between data and code.
+
+::
+
+    ROOT/<split>/<source>/*.{png,jpg,jpeg,webp,bmp}
+    split  in  train, val, test_closed  (required)  and  test_open  (optional)
+    source in  real, GAN1, ..., GANN
+
+Class order is ``real`` first, then the other sources sorted by name, unless ``ROOT/classes.json``
+(a JSON list of names) says otherwise.  The built-in benchmark writes this layout, :mod:`gfd.data`
+reads it, the figures browse it.  This module only looks at folders; it opens no image.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+SPLITS = ("train", "val", "test_closed", "test_open")
+REQUIRED_SPLITS = ("train", "val", "test_closed")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+REAL = "real"
+
+
+class DataLayoutError(ValueError):
+    """The folder does not follow ``ROOT/<split>/<source>/*.png``; the message says what was found."""
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    return str(path).lower().endswith(IMAGE_EXTENSIONS)
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p)) if folder.is_dir() else []
+
+
+def find_splits(root: str | os.PathLike) -> list[str]:
+    """The standard splits present under ``root``; raises :class:`DataLayoutError` if a required one is missing."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataLayoutError(f"dataset root {root} does not exist or is not a folder")
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    missing = [s for s in REQUIRED_SPLITS if s not in found]
+    if missing:
+        raise DataLayoutError(
+            f"dataset root {root} lacks split folder(s) {missing}; found {found or 'no folders'}. "
+            f"Expected ROOT/<split>/<source>/*.png with splits {list(REQUIRED_SPLITS)} "
+            f"(and optionally 'test_open').")
+    return [s for s in SPLITS if s in found]
+
+
+def class_order(root: str | os.PathLike, sources: list[str]) -> list[str]:
+    """``real`` first, then sorted sources; ``ROOT/classes.json`` overrides."""
+    override = Path(root) / "classes.json"
+    if override.exists():
+        try:
+            classes = json.loads(override.read_text())
+        except json.JSONDecodeError as err:
+            raise DataLayoutError(f"{override} is not valid JSON: {err}") from err
+        if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+            raise DataLayoutError(f"{override} must hold a JSON list of class names, got {classes!r}")
+        if sorted(classes) != sorted(sources):
+            raise DataLayoutError(f"{override} lists {classes} but the train folders are {sorted(sources)}")
+        return list(classes)
+    rest = sorted(s for s in sources if s != REAL)
+    return ([REAL] if REAL in sources else []) + rest
+
+
+def split_sources(root: Path, split: str) -> dict[str, int]:
+    """Source folder name -> number of image files, for one split."""
+    folder = root / split
+    return {p.name: len(list_images(p)) for p in sorted(folder.iterdir())
+            if p.is_dir() and not p.name.startswith(".")}
+
+
+def check_split(root: Path, split: str, classes: list[str]) -> None:
+    """Every class present and non-empty, and no class the train split does not know."""
+    counts = split_sources(root, split)
+    empty = [c for c, n in counts.items() if n == 0]
+    if empty:
+        raise DataLayoutError(
+            f"{root / split}: class folder(s) {empty} hold no image "
+            f"({', '.join(IMAGE_EXTENSIONS)}); found counts {counts}")
+    missing = sorted(set(classes) - set(counts))
+    extra = sorted(set(counts) - set(classes))
+    if missing or extra:
+        raise DataLayoutError(
+            f"{root / split}: classes differ from the train split: missing {missing}, "
+            f"not in train {extra}; train classes are {classes}")
+
+
+def class_folders(root: str | os.PathLike, split: str) -> list[tuple[str, Path]]:
+    """(class, folder) pairs of ``root/split`` in the dataset's class order (``real`` first).
+
+    Works for any sub-folder of sources, e.g. the benchmark's ``variants/`` (real first, then by name).
+    """
+    root = Path(root)
+    folder = root / split
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} does not exist; splits/folders present in {root}: "
+                                f"{sorted(p.name for p in root.iterdir() if p.is_dir())}")
+    sources = list(split_sources(root, split))
+    if split in SPLITS:
+        names = [c for c in class_order(root, list(split_sources(root, "train"))) if c in sources]
+    else:
+        names = ([REAL] if REAL in sources else []) + sorted(s for s in sources if s != REAL)
+    return [(c, folder / c) for c in names]

@@ -1,0 +1,253 @@
+"""Reporting: runs over seeds -> Markdown / JSON tables, and the paper's claims checked against them.
+
+:func:`results_table` turns per-seed results (from :mod:`gfd.evaluate`) into a table with
+``mean ± std (n seeds)`` cells and, beside them, the paper's numbers (:mod:`gfd.paper`);
+:func:`check_claims` tests the orderings the paper's text draws (Sec. 4.2.1, 4.4) on a table.
+Nothing here trains or measures; nothing here selects anything.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from gfd.config import Config
+from gfd.evaluate import aggregate_runs, flatten_metrics
+from gfd.paper import CLAIMS, PAPER
+
+NO_PRETRAINED = "none (no pretrained network)"
+"""How a run that uses no pretrained network records its weights."""
+from gfd.utils import atomic_write, results_dir
+
+
+# --- one model's results ------------------------------------------------------------------------
+
+def format_results(results: Mapping[str, Mapping[str, Any]]) -> str:
+    """Accuracy per world, per class and the confusion matrix (rows: true class) of an
+    :func:`gfd.evaluate.evaluate_model` result, as plain text."""
+    lines = []
+    for split, res in results.items():
+        classes = list(res["classes"])
+        lines.append(f"{res.get('world', split)}-world accuracy ({split}): {res['acc']:.4f}  (n = {res['n']})")
+        width = max(len(c) for c in classes) + 2
+        for c in classes:
+            acc = res["per_class_acc"][c]
+            lines.append(f"  {c:{width}s}{'n/a' if acc is None else f'{acc:.4f}'}")
+        lines.append("  confusion (rows: true, columns: predicted)")
+        lines.append("  " + " " * width + "".join(f"{c[:8]:>9s}" for c in classes))
+        for c, row in zip(classes, res["confusion"]):
+            lines.append(f"  {c:{width}s}" + "".join(f"{v:>9d}" for v in row))
+    return "\n".join(lines)
+
+
+# --- tables ---------------------------------------------------------------------------------------
+
+def format_cell(stats: Mapping[str, Any] | None, percent: bool = True, digits: int = 2) -> str:
+    """``"mean ± std (n seeds)"``, in percent by default like the paper's tables; ``"–"`` if absent."""
+    if stats is None:
+        return "–"
+    scale = 100.0 if percent else 1.0
+    n = stats["n"]
+    mean = f"{stats['mean'] * scale:.{digits}f}"
+    if n < 2 or math.isnan(stats["std"]):
+        return f"{mean} ({n} seed{'s' if n != 1 else ''})"
+    return f"{mean} ± {stats['std'] * scale:.{digits}f} ({n} seeds)"
+
+
+def _rows(rows: Mapping[str, Any] | Sequence[tuple[str, Any]]) -> list[tuple[str, list, list]]:
+    """Normalise ``{method: runs}`` / ``[(method, runs)]`` to ``[(method, seeds, results)]``."""
+    pairs = list(rows.items()) if isinstance(rows, Mapping) else list(rows)
+    out = []
+    for method, runs in pairs:
+        if isinstance(runs, Mapping) and runs and all(isinstance(v, Mapping) for v in runs.values()) \
+                and not any(isinstance(v, Mapping) and "acc" in v for v in runs.values()):
+            seeds, results = list(runs.keys()), list(runs.values())      # {seed: result}
+        elif isinstance(runs, Mapping):
+            seeds, results = [None], [runs]                              # a single result
+        else:
+            results = list(runs)
+            seeds = list(range(len(results)))
+        out.append((str(method), seeds, results))
+    return out
+
+
+def _json_safe(x: Any) -> Any:
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if isinstance(x, dict):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    return x
+
+
+def results_table(rows: Mapping[str, Any] | Sequence[tuple[str, Any]], path_md: str | None = None,
+                  path_json: str | None = None, metrics: Sequence[str] = ("closed", "open"),
+                  percent: bool = True, digits: int = 2, title: str | None = None,
+                  reference: Mapping[str, Mapping[str, float]] | None = None, reference_name: str = "paper",
+                  notes: Sequence[str] = (), meta: Mapping[str, Any] | None = None) -> str:
+    """A Markdown table, one row per method and one column per metric (Tables 1, 2, 4 of the paper).
+
+    ``rows``: ``{method: runs}`` (or a list of ``(method, runs)`` pairs), where ``runs`` is a list of
+    per-seed results, a dict ``{seed: result}``, or one result; results as for
+    :func:`aggregate_runs`.  Cells read ``"mean ± std (n seeds)"`` (accuracy in percent by default).
+    Writes the table to ``path_md`` and, to ``path_json``, the summary plus the raw per-seed numbers.
+    ``reference`` (``{method: {metric: value}}``, already in the table's unit) adds a column per
+    metric headed ``"<metric> (<reference_name>)"``, e.g. the paper's numbers; ``notes`` are
+    paragraphs printed under the table; ``meta`` is stored in the JSON as is.  Returns the Markdown.
+    """
+    metrics = list(metrics)
+    norm = _rows(rows)
+    if not norm:
+        raise ValueError("results_table got no rows")
+    unit = " (%)" if percent else ""
+    ref_metrics = [m for m in metrics if reference and any(m in r for r in reference.values())]
+    header = "| Method | " + " | ".join([f"{m}{unit}" for m in metrics]
+                                        + [f"{m} ({reference_name})" for m in ref_metrics]) + " |"
+    lines = ([f"**{title}**", ""] if title else []) + [header, "|---" * (len(metrics) + len(ref_metrics) + 1) + "|"]
+    records = []
+    for method, seeds, results in norm:
+        summary = aggregate_runs(results, per_class=True)
+        ref = (reference or {}).get(method, {})
+        cells = [format_cell(summary.get(m), percent, digits) for m in metrics]
+        cells += [f"{ref[m]:.{digits}f}" if m in ref else "–" for m in ref_metrics]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        records.append(dict(method=method, seeds=seeds, summary=summary,
+                            per_seed=[flatten_metrics(r, per_class=True) for r in results],
+                            per_seed_confusion=[{k: v["confusion"] for k, v in r.items()
+                                                 if isinstance(v, Mapping) and "confusion" in v}
+                                                for r in results]))
+    for note in notes:
+        lines += ["", note]
+    text = "\n".join(lines) + "\n"
+    if path_md is not None:
+        atomic_write(path_md, lambda p: p.write_text(text, encoding="utf-8"))
+    if path_json is not None:
+        payload = _json_safe(dict(metrics=metrics, percent=percent, rows=records, reference=reference,
+                                  meta=dict(meta or {})))
+        atomic_write(path_json, lambda p: p.write_text(json.dumps(payload, indent=2), encoding="utf-8"))
+    return text
+
+
+def write_table(table: int, runs: dict[str, dict[int, dict]], out_dir: str | os.PathLike,
+                command: str | None = None) -> str:
+    """``table<N>.md`` and ``table<N>.json`` under ``out_dir``: the runs of a reproduced table
+    (``{method: {seed: run record}}``, see :mod:`gfd.runs.reproduce`) beside the paper's numbers."""
+    first = next(iter(next(iter(runs.values())).values()))
+    seeds = sorted({s for by_seed in runs.values() for s in by_seed})
+    n_classes = len(first["results"]["test_closed"]["classes"])
+    weights = sorted({part for by_seed in runs.values() for r in by_seed.values()
+                      for part in r["weights"].split(", ")} - {NO_PRETRAINED})
+    meta = dict(table=table, preset=first["preset"], benchmark=first["benchmark"], seeds=seeds,
+                weights={m: next(iter(by_seed.values()))["weights"] for m, by_seed in runs.items()},
+                command=command,
+                seconds={m: [r["seconds"] for r in by_seed.values()] for m, by_seed in runs.items()})
+    notes = [f"Preset `{meta['preset']}`, {meta['benchmark']}; seeds {', '.join(map(str, seeds))}; "
+             f"mean ± sample std over seeds.  `val` is the closed-world validation split, the only one "
+             f"a user could select on; nothing was selected here (fixed training budgets, last weights).  "
+             f"Pretrained weights: {'; '.join(weights) or 'none'}.  Chance: {100 / n_classes:.0f} %.",
+             "The paper's numbers are on 128 px CelebA / LSUN GANs (Sec. 4.2.1, Tables 1 and 4); ours on "
+             "the offline miniature, so compare orderings and gaps, not levels."]
+    if command:
+        notes.append(f"Produced by `{command}`.")
+    rows = {m: {s: r["results"] for s, r in by_seed.items()} for m, by_seed in runs.items()}
+    return results_table(rows, Path(out_dir) / f"table{table}.md", Path(out_dir) / f"table{table}.json",
+                         metrics=("closed", "open", "val"),
+                         title=f"Table {table} on the built-in benchmark", reference=PAPER[table],
+                         notes=notes, meta=meta)
+
+
+def benchmark_label(bundle, cfg: Config) -> str:
+    """``"quick mini benchmark: 150/20/60/60 images per class (train/val/closed/open), 48 px crops"``."""
+    name = f"{cfg.benchmark_size} mini benchmark" if cfg.data_root is None else f"data at {cfg.data_root}"
+    k = max(len(bundle.classes), 1)
+    counts = "/".join(str(len(bundle.datasets[s]) // k)
+                      for s in ("train", "val", "test_closed", "test_open") if s in bundle.datasets)
+    return f"{name}: {counts} images per class (train/val/closed/open), {cfg.crop} px crops"
+
+
+
+# --- reading a table ------------------------------------------------------------------------------
+
+def load_table(table: int, out_dir: str | os.PathLike | None = None) -> dict[str, Any] | None:
+    """The JSON of a table written by :func:`gfd.runs.reproduce.write_table` under ``out_dir`` (default :func:`gfd.utils.results_dir`);
+    ``None`` if it has not been produced yet."""
+    path = Path(out_dir or results_dir()) / f"table{table}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+
+def per_class_means(table_json: dict[str, Any], world: str = "open") -> tuple[list[str], list[str], list[list[float]]]:
+    """``(methods, classes, acc)`` from a table's JSON: ``acc[i][j]`` is method i on class j in
+    ``world`` (``"open"``, ``"closed"`` or ``"val"``), the mean over the table's seeds."""
+    names, classes, rows = [], None, []
+    for row in table_json["rows"]:
+        keys = [k for k in row["summary"] if k.startswith(f"{world}/")]
+        if not keys:
+            raise KeyError(f"table row {row['method']!r} has no per-class accuracy for world {world!r}")
+        mine = [k.split("/", 1)[1] for k in keys]
+        classes = classes or mine
+        if mine != classes:
+            raise ValueError(f"row {row['method']!r}: classes {mine} differ from {classes}")
+        names.append(row["method"])
+        rows.append([row["summary"][k]["mean"] for k in keys])
+    return names, classes or [], rows
+
+
+def seeds_to_resolve(gap: float, std: float, z: float = 2.0) -> float:
+    """Seeds per row needed before a mean difference ``gap`` stands ``z`` standard errors clear of zero.
+
+    Two rows with the same seed standard deviation ``std``: the difference of their means has
+    standard error ``std * sqrt(2 / n)``, so ``n = 2 (z std / gap)^2``, rounded up (at least 2;
+    ``inf`` for a zero gap).
+    """
+    if gap == 0:
+        return math.inf
+    return max(2, math.ceil(2 * (z * std / gap) ** 2))
+
+
+@dataclass
+class Claim:
+    text: str           # e.g. "open: G+D+C > G"
+    paper_gap: float    # a - b in the paper (points)
+    gap: float          # a - b here, mean over seeds (points)
+    spread: float       # the larger of the two seed standard deviations here (points)
+    holds: bool         # does the mean ordering here agree with the paper's relation?
+
+    @property
+    def verdict(self) -> str:
+        clear = abs(self.gap) > self.spread or self.gap == 0
+        if self.holds:
+            return "reproduced" if clear else "same direction, within the seed spread"
+        return "reversed" if clear else "not reproduced, within the seed spread"
+
+    def __str__(self) -> str:
+        return (f"{self.text:34s} paper {self.paper_gap:+6.2f}  here {self.gap:+6.2f} "
+                f"(seed std up to {self.spread:.2f})  -> {self.verdict}")
+
+
+def check_claims(table: int, summary: dict[str, dict[str, dict[str, Any]]]) -> list[Claim]:
+    """Test the paper's orderings on ``summary`` (``{method: {metric: stats}}`` as in :func:`table_summary`).
+
+    "a > b" holds when a's mean is higher; "a <= b" when it is not higher.  A claim that holds by
+    less than the larger seed standard deviation of a and b is flagged as within the spread.
+    """
+    out = []
+    for a, rel, b, world in CLAIMS[table]:
+        if a not in summary or b not in summary:
+            continue
+        ma, mb = summary[a][world], summary[b][world]
+        gap = 100 * (ma["mean"] - mb["mean"])
+        spread = 100 * max(s for s in (ma.get("std"), mb.get("std"), 0.0) if s is not None and s == s)
+        holds = gap > 0 if rel == ">" else gap <= 0
+        paper_gap = PAPER[table][a][world] - PAPER[table][b][world]
+        out.append(Claim(f"{world}: {a} {rel} {b}", paper_gap, gap, spread, holds))
+    return out
+
+
+def table_summary(table_json: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{method: {metric: stats}}`` from the JSON of :func:`write_table` (see :func:`load_table`)."""
+    return {row["method"]: row["summary"] for row in table_json["rows"]}
