@@ -256,3 +256,28 @@ def test_log_spectrum_peaks_at_the_stripe_frequency():
     assert s.shape == (h, w)
     peak = divmod(int(s.argmax()), w)
     assert peak in [(h // 2, w // 2 + 4), (h // 2, w // 2 - 4)]
+
+
+# --- energy and periodicity (Fig. 5 numbers) ---------------------------------------------------------
+
+def test_energy_is_the_rms_of_each_fingerprint():
+    from gfd.analysis.fingerprints import energy
+    f = torch.zeros(2, 3, 8, 8)
+    f[0] = 0.5
+    f[1, 0] = 1.0                     # one channel at 1: mean square 1/3
+    assert torch.allclose(energy(f), torch.tensor([0.5, (1 / 3) ** 0.5]))
+
+
+def test_periodicity_separates_a_grid_pattern_from_noise():
+    from gfd.analysis.fingerprints import grid_frequencies, periodicity
+    h = w = 48
+    assert len(grid_frequencies(h, w)) == 15 and (12, 24) in grid_frequencies(h, w)
+    tile = torch.randn(4, 4, generator=torch.Generator().manual_seed(0))
+    grid = tile.repeat(h // 4, w // 4)                             # repeats every 4 px: all power on the grid
+    noise = torch.randn(200, h, w, generator=torch.Generator().manual_seed(1))
+    p_grid = periodicity(grid[None, None].expand(1, 3, h, w))
+    p_noise = periodicity(noise[:, None])                         # (N, 1, H, W): 200 noise images
+    assert p_grid.item() == pytest.approx(1.0, abs=1e-6)
+    assert p_noise.mean().item() == pytest.approx(15 / (h * w - 1), rel=0.15)   # white noise: its share of bins
+    stripes = torch.arange(w).remainder(3).float().expand(h, w)     # period 3: off the 4-px grid
+    assert periodicity(stripes).item() < 0.05

@@ -11,6 +11,8 @@
   figure of the paper).
 * :func:`cosine_similarity_within_between` - a number for "common within a GAN, different between
   GANs": the mean cosine similarity of fingerprint pairs from one source vs pairs from two sources.
+* :func:`energy` and :func:`periodicity` - two numbers per fingerprint for the Fig. 5 comparison of
+  the ablation rows: how strong f is, and how much of its power sits on the up-sampling grid.
 
 The GLCM texture statistics of Fig. 6 live in :mod:`gfd.analysis.glcm`.
 """
@@ -27,7 +29,7 @@ from gfd.models.generator import FingerprintGenerator
 from gfd.utils import pbar
 
 __all__ = ["extract_fingerprints", "mean_fingerprint_by_source", "log_spectrum",
-           "cosine_similarity_within_between", "CosineSimilarity"]
+           "cosine_similarity_within_between", "CosineSimilarity", "energy", "periodicity", "grid_frequencies"]
 
 
 def _as_tensor(x) -> torch.Tensor:
@@ -280,3 +282,45 @@ def cosine_similarity_within_between(f, labels) -> CosineSimilarity:
     between = float(dots[off].sum() / 2 / between_pairs) if between_pairs > 0 else float("nan")
     return CosineSimilarity(within=within, between=between, classes=classes, per_source_within=per_source,
                             pair_matrix=pair, n_excluded=n_excluded)
+
+
+def _gray(f) -> torch.Tensor:
+    """(N, H, W) gray maps from (N, C, H, W), (C, H, W) or (H, W) fingerprints (mean over channels)."""
+    f = _as_tensor(f).double()
+    if f.ndim == 2:
+        return f[None]
+    if f.ndim == 3:
+        return f.mean(dim=0, keepdim=True)
+    if f.ndim == 4:
+        return f.mean(dim=1)
+    raise ValueError(f"expected (N, C, H, W), (C, H, W) or (H, W), got shape {tuple(f.shape)}")
+
+
+def energy(f) -> torch.Tensor:
+    """Root-mean-square value of each fingerprint (N,): how strong f is (the Fig. 5 panels' first number)."""
+    f = _as_tensor(f).double()
+    f = f[None] if f.ndim == 3 else f
+    return f.pow(2).flatten(1).mean(1).sqrt().float()
+
+
+def grid_frequencies(h: int, w: int, step: int = 4) -> list[tuple[int, int]]:
+    """The FFT bins of a period-``step`` grid, (0, 0) excluded: where 2x and 4x up-sampling put their
+    peaks (multiples of 1/4 of the sampling frequency for ``step`` = 4)."""
+    us = sorted({round(k * h / step) % h for k in range(step)})
+    vs = sorted({round(k * w / step) % w for k in range(step)})
+    return [(u, v) for u in us for v in vs if (u, v) != (0, 0)]
+
+
+def periodicity(f, step: int = 4) -> torch.Tensor:
+    """Share of each gray fingerprint's spectral power (DC excluded) that sits at the up-sampling grid
+    frequencies of :func:`grid_frequencies` (N,).  1 for a pattern that repeats every ``step`` pixels;
+    about ``(step**2 - 1) / (H W - 1)`` for white noise.  The "periodic characteristics" of Sec. 4.5 as
+    one number (the Fig. 5 panels' second number)."""
+    g = _gray(f)
+    g = g - g.mean(dim=(-2, -1), keepdim=True)
+    power = torch.fft.fft2(g).abs().pow(2)
+    h, w = g.shape[-2:]
+    total = power.flatten(1).sum(1) - power[:, 0, 0]
+    idx = grid_frequencies(h, w, step)
+    at_grid = sum(power[:, u, v] for u, v in idx)
+    return (at_grid / total.clamp_min(1e-30)).float()
