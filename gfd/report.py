@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from gfd.config import Config
 from gfd.evaluate import aggregate_runs, flatten_metrics
 from gfd.paper import CLAIMS, PAPER
@@ -45,16 +47,40 @@ def format_results(results: Mapping[str, Mapping[str, Any]]) -> str:
 
 # --- tables ---------------------------------------------------------------------------------------
 
-def format_cell(stats: Mapping[str, Any] | None, percent: bool = True, digits: int = 2) -> str:
-    """``"mean ± std (n seeds)"``, in percent by default like the paper's tables; ``"–"`` if absent."""
+def bootstrap_ci(values: Sequence[float], level: float = 0.95, n_boot: int = 10_000,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean of ``values`` (one per seed): resample
+    the seeds with replacement ``n_boot`` times.  ``(nan, nan)`` for fewer than two values."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
+    tail = 100 * (1 - level) / 2
+    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
+def format_cell(stats: Mapping[str, Any] | None, percent: bool = True, digits: int = 2,
+                deterministic: bool = False) -> str:
+    """``"mean ± std (n seeds)"``, in percent by default like the paper's tables; ``"–"`` if absent.
+
+    With a ``"ci"`` entry in ``stats`` the 95 % bootstrap interval follows as ``[lo, hi]``; a
+    ``deterministic`` method (no randomness: every seed gives the same number) reads
+    ``"mean (deterministic)"``.
+    """
     if stats is None:
         return "–"
     scale = 100.0 if percent else 1.0
     n = stats["n"]
     mean = f"{stats['mean'] * scale:.{digits}f}"
-    if n < 2 or math.isnan(stats["std"]):
+    if deterministic:
+        return f"{mean} (deterministic)"
+    if n < 2 or stats["std"] is None or math.isnan(stats["std"]):
         return f"{mean} ({n} seed{'s' if n != 1 else ''})"
-    return f"{mean} ± {stats['std'] * scale:.{digits}f} ({n} seeds)"
+    ci = stats.get("ci")
+    interval = (f" [{ci[0] * scale:.{digits - 1}f}, {ci[1] * scale:.{digits - 1}f}]"
+                if ci is not None and None not in ci and not any(map(math.isnan, ci)) else "")
+    return f"{mean} ± {stats['std'] * scale:.{digits}f}{interval} ({n} seeds)"
 
 
 def _rows(rows: Mapping[str, Any] | Sequence[tuple[str, Any]]) -> list[tuple[str, list, list]]:
@@ -88,7 +114,8 @@ def results_table(rows: Mapping[str, Any] | Sequence[tuple[str, Any]], path_md: 
                   path_json: str | None = None, metrics: Sequence[str] = ("closed", "open"),
                   percent: bool = True, digits: int = 2, title: str | None = None,
                   reference: Mapping[str, Mapping[str, float]] | None = None, reference_name: str = "paper",
-                  notes: Sequence[str] = (), meta: Mapping[str, Any] | None = None) -> str:
+                  notes: Sequence[str] = (), meta: Mapping[str, Any] | None = None, ci: bool = False,
+                  deterministic: Sequence[str] = ()) -> str:
     """A Markdown table, one row per method and one column per metric (Tables 1, 2, 4 of the paper).
 
     ``rows``: ``{method: runs}`` (or a list of ``(method, runs)`` pairs), where ``runs`` is a list of
@@ -97,7 +124,9 @@ def results_table(rows: Mapping[str, Any] | Sequence[tuple[str, Any]], path_md: 
     Writes the table to ``path_md`` and, to ``path_json``, the summary plus the raw per-seed numbers.
     ``reference`` (``{method: {metric: value}}``, already in the table's unit) adds a column per
     metric headed ``"<metric> (<reference_name>)"``, e.g. the paper's numbers; ``notes`` are
-    paragraphs printed under the table; ``meta`` is stored in the JSON as is.  Returns the Markdown.
+    paragraphs printed under the table; ``meta`` is stored in the JSON as is.  ``ci`` adds the 95 %
+    bootstrap interval over seeds to each cell (and to the JSON); rows named in ``deterministic``
+    are printed as such.  Returns the Markdown.
     """
     metrics = list(metrics)
     norm = _rows(rows)
@@ -111,8 +140,13 @@ def results_table(rows: Mapping[str, Any] | Sequence[tuple[str, Any]], path_md: 
     records = []
     for method, seeds, results in norm:
         summary = aggregate_runs(results, per_class=True)
+        if ci:
+            for m in metrics:
+                if m in summary:
+                    summary[m]["ci"] = bootstrap_ci(summary[m]["values"])
         ref = (reference or {}).get(method, {})
-        cells = [format_cell(summary.get(m), percent, digits) for m in metrics]
+        cells = [format_cell(summary.get(m), percent, digits, deterministic=method in deterministic)
+                 for m in metrics]
         cells += [f"{ref[m]:.{digits}f}" if m in ref else "–" for m in ref_metrics]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
         records.append(dict(method=method, seeds=seeds, summary=summary,
@@ -146,7 +180,7 @@ def write_table(table: int, runs: dict[str, dict[int, dict]], out_dir: str | os.
                 command=command,
                 seconds={m: [r["seconds"] for r in by_seed.values()] for m, by_seed in runs.items()})
     notes = [f"Preset `{meta['preset']}`, {meta['benchmark']}; seeds {', '.join(map(str, seeds))}; "
-             f"mean ± sample std over seeds.  `val` is the closed-world validation split, the only one "
+             f"mean ± sample std [95 % bootstrap interval] over seeds.  `val` is the closed-world validation split, the only one "
              f"a user could select on; nothing was selected here (fixed training budgets, last weights).  "
              f"Pretrained weights: {'; '.join(weights) or 'none'}.  Chance: {100 / n_classes:.0f} %.",
              "The paper's numbers are on 128 px CelebA / LSUN GANs (Sec. 4.2.1, Tables 1 and 4); ours on "
@@ -154,10 +188,11 @@ def write_table(table: int, runs: dict[str, dict[int, dict]], out_dir: str | os.
     if command:
         notes.append(f"Produced by `{command}`.")
     rows = {m: {s: r["results"] for s, r in by_seed.items()} for m, by_seed in runs.items()}
+    deterministic = [m for m, by_seed in runs.items() if all(r.get("deterministic") for r in by_seed.values())]
     return results_table(rows, Path(out_dir) / f"table{table}.md", Path(out_dir) / f"table{table}.json",
                          metrics=("closed", "open", "val"),
                          title=f"Table {table} on the built-in benchmark", reference=PAPER[table],
-                         notes=notes, meta=meta)
+                         notes=notes, meta=meta, ci=True, deterministic=deterministic)
 
 
 def benchmark_label(bundle, cfg: Config) -> str:
@@ -209,6 +244,24 @@ def seeds_to_resolve(gap: float, std: float, z: float = 2.0) -> float:
     return max(2, math.ceil(2 * (z * std / gap) ** 2))
 
 
+def paired_difference(table_json: dict[str, Any], a: str, b: str, metric: str = "open") -> dict[str, Any]:
+    """Row ``a`` minus row ``b`` seed by seed (the seeds both have), from a table's JSON: the
+    per-seed differences, their mean, std and 95 % bootstrap interval (fractions, not percent).
+    Paired rows share the seed's data order, pre-trained C and initial weights, so the differences
+    vary less than the rows themselves."""
+    rows = {row["method"]: row for row in table_json["rows"]}
+    for name in (a, b):
+        if name not in rows:
+            raise KeyError(f"no row {name!r} in the table; rows: {list(rows)}")
+    per = {name: {s: r.get(metric) for s, r in zip(rows[name]["seeds"], rows[name]["per_seed"])} for name in (a, b)}
+    seeds = [s for s in per[a] if s in per[b] and per[a][s] is not None and per[b][s] is not None]
+    if not seeds:
+        raise ValueError(f"rows {a!r} and {b!r} share no seed with a {metric!r} number")
+    d = np.array([per[a][s] - per[b][s] for s in seeds], dtype=np.float64)
+    return dict(seeds=seeds, values=d.tolist(), mean=float(d.mean()), n=int(d.size),
+                std=float(d.std(ddof=1)) if d.size > 1 else float("nan"), ci=bootstrap_ci(d))
+
+
 @dataclass
 class Claim:
     text: str           # e.g. "open: G+D+C > G"
@@ -216,24 +269,39 @@ class Claim:
     gap: float          # a - b here, mean over seeds (points)
     spread: float       # the larger of the two seed standard deviations here (points)
     holds: bool         # does the mean ordering here agree with the paper's relation?
+    ci: tuple[float, float] | None = None   # 95 % bootstrap interval of the paired difference (points)
+    relation: str = ">"                      # the paper's relation: ">" or "<="
 
     @property
     def verdict(self) -> str:
+        if self.ci is not None and not any(map(math.isnan, self.ci)):
+            lo, hi = self.ci           # judged on the paired differences: does the interval exclude 0?
+            if lo <= 0 <= hi:
+                return "not resolved: the 95 % CI of the paired difference includes 0"
+            agrees = (lo > 0) if self.relation == ">" else (hi < 0)
+            return "reproduced (CI excludes 0)" if agrees else "reversed (CI excludes 0)"
         clear = abs(self.gap) > self.spread or self.gap == 0
         if self.holds:
             return "reproduced" if clear else "same direction, within the seed spread"
         return "reversed" if clear else "not reproduced, within the seed spread"
 
     def __str__(self) -> str:
+        if self.ci is not None:
+            return (f"{self.text:34s} paper {self.paper_gap:+6.2f}  here {self.gap:+6.2f} "
+                    f"[{self.ci[0]:+.2f}, {self.ci[1]:+.2f}]  -> {self.verdict}")
         return (f"{self.text:34s} paper {self.paper_gap:+6.2f}  here {self.gap:+6.2f} "
                 f"(seed std up to {self.spread:.2f})  -> {self.verdict}")
 
 
-def check_claims(table: int, summary: dict[str, dict[str, dict[str, Any]]]) -> list[Claim]:
-    """Test the paper's orderings on ``summary`` (``{method: {metric: stats}}`` as in :func:`table_summary`).
+def check_claims(table: int, summary: dict[str, dict[str, dict[str, Any]]],
+                 table_json: dict[str, Any] | None = None) -> list[Claim]:
+    """Test the paper's orderings (:data:`gfd.paper.CLAIMS`) on ``summary`` (``{method: {metric:
+    stats}}`` as in :func:`table_summary`).
 
-    "a > b" holds when a's mean is higher; "a <= b" when it is not higher.  A claim that holds by
-    less than the larger seed standard deviation of a and b is flagged as within the spread.
+    "a > b" holds when a's mean is higher; "a <= b" when it is not higher.  Given the table's JSON,
+    each claim is judged on the paired per-seed differences a - b and their 95 % bootstrap interval
+    (:func:`paired_difference`); without it, a claim that holds by less than the larger seed
+    standard deviation of a and b is flagged as within the spread.
     """
     out = []
     for a, rel, b, world in CLAIMS[table]:
@@ -244,7 +312,11 @@ def check_claims(table: int, summary: dict[str, dict[str, dict[str, Any]]]) -> l
         spread = 100 * max(s for s in (ma.get("std"), mb.get("std"), 0.0) if s is not None and s == s)
         holds = gap > 0 if rel == ">" else gap <= 0
         paper_gap = PAPER[table][a][world] - PAPER[table][b][world]
-        out.append(Claim(f"{world}: {a} {rel} {b}", paper_gap, gap, spread, holds))
+        ci = None
+        if table_json is not None:
+            diff = paired_difference(table_json, a, b, world)
+            gap, ci = 100 * diff["mean"], (100 * diff["ci"][0], 100 * diff["ci"][1])
+        out.append(Claim(f"{world}: {a} {rel} {b}", paper_gap, gap, spread, holds, ci, rel))
     return out
 
 

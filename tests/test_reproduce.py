@@ -97,6 +97,9 @@ def test_cli_reproduces_table1_with_the_baselines(tiny, monkeypatch, capsys):
     out = capsys.readouterr().out
     for method in ("PRNU", "DCT", "AttNet", "GFD-Net"):
         assert f"| {method} |" in out
+    prnu_row = next(line for line in out.splitlines() if line.startswith("| PRNU |"))
+    dct_row = next(line for line in out.splitlines() if line.startswith("| DCT |"))
+    assert "(deterministic)" in prnu_row and "(deterministic)" not in dct_row and "] (3 seeds)" in dct_row
     assert "Produced by `python -m gfd reproduce --table 1 --preset quick --seeds 0 1 2" in out
     table = report.load_table(1, tiny["out"])
     assert table["reference"]["AttNet"] == {"closed": 99.44, "open": 65.18}

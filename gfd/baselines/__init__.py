@@ -27,6 +27,8 @@ OPTIONS = {"prnu": prnu.PRNUOptions, "dct": dct.DCTOptions, "attnet": attnet.Att
 (the fields it takes from a ``Config`` are listed in its ``FROM_CONFIG``)."""
 TABLE_NAMES = {"PRNU": "prnu", "DCT": "dct", "AttNet": "attnet"}
 """The paper's row name -> baseline name."""
+DETERMINISTIC = frozenset({"prnu"})
+"""Baselines with no randomness at all: every seed gives the same model (tables say so)."""
 
 
 def fit_baseline(name: str, bundle: Any, options: Any = None, seed: int = 0, progress: bool = True,
@@ -38,4 +40,4 @@ def fit_baseline(name: str, bundle: Any, options: Any = None, seed: int = 0, pro
     return BASELINES[key].fit(bundle, options, seed=seed, progress=progress, **changes)
 
 
-__all__ = ["BASELINES", "OPTIONS", "TABLE_NAMES", "fit_baseline", "prnu", "dct", "attnet"]
+__all__ = ["BASELINES", "OPTIONS", "TABLE_NAMES", "DETERMINISTIC", "fit_baseline", "prnu", "dct", "attnet"]

@@ -1,0 +1,150 @@
+"""``python -m gfd reproduce``: the paper's Table 1 and Table 4, measured on our data over seeds.
+
+Table 1 (Sec. 4.2.1) compares GFD-Net with three attribution baselines (PRNU, DCT, AttNet);
+Table 4 (Sec. 4.4) ablates GFD-Net: G, G+D, G+C, G+D+C, G+D+C+L_percept.  Both report top-1
+accuracy in the closed and the open world.  Here every row is measured over several training seeds
+on one benchmark (the data stay fixed; the seed changes initialisation and batch order).
+
+How a table is made::
+
+    reproduce(table=1, preset="course", seeds=(0, 1, 2))          # -> <repository>/results
+
+1. One *run* = one method, one seed, trained and measured by :func:`gfd.runs.train_and_measure`.
+   Its record goes to ``<out_dir>/runs/<preset>/<method>-seed<k>.json`` with its run key
+   (:meth:`gfd.config.Config.key` of the run's config, plus the baseline's options); a record that
+   exists with the same key is read, not recomputed, so an interrupted reproduction resumes run by
+   run.  The networks of GFD-Net runs stay in their run folders under ``data/runs``, where the
+   notebooks that trained the same configuration find them.
+2. Nothing is selected on a test split: every method trains for a fixed budget given by the preset
+   (or the baseline's options) and the last weights are measured; the closed-world validation
+   accuracy is recorded beside the test numbers.
+3. :func:`gfd.report.write_table` writes ``table<N>.json`` (every per-seed number and confusion
+   matrix) and ``table<N>.md`` beside the paper's numbers.
+
+The GFD-Net row of Table 1 and the G+D+C+L_percept row of Table 4 are the same configuration and
+share their runs.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from gfd.config import Config, get_config
+from gfd.data import load_data
+from gfd.paper import GFD_ROWS, TABLES
+from gfd.report import benchmark_label, write_table
+from gfd.runs.variant import train_and_measure
+from gfd.utils import atomic_write, pbar, results_dir
+
+DEFAULT_SEEDS = (0, 1, 2)
+BASELINE_PROTOCOL = 2
+"""Enters a baseline run's key.  2: learned baselines train on a stream seeded by the run's seed
+(:class:`gfd.streams.BatchStream`), no longer on the loader's shared shuffle; records of 1 are redone."""
+
+
+def run_slug(method: str) -> str:
+    """File-name form of a method; GFD-Net shares the slug of G+D+C+L_percept (same runs)."""
+    if method == "GFD-Net":
+        method = "G+D+C+L_percept"
+    return method.lower().replace("+", "-").replace("_", "")
+
+
+@dataclass
+class RunSpec:
+    """One method trained with one seed on the data of one config."""
+
+    method: str
+    seed: int
+    cfg: Config                       # the preset's config (the seed and switches are set here)
+
+    def config(self) -> Config:
+        return self.cfg.with_(seed=self.seed, **GFD_ROWS.get(self.method, {}))
+
+    def key(self) -> str:
+        """The run key: the config's key, with the method and, for a baseline, its options."""
+        extra: dict[str, Any] = dict(method=run_slug(self.method))
+        if self.method not in GFD_ROWS:
+            from gfd.baselines import OPTIONS, TABLE_NAMES
+            from gfd.baselines.common import resolve_options
+            extra["options"] = repr(resolve_options(OPTIONS[TABLE_NAMES[self.method]], self.config()))
+            extra["protocol"] = BASELINE_PROTOCOL
+        return self.config().key(**extra)
+
+    def path(self, out_dir: str | os.PathLike) -> Path:
+        return Path(out_dir) / "runs" / self.cfg.preset / f"{run_slug(self.method)}-seed{self.seed}.json"
+
+
+def load_run(path: Path, key: str) -> dict[str, Any] | None:
+    """A stored run if it exists and was made with ``key``; ``None`` means: compute it."""
+    if not path.is_file():
+        return None
+    try:
+        run = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None          # a torn or hand-edited file: recompute rather than trust it
+    return run if run.get("key") == key else None
+
+
+def select_methods(table: int, only: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The rows of Table ``table``, or those of ``only`` in the table's order (unknown names fail)."""
+    if table not in TABLES:
+        raise ValueError(f"the paper's attribution tables reproduced here are {sorted(TABLES)}; got {table!r}")
+    rows = TABLES[table]
+    unknown = [m for m in only or () if m not in rows]
+    if unknown:
+        raise ValueError(f"Table {table} has no row {unknown}; its rows are {list(rows)}")
+    return tuple(m for m in rows if not only or m in only)
+
+
+def collect_runs(table: int, cfg: Config, seeds: Sequence[int], bundle, out_dir: str | os.PathLike,
+                 runs_root: str | os.PathLike | None = None, progress: bool = True,
+                 log: Callable[[str], None] = print, only: Sequence[str] | None = None
+                 ) -> dict[str, dict[int, dict]]:
+    """Every (method, seed) run of a table (or of the rows in ``only``), loaded if stored, else
+    computed and stored at once."""
+    if len(set(seeds)) != len(seeds) or not seeds:
+        raise ValueError(f"give distinct seeds, at least one; got {list(seeds)}")
+    rows = select_methods(table, only)
+    specs = [RunSpec(m, s, cfg) for m in rows for s in seeds]
+    runs: dict[str, dict[int, dict]] = {m: {} for m in rows}
+    bar = pbar(specs, enabled=progress, desc=f"Table {table} runs", unit="run")
+    for spec in bar:
+        bar.set_postfix(method=spec.method, seed=spec.seed)
+        path, key = spec.path(out_dir), spec.key()
+        run = load_run(path, key)
+        if run is None:
+            res = train_and_measure(spec.config(), bundle, spec.method, runs_root=runs_root, progress=progress)
+            run = dict(method=spec.method, seed=spec.seed, preset=res.cfg.preset, key=key,
+                       benchmark=benchmark_label(bundle, res.cfg), weights=res.weights, seconds=res.seconds,
+                       deterministic=res.deterministic, results=res.results)
+            atomic_write(path, lambda p: p.write_text(json.dumps(run, indent=1), encoding="utf-8"))
+            opened = f"{res.open:.1%}" if res.open is not None else "n/a"
+            log(f"{spec.method:16s} seed {spec.seed}: closed {res.closed:.1%}  open {opened}  "
+                f"({res.seconds:.0f} s) -> {path}")
+        runs[spec.method][spec.seed] = run
+    return runs
+
+
+def reproduce(table: int, preset: str | None = None, seeds: Sequence[int] = DEFAULT_SEEDS,
+              out_dir: str | os.PathLike | None = None, overrides: Sequence[str] = (), bundle=None,
+              runs_root: str | os.PathLike | None = None, progress: bool = True, command: str | None = None,
+              log: Callable[[str], None] = print, only: Sequence[str] | None = None) -> dict[str, dict[int, dict]]:
+    """Measure every row of Table ``table`` over ``seeds`` and write ``out_dir/table<N>.{md,json}``
+    (default ``out_dir``: :func:`gfd.utils.results_dir`, the committed ``results/``).
+
+    ``preset`` and ``overrides`` (``"key=value"`` strings) make the config as for
+    ``python -m gfd train``; the data are ``bundle``, else :func:`gfd.data.load_data` of the config.
+    GFD-Net networks live under ``runs_root`` (default ``data/runs``).  ``only`` keeps some rows
+    (e.g. ``["G", "G+C"]``).  Returns ``{method: {seed: run record}}``.
+    """
+    select_methods(table, only)          # a typo fails before any data is loaded
+    out_dir = Path(out_dir or results_dir())
+    cfg = get_config(preset, list(overrides))
+    bundle = bundle if bundle is not None else load_data(cfg, progress=progress)
+    runs = collect_runs(table, cfg, list(seeds), bundle, out_dir, runs_root, progress=progress, log=log,
+                        only=only)
+    write_table(table, runs, out_dir, command=command)
+    return runs

@@ -1,0 +1,122 @@
+"""Train (or load) one method with one config and measure it on the validation split and in both
+worlds (Sec. 4.2): the one train-and-measure function of the course.
+
+Notebook 05's loss toggles, ``reproduce``'s runs and the benchmark's calibration all call
+:func:`train_and_measure`.  A GFD-Net configuration (any row of Table 4, or Table 1's GFD-Net) is
+trained by :func:`gfd.train.load_or_train`, so a config that was trained before is loaded from its
+run folder; a baseline (Table 1's PRNU, DCT, AttNet) is fitted by :mod:`gfd.baselines`.  Either
+way the model is measured by :func:`gfd.evaluate.evaluate_model`.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from gfd.config import Config
+from gfd.evaluate import SELECTION_SPLIT, evaluate_model
+from gfd.models.generator import EncoderHead
+from gfd.paper import GFD_ROWS, ablation_name
+from gfd.report import NO_PRETRAINED
+from gfd.train import Trainer, default_run_dir, load_or_train
+
+MEASURED_SPLITS = (SELECTION_SPLIT, "test_closed", "test_open")
+
+
+@dataclass
+class RunResult:
+    """What one trained method achieved."""
+
+    method: str
+    cfg: Config
+    model: nn.Module                # what was measured: G_enc + H, or the baseline
+    results: dict[str, Any]         # evaluate_model output per split (val, test_closed, test_open)
+    weights: str                    # the pretrained weights C and F actually used
+    seconds: float
+    trainer: Trainer | None = None  # GFD-Net rows only
+    deterministic: bool = False     # no randomness in training: every seed gives the same model
+
+    @property
+    def val(self) -> float:
+        """Closed-world validation accuracy: the only split a user may select on."""
+        return self.results[SELECTION_SPLIT]["acc"]
+
+    @property
+    def closed(self) -> float:
+        return self.results["test_closed"]["acc"]
+
+    @property
+    def open(self) -> float | None:
+        return self.results["test_open"]["acc"] if "test_open" in self.results else None
+
+    def summary(self) -> str:
+        opened = f"{self.open:.1%}" if self.open is not None else "n/a"
+        return f"{self.method:18s} val {self.val:6.1%}  closed {self.closed:6.1%}  open {opened:>6s}"
+
+    def label(self, base: Config) -> str:
+        """What this run changed from ``base`` (e.g. the preset): see :func:`describe_changes`."""
+        return describe_changes(self.cfg, base)
+
+
+SWITCH_NAMES = {"use_D": "D", "use_C": "C", "use_percept": "L_percept"}
+
+
+def config_changes(cfg: Config, base: Config) -> list[str]:
+    """Every field in which ``cfg`` differs from ``base``, in the order of :class:`Config`'s fields:
+    a switch as ``"no D"`` / ``"with D"``, any other field as ``"w2=0.01"``."""
+    changes = []
+    for name, value in cfg.to_dict().items():
+        before = getattr(base, name)
+        if value == before:
+            continue
+        if name in SWITCH_NAMES:
+            changes.append(f"{'with' if value else 'no'} {SWITCH_NAMES[name]}")
+        elif isinstance(value, float):
+            short = f"{value:g}"
+            changes.append(f"{name}={short if float(short) == value else repr(value)}")
+        else:
+            changes.append(f"{name}={value}")
+    return changes
+
+
+def describe_changes(cfg: Config, base: Config) -> str:
+    """A run's label: what it changed from ``base`` (``"no D, w2=0.01"``), or ``"<preset> preset"``
+    when it changed nothing.  Two different configs never share a label."""
+    return ", ".join(config_changes(cfg, base)) or f"{base.preset} preset"
+
+
+def train_and_measure(cfg: Config, bundle, method: str | None = None, *, runs_root: str | os.PathLike | None = None,
+                      progress: bool = True) -> RunResult:
+    """Train or load ``method`` (default: GFD-Net with ``cfg``'s switches, named like the Table 4 rows,
+    e.g. ``"G+C+L_percept"`` also where Table 4 has no such row) on ``bundle`` with ``cfg`` and
+    measure it.
+
+    ``method`` is a GFD-Net row (``"G"`` ... ``"G+D+C+L_percept"``, ``"GFD-Net"``: its switches are
+    set on ``cfg``) or a baseline of Table 1 (``"PRNU"``, ``"DCT"``, ``"AttNet"``).  GFD-Net runs
+    live under ``runs_root`` (default ``data/runs``).
+    """
+    gfd_net = method is None or method in GFD_ROWS  # no method: GFD-Net with cfg's own switches
+    method = method or ablation_name(cfg)
+    start = time.perf_counter()
+    trainer = None
+    if gfd_net:
+        cfg = cfg.with_(**GFD_ROWS.get(method, {}))  # e.g. "G+C+L_percept" is no row of Table 4
+        trainer = load_or_train(cfg, bundle, out_dir=default_run_dir(cfg, runs_root), progress=progress)
+        model = EncoderHead(trainer.G)
+        parts = [f"C {trainer.meta['classifier_weights']}"] if cfg.use_C else []
+        parts += [f"F {trainer.meta['perceptual_weights']}"] if cfg.use_percept else []
+        weights = ", ".join(parts) or NO_PRETRAINED
+    else:
+        from gfd.baselines import DETERMINISTIC, TABLE_NAMES, fit_baseline
+        if method not in TABLE_NAMES:
+            raise ValueError(f"unknown method {method!r}; choose a GFD-Net row {sorted(GFD_ROWS)} "
+                             f"or a baseline {sorted(TABLE_NAMES)}")
+        model = fit_baseline(TABLE_NAMES[method], bundle, options=cfg, seed=cfg.seed, progress=progress)
+        weights = NO_PRETRAINED
+    results = evaluate_model(model, bundle, splits=MEASURED_SPLITS)
+    deterministic = method not in GFD_ROWS and TABLE_NAMES[method] in DETERMINISTIC
+    return RunResult(method, cfg, model, results, weights, round(time.perf_counter() - start, 1), trainer,
+                     deterministic)

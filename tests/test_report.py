@@ -1,0 +1,61 @@
+"""Statistics of the tables: bootstrap intervals, paired differences, deterministic rows, claims."""
+import math
+
+import numpy as np
+import pytest
+
+from gfd import report
+
+
+def test_bootstrap_ci_brackets_the_mean_and_shrinks_with_more_seeds():
+    rng = np.random.default_rng(0)
+    few, many = rng.normal(0.6, 0.05, 5), rng.normal(0.6, 0.05, 50)
+    lo5, hi5 = report.bootstrap_ci(few)
+    lo50, hi50 = report.bootstrap_ci(many)
+    assert lo5 < few.mean() < hi5 and lo50 < many.mean() < hi50
+    assert hi50 - lo50 < hi5 - lo5
+    assert report.bootstrap_ci([0.7, 0.7, 0.7]) == (pytest.approx(0.7), pytest.approx(0.7))
+    assert all(math.isnan(v) for v in report.bootstrap_ci([0.5]))
+    assert report.bootstrap_ci(few, seed=3) == report.bootstrap_ci(few, seed=3)      # reproducible
+
+
+def test_format_cell_shows_the_interval_and_marks_deterministic_rows():
+    stats = {"mean": 0.6, "std": 0.05, "n": 5, "ci": (0.55, 0.65)}
+    assert report.format_cell(stats) == "60.00 ± 5.00 [55.0, 65.0] (5 seeds)"
+    assert report.format_cell({"mean": 0.207, "std": 0.0, "n": 3}, deterministic=True) == "20.70 (deterministic)"
+
+
+def _table(rows):
+    """A table JSON as write_table stores it: per-seed flat metrics per row."""
+    return {"rows": [{"method": m, "seeds": list(per), "per_seed": [{"open": v} for v in per.values()],
+                      "summary": {"open": {"mean": float(np.mean(list(per.values()))),
+                                           "std": float(np.std(list(per.values()), ddof=1)), "n": len(per)}}}
+                     for m, per in rows.items()]}
+
+
+def test_paired_differences_see_a_gap_that_the_seed_spread_hides():
+    # every seed moves both rows together (data order, C, init shared), G+D+C is 3 points better per seed
+    base = {s: 0.5 + 0.1 * ((s * 7) % 5) / 4 for s in range(5)}       # seed spread ~4 points
+    table = _table({"G": base, "G+D+C": {s: v + 0.03 for s, v in base.items()}})
+    d = report.paired_difference(table, "G+D+C", "G")
+    assert d["seeds"] == [0, 1, 2, 3, 4] and d["mean"] == pytest.approx(0.03) and d["ci"][0] > 0
+    summary = report.table_summary(table)
+    unpaired = {c.text: c for c in report.check_claims(4, summary)}
+    paired = {c.text: c for c in report.check_claims(4, summary, table)}
+    key = "open: G+D+C > G"
+    assert unpaired[key].verdict == "same direction, within the seed spread"
+    assert paired[key].verdict == "reproduced (CI excludes 0)"
+    assert "[+3.00, +3.00]" in str(paired[key])
+
+
+def test_paired_claims_say_reversed_and_unresolved_when_they_are():
+    rng = np.random.default_rng(1)
+    g = {s: 0.6 + rng.normal(0, 0.05) for s in range(6)}
+    table = _table({"G": g,
+                    "G+D": {s: v + 0.05 for s, v in g.items()},                       # D alone helps: "<=" reversed
+                    "G+C": {s: v + rng.normal(0, 0.03) for s, v in g.items()}})       # noise: not resolved
+    claims = {c.text: c for c in report.check_claims(4, report.table_summary(table), table)}
+    assert claims["open: G+D <= G"].verdict == "reversed (CI excludes 0)"
+    assert claims["open: G+C <= G"].verdict.startswith("not resolved")
+    with pytest.raises(KeyError, match="no row 'G\\+Q'"):
+        report.paired_difference(table, "G+Q", "G")
