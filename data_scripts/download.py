@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Fetch public data sets: resumable, sha256-checked downloads and safe zip / tar extraction; a thin
-wrapper over :func:`gfd.download.main` (``python -m gfd download``).
+wrapper over ``python -m gfd download``.
 
     python data_scripts/download.py list                       # the paper's sources (URLs not tested here)
     python data_scripts/download.py fetch forensynths-test --out data/downloads --extract
@@ -9,7 +9,7 @@ wrapper over :func:`gfd.download.main` (``python -m gfd download``).
 """
 import sys
 
-from gfd.download import main
+from gfd.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(["download", *sys.argv[1:]]))

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Turn folders of real and GAN images into gfd's dataset layouts; a thin wrapper over
-:func:`gfd.prepare.main` (``python -m gfd prepare``).  See ``--help`` of each sub-command.
+``python -m gfd prepare``.  See ``--help`` of each sub-command.
 
     python data_scripts/prepare_dataset.py attribution --out data/gan128 \\
         --source real=celeba,lsun_bedroom --source ProGAN=progan_celeba,progan_lsun \\
@@ -12,7 +12,7 @@
 """
 import sys
 
-from gfd.prepare import main
+from gfd.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(["prepare", *sys.argv[1:]]))

@@ -1,8 +1,9 @@
 """``python -m gfd``: argument parsing only.  Every command calls the functions the notebooks call.
 
-    python -m gfd train --preset quick [--set key=value ...] [--out DIR] [--fresh]
-    python -m gfd evaluate --checkpoint PATH [--data-root DIR] [--json FILE]
-    python -m gfd attribute IMAGE... [--checkpoint PATH]
+    python -m gfd train --preset quick [--set key=value ...] [--out DIR] [--fresh] [--skip-bad]
+    python -m gfd evaluate --checkpoint PATH [--data-root DIR] [--json FILE] [--skip-bad]
+    python -m gfd attribute IMAGE_OR_FOLDER... [--checkpoint PATH]
+    python -m gfd export --checkpoint PATH --out FILE
     python -m gfd reproduce --table 1|4 [--preset course] [--seeds 0 1 2] [--methods ROW ...]
     python -m gfd benchmark [--size quick|default] [--calibrate] [--figures DIR]
     python -m gfd speed [--preset course] [--steps 10]
@@ -10,6 +11,13 @@
 The data of a config are :func:`gfd.data.load_data`'s (``data_root`` if set, else the built-in
 benchmark); a run is :func:`gfd.train.load_or_train`'s (its folder defaults to
 ``data/runs/<preset>-<Config.key()>``, where the notebooks find it too).
+
+Exit codes: 0 success; 2 a user error -- a bad command line (argparse), a bad ``--set`` value, a
+missing or unusable file, image, dataset folder or checkpoint (``FileNotFoundError`` and
+``ValueError``, which covers ``BadImageError``, ``DataLayoutError``, ``CheckpointError``) -- fix the
+command or the files; 1 the run itself failed on valid input (a non-finite loss, ImageNet weights
+that cannot be had).  Errors print one line, ``error: ...``, on stderr, without a traceback.
+``attribute`` reports each bad image that way, attributes the others, and exits 2 at the end.
 """
 from __future__ import annotations
 
@@ -18,7 +26,11 @@ import json
 import sys
 from pathlib import Path
 
-from gfd.config import PRESETS, Config, get_config
+from gfd.config import BENCHMARK_SIZES, PRESETS, Config, get_config
+
+
+EXIT_USER_ERROR = 2
+EXIT_RUN_FAILED = 1
 
 
 def config_from(args) -> Config:
@@ -26,6 +38,11 @@ def config_from(args) -> Config:
         return get_config(args.preset, args.set)
     except KeyError as err:  # an unknown field in --set: a usage error, not a bug
         raise ValueError(err.args[0]) from err
+
+
+def say_error(message: str) -> None:
+    """``error: <message>`` on one line of stderr."""
+    print("error: " + " ".join(str(message).split()), file=sys.stderr)
 
 
 def cmd_train(args) -> int:
@@ -36,7 +53,7 @@ def cmd_train(args) -> int:
     from gfd.train import load_or_train
 
     cfg = config_from(args)
-    bundle = load_data(cfg, progress=not args.no_progress)       # the data are checked before anything is deleted
+    bundle = load_data(cfg, progress=not args.no_progress, skip_bad=args.skip_bad)  # checked before anything is deleted
     print(f"data: {bundle.root} ({len(bundle.classes)} classes: {', '.join(bundle.classes)})")
     trainer = load_or_train(cfg, bundle, out_dir=args.out, fresh=args.fresh, progress=not args.no_progress,
                             log=print)
@@ -50,21 +67,13 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from gfd.data import load_data
     from gfd.evaluate import evaluate_model
-    from gfd.inference import load_generator
+    from gfd.inference import load_for_evaluation
     from gfd.models.generator import EncoderHead
     from gfd.report import format_results
-    from gfd.utils import choose_device
 
-    generator, cfg, classes = load_generator(args.checkpoint)
-    if args.data_root:
-        cfg = cfg.with_(data_root=args.data_root)
-    bundle = load_data(cfg, progress=not args.no_progress)
-    if list(bundle.classes) != classes:
-        raise ValueError(f"checkpoint {args.checkpoint} was trained on classes {classes}, "
-                         f"the dataset {bundle.root} has {bundle.classes}")
-    generator.to(choose_device(cfg.device))
+    generator, cfg, _, bundle = load_for_evaluation(args.checkpoint, args.data_root, skip_bad=args.skip_bad,
+                                                    progress=not args.no_progress)
     print(f"checkpoint: {args.checkpoint} (preset {cfg.preset}); data: {bundle.root}")
     results = evaluate_model(EncoderHead(generator), bundle)
     print(format_results(results))
@@ -75,16 +84,36 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_attribute(args) -> int:
-    from gfd.inference import attribute, class_names, latest_checkpoint
+    from gfd.inference import LATEST_RULE, attribute_files, class_names, latest_checkpoint
 
-    ckpt = Path(args.checkpoint) if args.checkpoint else latest_checkpoint()
-    probs = attribute(ckpt, args.images)
+    if args.checkpoint:
+        ckpt = Path(args.checkpoint)
+        print(f"checkpoint: {ckpt}")
+    else:
+        ckpt = latest_checkpoint()
+        print(f"checkpoint: {ckpt} ({LATEST_RULE})")
     classes = class_names(ckpt)
-    print(f"checkpoint: {ckpt}")
-    for path, p in zip(args.images, probs):
+    failed = 0
+    for path, p, err in attribute_files(ckpt, args.images):
+        if err is not None:
+            say_error(err)
+            failed += 1
+            continue
         top = int(p.argmax())
         detail = "  ".join(f"{c}={v:.3f}" for c, v in zip(classes, p.tolist()))
-        print(f"{path}: {classes[top]} ({p[top]:.3f})   {detail}")
+        print(f"{path}: {classes[top]} ({p[top]:.3f})   {detail}", flush=True)
+    if failed:
+        say_error(f"{failed} input(s) could not be attributed (see above)")
+        return EXIT_USER_ERROR
+    return 0
+
+
+def cmd_export(args) -> int:
+    from gfd.checkpoint import export_weights
+
+    out = export_weights(args.checkpoint, args.out)
+    before, after = Path(args.checkpoint).stat().st_size, out.stat().st_size
+    print(f"export: {out} ({after / 1e6:.1f} MB; the checkpoint {args.checkpoint} is {before / 1e6:.1f} MB)")
     return 0
 
 
@@ -155,26 +184,41 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gfd", description="GFD-Net: train, evaluate, attribute, reproduce.")
     sub = p.add_subparsers(dest="command", required=True)
     quiet = dict(action="store_true", help="no progress bars")
+    skip_bad = dict(action="store_true", help="skip unreadable or too large images (with a warning that counts "
+                                              "them) instead of stopping at the first")
 
     t = sub.add_parser("train", help="train GFD-Net (C pre-training, then alternating G / D,C steps)")
     _preset_and_set(t)
     t.add_argument("--out", default=None, help="run folder (default data/runs/<preset>-<config key>)")
     t.add_argument("--fresh", action="store_true",
                    help="delete the run folder's checkpoint (nothing else) and train from scratch")
+    t.add_argument("--skip-bad", **skip_bad)
     t.add_argument("--no-progress", **quiet)
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="accuracy per world and class, and confusion matrices, of a checkpoint")
-    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--checkpoint", required=True, help="a checkpoint.pt or a weights-only export")
     e.add_argument("--data-root", default=None, help="evaluate on this dataset instead of the checkpoint's")
     e.add_argument("--json", default=None, metavar="FILE", help="also write the results as JSON")
+    e.add_argument("--skip-bad", **skip_bad)
     e.add_argument("--no-progress", **quiet)
     e.set_defaults(func=cmd_evaluate)
 
     a = sub.add_parser("attribute", help="the most likely source of each image, with probabilities")
-    a.add_argument("images", nargs="+", metavar="IMAGE")
-    a.add_argument("--checkpoint", default=None, help="default: the newest data/runs/*/checkpoint.pt")
+    a.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER",
+                   help="image files, or folders whose image files are attributed (sorted, not recursive); "
+                        "a bad file is reported and skipped, and the exit code is 2 at the end")
+    a.add_argument("--checkpoint", default=None,
+                   help="a checkpoint.pt or a weights-only export (default: the newest finished run under "
+                        "data/runs: of data/runs/*/checkpoint.pt whose step reached their config's steps, "
+                        "the one modified last; it is printed)")
     a.set_defaults(func=cmd_attribute)
+
+    x = sub.add_parser("export", help="write a weights-only copy of a checkpoint (G, config, classes) to share "
+                                      "or attribute with")
+    x.add_argument("--checkpoint", required=True, help="the run's checkpoint.pt")
+    x.add_argument("--out", required=True, metavar="FILE", help="the export to write (not the checkpoint)")
+    x.set_defaults(func=cmd_export)
 
     r = sub.add_parser("reproduce", help="Table 1 (PRNU, DCT, AttNet, GFD-Net) or Table 4 (ablation) over seeds")
     r.add_argument("--table", type=int, required=True, choices=(1, 4))
@@ -187,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_reproduce)
 
     b = sub.add_parser("benchmark", help="build (or find) the offline mini benchmark; calibrate it; draw it")
-    b.add_argument("--size", default="default", help="benchmark size: quick | default")
+    b.add_argument("--size", default="default", choices=BENCHMARK_SIZES, help="benchmark size")
     b.add_argument("--seed", type=int, default=0, help="seed of the build (default 0)")
     b.add_argument("--out", default=None, help="parent folder of the cache (default data/ of the repository)")
     b.add_argument("--calibrate", action="store_true",
@@ -212,18 +256,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", default=None, help="also write the results to this JSON file")
     s.add_argument("--worker", choices=("G-only", "full GFD"), help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_speed)
+
+    from gfd import download, prepare   # their sub-commands' arguments live beside the code that runs them
+    pp = sub.add_parser("prepare", help="image folders -> the gfd layout (Sec. 4.2), or ForenSynths -> the "
+                                        "detection layout (Sec. 4.3)")
+    prepare.add_arguments(pp)
+    pp.set_defaults(func=prepare.run)
+    dp = sub.add_parser("download", help="resumable, sha256-checked download; safe zip / tar extraction")
+    download.add_arguments(dp)
+    dp.set_defaults(func=download.run)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)   # a bad command line exits 2 here (argparse)
     from gfd.losses import NonFiniteLossError
     from gfd.models.weights import WeightsUnavailableError
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, WeightsUnavailableError, NonFiniteLossError) as err:
-        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
-        return 1
+    except (NonFiniteLossError, WeightsUnavailableError) as err:    # valid input, the run failed
+        say_error(f"{type(err).__name__}: {err}")
+        return EXIT_RUN_FAILED
+    except (FileNotFoundError, ValueError) as err:                  # the user's input: fix it and rerun
+        say_error(err)
+        return EXIT_USER_ERROR
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -35,6 +36,15 @@ from gfd.utils import stable_hash
 
 PRESET_ENV = "GFD_PRESET"
 DEFAULT_PRESET = "course"
+
+# The allowed values of the fields that name something.  Written out here so that this module stays
+# import-light; the tests check that they equal their homes: gfd.data.TRANSFORM_PRESETS,
+# gfd.benchmark.SIZES and gfd.models.classifier.ARCHS.
+TRANSFORMS = ("p128", "p1024", "mini")
+BENCHMARK_SIZES = ("quick", "default")
+CLASSIFIER_ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "densenet121", "densenet169", "densenet201")
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+DEVICES = "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,17 @@ class Config:
     seed: int = 0
     device: str = "auto"                # "auto" (cuda, then mps, then cpu) | "cpu" | "cuda" | ...
     amp: bool = True                    # mixed precision, used only on CUDA
+
+    def __post_init__(self) -> None:
+        """Refuse a field value the code cannot use, naming the field and the allowed values."""
+        for name, allowed in (("transform", TRANSFORMS), ("benchmark_size", BENCHMARK_SIZES),
+                              ("classifier_arch", CLASSIFIER_ARCHS)):
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"config field {name}={value!r} is not allowed; choose one of "
+                                 f"{', '.join(map(repr, allowed))}")
+        if not (isinstance(self.device, str) and DEVICE_PATTERN.fullmatch(self.device)):
+            raise ValueError(f"config field device={self.device!r} is not allowed; choose {DEVICES}")
 
     @property
     def g_only(self) -> bool:
@@ -154,23 +175,28 @@ def default_preset() -> str:
     return os.environ.get(PRESET_ENV, DEFAULT_PRESET)
 
 
-def _coerce(value: str, like: Any, name: str) -> Any:
-    """Parse a ``--set key=value`` string to the type of the field's current value."""
-    if isinstance(like, bool):
+def _coerce(value: str, annotation: str, name: str) -> Any:
+    """Parse a ``--set key=value`` string to the declared type of the field (``annotation``, e.g.
+    ``"int | None"``); a value that does not parse names the field and the expected type."""
+    optional = "None" in annotation
+    kind = annotation.replace("| None", "").strip()
+    if optional and value.strip().lower() in {"none", "null"}:
+        return None
+    if kind == "bool":
         low = value.strip().lower()
         if low in {"1", "true", "yes", "on"}:
             return True
         if low in {"0", "false", "no", "off"}:
             return False
-        raise ValueError(f"{name}: expected a boolean (true/false), got {value!r}")
-    if isinstance(like, int) and not isinstance(like, bool):
-        return int(value)
-    if isinstance(like, float):
-        return float(value)
-    if value.lower() in {"none", "null"}:
-        return None
-    if like is None and value.lstrip("-").isdigit():
-        return int(value)
+        raise ValueError(f"config field {name}: expected a boolean (true/false), got {value!r}")
+    parsers = {"int": (int, "an integer (e.g. 200)"), "float": (float, "a number (e.g. 0.001)")}
+    if kind in parsers:
+        parse, what = parsers[kind]
+        try:
+            return parse(value)
+        except ValueError:
+            none = " or none" if optional else ""
+            raise ValueError(f"config field {name}: expected {what}{none}, got {value!r}") from None
     return value
 
 
@@ -184,15 +210,16 @@ def get_config(preset: str | None = None, overrides: list[str] | None = None, **
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     cfg = Config(preset=name, **PRESETS[name])
+    annotations = {f.name: str(f.type) for f in fields(Config)}
     parsed: dict[str, Any] = {}
     for item in overrides or []:
         if "=" not in item:
             raise ValueError(f"override {item!r} is not of the form key=value")
         key, value = item.split("=", 1)
         key = key.strip()
-        if not hasattr(cfg, key):
+        if key not in annotations:
             cfg.with_(**{key: None})  # raises the clear "unknown field" error
-        parsed[key] = _coerce(value, getattr(cfg, key), key)
+        parsed[key] = _coerce(value, annotations[key], key)
     return cfg.with_(**parsed, **changes)
 
 

@@ -11,6 +11,11 @@ accepts grayscale, RGBA, palette and 16-bit files, and the transform presets of 
 
 No augmentation that could destroy a fingerprint is applied; horizontal flips only on request.
 Images come out as float tensors in [-1, 1].
+
+Which files are a class's images is :func:`gfd.layout.list_images`'s rule (regular image files
+directly in the class folder; links refused, sub-folders ignored), and :class:`AttributionFolder`
+loads exactly those, so the counts and the loaders agree.  An image larger than
+:data:`MAX_IMAGE_PIXELS` (40 megapixels) is refused from its header, before anything is decoded.
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import datasets
 from torchvision.transforms import v2
@@ -35,8 +40,17 @@ from gfd.layout import (IMAGE_EXTENSIONS, REAL, REQUIRED_SPLITS, SPLITS, DataLay
 TRANSFORM_PRESETS: dict[str, int | None] = {"p128": 512, "p1024": None, "mini": None}
 
 
+MAX_IMAGE_PIXELS = 40_000_000
+"""The largest image (width x height) gfd reads: 40 megapixels, checked from the file header before
+decoding.  Fingerprint attribution works on crops of a few hundred pixels; a larger file is far more
+likely a mistake (or a decompression bomb) than an input, and decoding it would take gigabytes."""
+
+SKIP_BAD_HINT = ("Remove or replace the file, or skip unusable images: --skip-bad on the command line, "
+                 "skip_bad=True in gfd.load_data.")
+
+
 class BadImageError(ValueError):
-    """An image file that cannot be used (corrupt, truncated, too small); the message names it."""
+    """An image file that cannot be used (corrupt, truncated, too large, too small); the message names it."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -57,25 +71,44 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_rgb(path: str | os.PathLike) -> Image.Image:
-    """Open and fully decode an image as RGB; a corrupt or truncated file raises :class:`BadImageError`."""
+def _open(path: str | os.PathLike) -> Image.Image:
+    """``Image.open`` (header only) with the pixel limit checked; every failure a :class:`BadImageError`."""
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():  # Pillow's own bomb warning: the limit below is lower anyway
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        w, h = img.size
+    except FileNotFoundError:
+        raise
+    except Image.DecompressionBombError as err:  # over Pillow's hard limit: its message names no file
+        raise BadImageError(f"image {path} is larger than the {MAX_IMAGE_PIXELS // 1_000_000} megapixel limit "
+                            f"of gfd.data.MAX_IMAGE_PIXELS ({err}). Downscale or crop it. {SKIP_BAD_HINT}") from err
+    except Exception as err:  # noqa: BLE001 -- a file that cannot be parsed, whatever the parser raises
+        raise BadImageError(f"cannot read image {path}: {type(err).__name__}: {err}. {SKIP_BAD_HINT}") from err
+    if w * h > MAX_IMAGE_PIXELS:
+        img.close()
+        raise BadImageError(f"image {path} is {w}x{h} px ({w * h / 1e6:.1f} megapixels), over the limit of "
+                            f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels (gfd.data.MAX_IMAGE_PIXELS); "
+                            f"downscale or crop it. {SKIP_BAD_HINT}")
+    return img
+
+
+def load_rgb(path: str | os.PathLike) -> Image.Image:
+    """Open and fully decode an image as RGB.  A corrupt, truncated or too large (over
+    :data:`MAX_IMAGE_PIXELS`) file raises :class:`BadImageError` naming it; a missing one
+    ``FileNotFoundError``."""
+    with _open(path) as img:
+        try:
             img.load()
             return to_rgb(img)
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
-        raise BadImageError(f"cannot read image {path}: {err}. Remove or replace the file, "
-                            f"or pass skip_bad=True to skip unreadable images.") from err
+        except Exception as err:  # noqa: BLE001 -- decoders raise OSError, ValueError, SyntaxError, ...
+            raise BadImageError(f"cannot read image {path}: {type(err).__name__}: {err}. {SKIP_BAD_HINT}") from err
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
-    """(width, height) from the file header only; raises :class:`BadImageError` if unreadable."""
-    try:
-        with Image.open(path) as img:
-            return img.size
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
-        raise BadImageError(f"cannot read image {path}: {err}. Remove or replace the file, "
-                            f"or pass skip_bad=True to skip unreadable images.") from err
+    """(width, height) from the file header only; raises :class:`BadImageError` if unreadable or too large."""
+    with _open(path) as img:
+        return img.size
 
 
 # --------------------------------------------------------------------------------------------------
@@ -105,7 +138,10 @@ def min_image_side(name: str, crop: int) -> int:
 class AttributionFolder(datasets.ImageFolder):
     """``ImageFolder`` with the course's class order, RGB loading and bad-file handling.
 
-    The constructor reads every file's header (cheap) to reject images smaller than the crop.  With
+    Its samples are :func:`gfd.layout.list_images` of each class folder -- not torchvision's
+    recursive walk, which follows links into sub-folders and loops -- so a dataset holds exactly
+    the images the layout checks count.  The constructor reads every file's header (cheap) to
+    reject images smaller than the crop or over :data:`MAX_IMAGE_PIXELS`.  With
     ``skip_bad=True`` it also decodes every file once, drops the unreadable ones and warns with
     their count; otherwise an unreadable file raises :class:`BadImageError` naming it when loaded.
     """
@@ -139,6 +175,12 @@ class AttributionFolder(datasets.ImageFolder):
 
     def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
         return self._classes, {c: i for i, c in enumerate(self._classes)}
+
+    def make_dataset(self, directory: str, class_to_idx: dict[str, int], extensions=None, is_valid_file=None,
+                     allow_empty: bool = False) -> list[tuple[str, int]]:
+        """(path, label) of :func:`gfd.layout.list_images` per class, classes by name as torchvision does."""
+        return [(str(path), class_to_idx[c]) for c in sorted(class_to_idx)
+                for path in list_images(Path(directory) / c)]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -40,7 +40,6 @@ import re
 import shutil
 import socket
 import stat
-import sys
 import tarfile
 import time
 import urllib.error
@@ -551,23 +550,3 @@ def run(args: argparse.Namespace) -> int:
         safe_extract(path, path.parent / archive_stem(path), max_bytes=args.max_size,
                      max_files=args.max_files, progress=not args.no_progress)
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m gfd download",
-                                description="Fetch public data sets: resumable, checksummed, safely extracted.")
-    add_arguments(p)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (DownloadError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -4,7 +4,8 @@ At test time only the encoder and the head run (Sec. 3.2, Table 3: "only use the
 classification head at inference time"); the decoder is needed only to *show* the fingerprint f.
 
 ``model_or_checkpoint`` may be a :class:`~gfd.models.generator.FingerprintGenerator`, a
-:class:`~gfd.train.Trainer`, or the path of a checkpoint.  ``images`` may be a tensor in [-1, 1]
+:class:`~gfd.train.Trainer`, or the path of a checkpoint or of its weights-only export
+(:func:`gfd.checkpoint.export_weights`).  ``images`` may be a tensor in [-1, 1]
 of shape (N, 3, H, W) or (3, H, W), a PIL image, an image path, or a list of PIL images / paths;
 PIL images and files get the *test* transform of the checkpoint's config (centre crop).
 """
@@ -29,7 +30,7 @@ ImageInput = Any  # tensor | PIL.Image | path | list of PIL images / paths
 @lru_cache(maxsize=4)
 def _load(path: str, mtime: float) -> tuple[FingerprintGenerator, Config, list[str]]:
     from gfd.checkpoint import load_checkpoint
-    state = load_checkpoint(path)
+    state = load_checkpoint(path, allow_export=True)
     cfg = Config.from_dict(state["config"])
     classes = list(state["classes"])
     generator = build_generator(cfg, len(classes))
@@ -41,7 +42,7 @@ def _load(path: str, mtime: float) -> tuple[FingerprintGenerator, Config, list[s
 
 
 def load_generator(path: str | os.PathLike) -> tuple[FingerprintGenerator, Config, list[str]]:
-    """G + H, config and class names from a checkpoint file (G in eval mode, on the CPU)."""
+    """G + H, config and class names from a checkpoint or export file (G in eval mode, on the CPU)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -73,8 +74,9 @@ def to_batch(images: ImageInput, cfg: Config | None) -> torch.Tensor:
     if cfg is None:
         raise ValueError("PIL images and files need the test transform of a config: pass a checkpoint "
                          "path or a Trainer, or pass tensors already cropped and scaled to [-1, 1]")
-    from gfd.data import load_rgb, make_transform
+    from gfd.data import load_rgb, make_transform, min_image_side
     transform = make_transform(cfg.transform, train=False, crop=cfg.crop)
+    min_side = min_image_side(cfg.transform, cfg.crop)
     tensors = []
     for item in items:
         if isinstance(item, Image.Image):
@@ -85,7 +87,7 @@ def to_batch(images: ImageInput, cfg: Config | None) -> torch.Tensor:
             img = load_rgb(item)
         else:
             raise TypeError(f"expected PIL images or paths, got {type(item).__name__}")
-        if min(img.size) < cfg.crop and cfg.transform == "mini":
+        if min(img.size) < min_side:
             raise ValueError(f"image {getattr(item, 'filename', item)} is {img.size[0]}x{img.size[1]} px, "
                              f"smaller than the {cfg.crop} px crop the model was trained with")
         tensors.append(transform(img))
@@ -121,12 +123,112 @@ def class_names(model_or_checkpoint) -> list[str] | None:
     return resolve(model_or_checkpoint)[2]
 
 
+def is_finished(path: str | os.PathLike) -> bool:
+    """Has the run of this checkpoint (or export) reached its config's ``steps``?  False if unreadable."""
+    from gfd.checkpoint import load_checkpoint
+    try:
+        state = load_checkpoint(path, allow_export=True)
+        return int(state["step"]) >= Config.from_dict(state["config"]).steps
+    except (ValueError, TypeError, KeyError, OSError):
+        return False
+
+
+LATEST_RULE = ("the newest finished run under data/runs: of the files data/runs/*/checkpoint.pt whose step "
+               "reached their config's steps, the one modified last")
+
+
 def latest_checkpoint(runs: Path | None = None) -> Path:
-    """The newest ``runs/*/checkpoint.pt`` by modification time (``runs``: default ``data/runs``)."""
+    """The checkpoint ``attribute`` uses by default: of ``runs/*/checkpoint.pt`` (``runs``: default
+    ``data/runs``) the *finished* ones (step = the config's ``steps``), the newest by modification
+    time.  An interrupted run is never picked; raises ``FileNotFoundError`` if no run is finished."""
     from gfd.utils import runs_dir
-    runs = runs or runs_dir()
-    found = sorted(runs.glob("*/checkpoint.pt"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise FileNotFoundError(f"no checkpoint under {runs}/: train one with `python -m gfd train "
-                                f"--preset quick`, or pass --checkpoint PATH")
-    return found[-1]
+    runs = Path(runs) if runs is not None else runs_dir()
+    found = sorted(runs.glob("*/checkpoint.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in found:
+        if is_finished(path):
+            return path
+    unfinished = f" ({len(found)} unfinished or unreadable)" if found else ""
+    raise FileNotFoundError(f"no finished run under {runs}/{unfinished}: train one with `python -m gfd train "
+                            f"--preset quick`, or pass --checkpoint PATH")
+
+
+def image_files(inputs: list[str | os.PathLike]) -> list[Path]:
+    """Files and folders -> files: a folder gives its image files (by extension), sorted, not recursive;
+    a file is kept as given (whatever its name).  A folder without images raises ``FileNotFoundError``."""
+    from gfd.layout import IMAGE_EXTENSIONS, is_image_file
+    out: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.is_file() and is_image_file(p))
+            if not found:
+                raise FileNotFoundError(f"folder {item} holds no image file ({', '.join(IMAGE_EXTENSIONS)}) "
+                                        f"directly in it (sub-folders are not searched)")
+            out += found
+        else:
+            out.append(item)
+    return out
+
+
+@torch.no_grad()
+def attribute_files(model_or_checkpoint, inputs: list[str | os.PathLike], batch_size: int = 64
+                    ) -> list[tuple[Path, torch.Tensor | None, str | None]]:
+    """Attribute image files and folders (see :func:`image_files`), going on past bad ones.
+
+    Returns ``[(path, probabilities (K,) or None, error message or None)]`` in input order: a
+    missing, unreadable, too large or too small file, or a folder without images, gets its error
+    message and no probabilities; the others are attributed as by :func:`attribute`.
+    """
+    from gfd.data import BadImageError
+    generator, cfg, _ = resolve(model_or_checkpoint)
+    rows: list[list] = []
+    tensors: list[torch.Tensor] = []
+    for item in inputs:
+        try:
+            paths = image_files([item])
+        except FileNotFoundError as err:
+            rows.append([Path(item), None, str(err)])
+            continue
+        for path in paths:
+            try:
+                tensors.append(to_batch(path, cfg)[0])
+                rows.append([path, len(tensors) - 1, None])
+            except (BadImageError, FileNotFoundError, ValueError) as err:
+                rows.append([path, None, str(err)])
+    probs = attribute(generator, torch.stack(tensors), batch_size) if tensors else None
+    return [(path, probs[k] if k is not None else None, err) for path, k, err in rows]
+
+
+def load_for_evaluation(checkpoint: str | os.PathLike, data_root: str | os.PathLike | None = None, *,
+                        skip_bad: bool = False, progress: bool = True):
+    """(generator, config, classes, bundle) to evaluate a checkpoint or export on its data.
+
+    The data are the checkpoint's own (``config.data_root``, or the built-in benchmark), or
+    ``data_root`` if given.  The generator is moved to the best device here (``auto``).  A data folder
+    that has moved, or a dataset whose classes differ from the checkpoint's, is a ``ValueError``
+    that says what to do (``--data-root``, ``classes.json``).
+    """
+    import json
+
+    from gfd.data import load_data
+    from gfd.layout import DataLayoutError
+    from gfd.utils import choose_device
+
+    generator, cfg, classes = load_generator(checkpoint)
+    if data_root is not None:
+        cfg = cfg.with_(data_root=str(data_root))
+    elif cfg.data_root is not None and not Path(cfg.data_root).is_dir():
+        raise DataLayoutError(f"checkpoint {checkpoint} was trained on the dataset {cfg.data_root}, which no "
+                              f"longer exists there (moved or deleted?); pass --data-root NEW_FOLDER "
+                              f"(data_root= in Python) to evaluate on it where it is now")
+    bundle = load_data(cfg, progress=progress, skip_bad=skip_bad)
+    if list(bundle.classes) != classes:
+        if sorted(bundle.classes) == sorted(classes):
+            raise DataLayoutError(
+                f"checkpoint {checkpoint} was trained with the classes in the order {classes}, the dataset "
+                f"{bundle.root} orders them {bundle.classes}; write {Path(bundle.root) / 'classes.json'} "
+                f"holding {json.dumps(classes)} to use the checkpoint's order")
+        raise DataLayoutError(f"checkpoint {checkpoint} was trained on the classes {classes}, the dataset "
+                              f"{bundle.root} has {bundle.classes}; pass --data-root with a dataset of the "
+                              f"checkpoint's classes")
+    generator.to(choose_device("auto"))
+    return generator, cfg, classes, bundle

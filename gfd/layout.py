@@ -9,6 +9,14 @@
 Class order is ``real`` first, then the other sources sorted by name, unless ``ROOT/classes.json``
 (a JSON list of names) says otherwise.  The built-in benchmark writes this layout, :mod:`gfd.data`
 reads it, the figures browse it.  This module only looks at folders; it opens no image.
+
+What counts as an image of a class (:func:`list_images`, the one rule that the counts, the checks
+and the loaders of :mod:`gfd.data` all use): a *regular file* with an image extension lying
+*directly* in the class folder.  Sub-folders of a class folder are ignored (their images are not
+used); a symbolic link inside a class folder -- to a file or to a folder -- is refused with a
+:class:`DataLayoutError` naming it, because a link can pull in images from anywhere, or loop
+(``train/ganA/loop -> .``).  Copy the files in instead (``cp -L``).  The split and class folders
+themselves may be links.
 """
 from __future__ import annotations
 
@@ -30,8 +38,26 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(IMAGE_EXTENSIONS)
 
 
-def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p)) if folder.is_dir() else []
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """The images of a class folder, sorted by name: the regular image files directly in it.
+
+    Sub-folders are ignored; a symbolic link in the folder raises :class:`DataLayoutError` naming
+    it (see the module docstring).  A missing folder has no images.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = []
+    for p in folder.iterdir():
+        if p.is_symlink():
+            target = "a folder" if p.is_dir() else "a file" if p.exists() else "nothing (broken)"
+            raise DataLayoutError(
+                f"{p} is a symbolic link (to {target}); class folders may hold only regular image files, "
+                f"so that no image is counted twice, pulled in from elsewhere or reached through a loop. "
+                f"Replace the link by a copy of the file (cp -L), or remove it.")
+        if p.is_file() and is_image_file(p):
+            found.append(p)
+    return sorted(found)
 
 
 def find_splits(root: str | os.PathLike) -> list[str]:
@@ -60,7 +86,9 @@ def class_order(root: str | os.PathLike, sources: list[str]) -> list[str]:
         if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
             raise DataLayoutError(f"{override} must hold a JSON list of class names, got {classes!r}")
         if sorted(classes) != sorted(sources):
-            raise DataLayoutError(f"{override} lists {classes} but the train folders are {sorted(sources)}")
+            raise DataLayoutError(f"{override} lists {classes} but the train folders are {sorted(sources)}; "
+                                  f"classes.json must name every train class folder exactly once (or delete "
+                                  f"it for the default order: '{REAL}' first, then by name)")
         return list(classes)
     rest = sorted(s for s in sources if s != REAL)
     return ([REAL] if REAL in sources else []) + rest

@@ -65,7 +65,6 @@ import os
 import random
 import re
 import shutil
-import sys
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -910,23 +909,3 @@ def run(args: argparse.Namespace) -> int:
                           categories=split(args.categories), test_sets=split(args.test_sets),
                           val_fraction=args.val_fraction, limit=args.limit, seed=args.seed or 0, **common)
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m gfd prepare",
-                                description="Turn folders of real and GAN images into gfd's dataset layouts.")
-    add_arguments(p)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (PrepareError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

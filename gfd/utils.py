@@ -30,7 +30,8 @@ def choose_device(preference: str = "auto") -> torch.device:
     if preference != "auto":
         dev = torch.device(preference)
         if dev.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA GPU; use device=auto or cpu")
+            raise ValueError("device 'cuda' was asked for but torch sees no CUDA GPU; use --set device=auto "
+                             "(or device=cpu)")
         return dev
     if torch.cuda.is_available():
         return torch.device("cuda")

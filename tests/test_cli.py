@@ -82,16 +82,31 @@ def test_inference_api_uses_g_enc_and_h_only(trained):
 def test_bad_checkpoints_and_images_give_clear_errors(tmp_path, trained, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_text("definitely not a checkpoint")
-    assert main(["evaluate", "--checkpoint", str(bad)]) == 1
-    assert "bad.pt is not a readable torch checkpoint" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", str(bad)]) == 2        # a user error: exit code 2, one line
+    err = capsys.readouterr().err
+    assert "bad.pt is not a readable torch checkpoint" in err and len(err.splitlines()) == 1
     _, ckpt, _ = trained
-    assert main(["attribute", str(tmp_path / "nope.png"), "--checkpoint", str(ckpt)]) == 1
+    assert main(["attribute", str(tmp_path / "nope.png"), "--checkpoint", str(ckpt)]) == 2
     assert "nope.png does not exist" in capsys.readouterr().err
 
 
 def test_unknown_config_field_is_a_clear_usage_error(capsys):
-    assert main(["train", "--preset", "quick", "--set", "stepz=3"]) == 1
-    assert "unknown config field(s) ['stepz']" in capsys.readouterr().err
+    assert main(["train", "--preset", "quick", "--set", "stepz=3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown config field(s) ['stepz']") and len(err.splitlines()) == 1
+
+
+def test_a_failed_run_exits_1_and_a_bad_command_line_2(monkeypatch, capsys):
+    from gfd.losses import NonFiniteLossError
+
+    def diverge(args):
+        raise NonFiniteLossError("loss L_G = nan at step 3")
+    monkeypatch.setattr("gfd.cli.cmd_train", diverge)
+    assert main(["train", "--preset", "quick"]) == 1
+    assert capsys.readouterr().err == "error: NonFiniteLossError: loss L_G = nan at step 3\n"
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--preset", "nope"])
+    assert exit_.value.code == 2
 
 
 def test_module_entry_point_shows_the_subcommands():

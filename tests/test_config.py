@@ -47,6 +47,38 @@ def test_bad_overrides_are_clear():
         get_config("huge")
 
 
+def test_named_values_are_checked_with_the_allowed_ones_in_the_message():
+    from gfd.config import Config
+    for field, bad, allowed in (("transform", "p256", "'p128', 'p1024', 'mini'"),
+                                ("benchmark_size", "huge", "'quick', 'default'"),
+                                ("classifier_arch", "vgg99", "'resnet18'"),
+                                ("device", "gpu", "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")):
+        with pytest.raises(ValueError, match=f"{field}='{bad}' is not allowed; choose.*{re.escape(allowed)}"):
+            get_config("quick", [f"{field}={bad}"])
+        with pytest.raises(ValueError, match=field):
+            Config(**{field: bad})
+    for device in ("auto", "cpu", "cuda", "cuda:1", "mps"):
+        assert get_config("quick", [f"device={device}"]).device == device
+
+
+def test_set_values_that_do_not_parse_name_the_field_and_the_type():
+    with pytest.raises(ValueError, match=r"config field steps: expected an integer \(e\.g\. 200\), got 'abc'"):
+        get_config("quick", ["steps=abc"])
+    with pytest.raises(ValueError, match=r"config field lr: expected a number"):
+        get_config("quick", ["lr=fast"])
+    with pytest.raises(ValueError, match=r"config field num_workers: expected an integer .* or none, got 'x'"):
+        get_config("quick", ["num_workers=x"])
+    assert get_config("quick", ["num_workers=none", "data_root=none"]).num_workers is None
+
+
+def test_the_allowed_names_equal_their_homes():
+    from gfd import benchmark, config, data
+    from gfd.models import classifier
+    assert config.BENCHMARK_SIZES == tuple(benchmark.SIZES)
+    assert config.TRANSFORMS == tuple(data.TRANSFORM_PRESETS)
+    assert config.CLASSIFIER_ARCHS == classifier.ARCHS
+
+
 def test_default_preset_reads_env(monkeypatch):
     monkeypatch.setenv("GFD_PRESET", "paper")
     assert get_config().preset == "paper"
@@ -71,7 +103,7 @@ def test_choose_device():
     assert choose_device("cpu").type == "cpu"
     assert choose_device("auto").type in {"cpu", "cuda", "mps"}
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="no CUDA"):
+        with pytest.raises(ValueError, match="no CUDA"):
             choose_device("cuda")
 
 

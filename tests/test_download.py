@@ -14,6 +14,13 @@ import pytest
 
 from gfd import download as dl
 
+from gfd.cli import main as cli_main
+
+
+def run_download(argv):
+    """``python -m gfd download ...`` (the one command line of the course)."""
+    return cli_main(["download", *argv])
+
 PAYLOAD = bytes(range(256)) * 1200          # 300 KiB, several read chunks
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
@@ -268,18 +275,18 @@ def test_cli_fetch_and_extract_through_the_server(server, tmp_path, capsys):
     data = archive.read_bytes()
     server.files["/ds.zip"] = data
     out = tmp_path / "dl"
-    rc = dl.main(["fetch", server.url + "/ds.zip", "--out", str(out), "--extract", "--no-progress",
+    rc = run_download(["fetch", server.url + "/ds.zip", "--out", str(out), "--extract", "--no-progress",
                   "--sha256", hashlib.sha256(data).hexdigest(), "--timeout", "5"])
     assert rc == 0
     assert (out / "ds.zip").read_bytes() == data
     assert (out / "ds" / "set" / "1_fake" / "b.png").read_bytes() == b"b"
-    assert dl.main(["fetch", server.url + "/ds.zip", "--out", str(tmp_path / "x"), "--sha256", "1" * 64,
-                    "--no-progress", "--timeout", "5", "--retries", "0"]) == 1
+    assert run_download(["fetch", server.url + "/ds.zip", "--out", str(tmp_path / "x"), "--sha256", "1" * 64,
+                    "--no-progress", "--timeout", "5", "--retries", "0"]) == 2
     assert "sha256" in capsys.readouterr().err
 
 
 def test_the_sources_registry_marks_every_url_untested(capsys):
-    assert dl.main(["list"]) == 0
+    assert run_download(["list"]) == 0
     text = capsys.readouterr().out
     assert "NOT TESTED HERE" in text
     for s in dl.SOURCES.values():
@@ -287,6 +294,6 @@ def test_the_sources_registry_marks_every_url_untested(capsys):
         assert s.url == "" or s.url.startswith(("http://", "https://"))
         if s.url:
             assert f"{s.url}  (not tested here)" in text
-    assert dl.main(["fetch", "celeba", "--out", "/nonexistent-never-used"]) == 1     # no direct URL: says where
+    assert run_download(["fetch", "celeba", "--out", "/nonexistent-never-used"]) == 2     # no direct URL: says where
     assert "mmlab.ie.cuhk.edu.hk" in capsys.readouterr().err
     assert dl.parse_size("200G") == 200 * 2**30 and dl.parse_size("1.5K") == 1536

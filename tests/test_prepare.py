@@ -16,6 +16,13 @@ from PIL import Image
 from gfd import prepare as prep
 from gfd.layout import check_split, class_folders, class_order, find_splits, split_sources
 
+from gfd.cli import main as cli_main
+
+
+def run_prepare(argv):
+    """``python -m gfd prepare ...`` (the one command line of the course)."""
+    return cli_main(["prepare", *argv])
+
 _counter = iter(range(10**6))
 
 
@@ -76,7 +83,7 @@ def test_paper_layout_closed_and_open_world(tmp_path, capsys):
     argv = ["attribution", "--out", str(out), "--counts", "6,2,3,4", "--no-progress"]
     for name in ("ganB", "real", "ganA"):
         argv += ["--source", f"{name}={src / (name + '_celeba')},{src / (name + '_lsun')}"]
-    assert prep.main(argv) == 0
+    assert run_prepare(argv) == 0
 
     assert find_splits(out) == ["train", "val", "test_closed", "test_open"]
     classes = class_order(out, list(split_sources(out, "train")))
@@ -101,9 +108,9 @@ def test_paper_layout_closed_and_open_world(tmp_path, capsys):
     assert "test_open: real 4, ganA 4, ganB 4" in capsys.readouterr().out
 
     # deterministic: the same seed picks the same files, another seed others
-    again = prep.main(argv[:2] + [str(tmp_path / "ds2")] + argv[3:])
+    again = run_prepare(argv[:2] + [str(tmp_path / "ds2")] + argv[3:])
     assert again == 0 and rows(tmp_path / "ds2") == files
-    prep.main(argv[:2] + [str(tmp_path / "ds3"), "--seed", "1"] + argv[3:])
+    run_prepare(argv[:2] + [str(tmp_path / "ds3"), "--seed", "1"] + argv[3:])
     assert [r["original"] for r in rows(tmp_path / "ds3")] != [r["original"] for r in files]
 
 
@@ -117,7 +124,7 @@ def test_manifest_several_folders_equal_shares_no_open_world(tmp_path):
                                                 "StyleGAN": "src/stylegan"},
                                     "counts": {"train": 4, "val": 2, "test_closed": 2}, "seed": 3}))
     out = tmp_path / "ds"
-    assert prep.main(["attribution", "--manifest", str(manifest), "--out", str(out), "--no-progress"]) == 0
+    assert run_prepare(["attribution", "--manifest", str(manifest), "--out", str(out), "--no-progress"]) == 0
     assert find_splits(out) == ["train", "val", "test_closed"]
     report = json.loads((out / prep.REPORT_NAME).read_text())
     assert report["seed"] == 3 and report["splits"] == ["train", "val", "test_closed"]
@@ -169,7 +176,7 @@ def test_forensynths_to_the_detection_layout(tmp_path):
     fs = forensynths_tree(tmp_path)
     before = snapshot(fs)
     out = tmp_path / "det"
-    assert prep.main(["detection", "--out", str(out), "--train", str(fs / "progan_train"),
+    assert run_prepare(["detection", "--out", str(out), "--train", str(fs / "progan_train"),
                       "--val", str(fs / "progan_val"), "--test", str(fs / "CNN_synth_testset"),
                       "--categories", "airplane", "--no-progress"]) == 0
     counts = json.loads((out / prep.REPORT_NAME).read_text())["counts"]
@@ -287,8 +294,8 @@ def test_too_small_images_against_min_side_and_transform(tmp_path, capsys):
 
     base = ["attribution", "--source", f"real={real}", "--source", f"real={small}", "--source", f"gan={gan}",
             "--counts", "2,1,2", "--no-progress"]
-    assert prep.main(base + ["--out", str(tmp_path / "p128"), "--transform", "p128"]) == 0   # resizes: any size
-    assert prep.main(base + ["--out", str(tmp_path / "p1024"), "--transform", "p1024", "--crop", "224"]) == 1
+    assert run_prepare(base + ["--out", str(tmp_path / "p128"), "--transform", "p128"]) == 0   # resizes: any size
+    assert run_prepare(base + ["--out", str(tmp_path / "p1024"), "--transform", "p1024", "--crop", "224"]) == 2   # a user error: exit code 2
     assert "smaller than 224 px" in capsys.readouterr().err
     assert not (tmp_path / "p1024").exists() and no_leftovers(tmp_path)
 
@@ -330,8 +337,8 @@ def test_bad_input_gives_one_clear_error_and_keeps_what_exists(tmp_path, capsys)
         prep.prepare_attribution(specs, src / "real_celeba" / "inside", counts=counts, **quiet())
     assert not any((tmp_path / f"o{i}").exists() for i in range(1, 7)) and no_leftovers(tmp_path)
     # on the command line: exit status 1 and one line naming the problem
-    assert prep.main(["attribution", "--out", str(tmp_path / "o7"), "--source", f"real={src / 'nope'}",
-                      "--source", f"g={src / 'ganA_celeba'}", "--no-progress"]) == 1
+    assert run_prepare(["attribution", "--out", str(tmp_path / "o7"), "--source", f"real={src / 'nope'}",
+                      "--source", f"g={src / 'ganA_celeba'}", "--no-progress"]) == 2
     assert capsys.readouterr().err.strip().startswith("error: source 'real'")
 
 

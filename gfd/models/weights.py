@@ -108,8 +108,7 @@ def fetch_imagenet(arch: str) -> Path:
             f"ImageNet weights for {arch} ({type(weights).__name__}.{weights.name}) are not cached at "
             f"{path} and could not be downloaded ({type(err).__name__}: {err}). Fix: on a machine with "
             f"internet, download {weights.url} into the folder {path.parent} (or set TORCH_HOME to a "
-            f"folder holding hub/checkpoints/{path.name}), or set the weights field to 'random' or "
-            f"'auto'.") from err
+            f"folder holding hub/checkpoints/{path.name}).") from err
     return path
 
 
@@ -136,6 +135,11 @@ def load_state_dict_file(model: nn.Module, path: str | os.PathLike, what: str) -
                                f"{type(model).__name__}: {str(err)[:600]}") from err
 
 
+def _field(what: str) -> str:
+    """The config field a network's weights come from, for messages (F is the perceptual VGG)."""
+    return "perceptual_weights" if "perceptual" in what.lower() or what.strip().endswith("F") else "classifier_weights"
+
+
 def build_torchvision(arch: str, spec: str, what: str) -> tuple[nn.Module, str]:
     """Build torchvision's ``arch`` with its 1000-class ImageNet head, initialised as ``spec`` says.
 
@@ -150,10 +154,16 @@ def build_torchvision(arch: str, spec: str, what: str) -> tuple[nn.Module, str]:
         try:
             path = fetch_imagenet(arch)
         except WeightsUnavailableError as err:
+            field = _field(what)
             if spec == "imagenet":
-                raise
-            warnings.warn(f"{what}: using RANDOM initialisation, not ImageNet weights: {err}",
-                          stacklevel=2)
+                raise WeightsUnavailableError(
+                    f"{what}: {field}='imagenet' was asked for, but {err} Or, to train without ImageNet "
+                    f"weights, set {field} to 'auto' (ImageNet when obtainable, else random with a warning) "
+                    f"or 'random': --set {field}=random on the command line.") from err
+            warnings.warn(f"{what}: using RANDOM initialisation, not ImageNet weights ({field}='auto' and the "
+                          f"ImageNet weights are unavailable). To use random weights on purpose and silence "
+                          f"this warning: --set {field}=random (on the command line) or {field}='random' "
+                          f"(in get_config). Why, and how to get the ImageNet weights: {err}", stacklevel=2)
             return model, "random (imagenet unavailable)"
         load_state_dict_file(model, path, what)
         return model, f"imagenet:{imagenet_weights(arch).name}"
