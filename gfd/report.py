@@ -247,8 +247,8 @@ def seeds_to_resolve(gap: float, std: float, z: float = 2.0) -> float:
 def paired_difference(table_json: dict[str, Any], a: str, b: str, metric: str = "open") -> dict[str, Any]:
     """Row ``a`` minus row ``b`` seed by seed (the seeds both have), from a table's JSON: the
     per-seed differences, their mean, std and 95 % bootstrap interval (fractions, not percent).
-    Paired rows share the seed's data order, pre-trained C and initial weights, so the differences
-    vary less than the rows themselves."""
+    When rows run with one seed share its data order, pre-trained C and initial weights (paired
+    rows), their differences vary less than the rows themselves."""
     rows = {row["method"]: row for row in table_json["rows"]}
     for name in (a, b):
         if name not in rows:

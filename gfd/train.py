@@ -417,7 +417,8 @@ class Trainer:
                                          for k in differ))
         if list(state["classes"]) != self.classes:
             raise ValueError(f"checkpoint {path} was trained on classes {state['classes']}, "
-                             f"this trainer has {self.classes}")
+                             f"this trainer's data have {self.classes}; if only the order differs, list the "
+                             f"checkpoint's order in ROOT/classes.json of the dataset")
         nets = self.networks()
         for name, sd in state["models"].items():
             if name not in nets:
