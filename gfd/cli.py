@@ -144,9 +144,12 @@ def cmd_benchmark(args) -> int:
         f"{s} {next(iter(c.values()))}" for s, c in m["counts"].items()))
     print(f"built in {m['build']['wall_seconds']} s wall / {m['build']['cpu_seconds']} s CPU")
     if args.figures:
+        from gfd.analysis.families import format_distances, world_spectral_distances
         from gfd.plots import save_benchmark_figures
         for path in save_benchmark_figures(root, Path(args.figures)):
             print(f"figure: {path}")
+        for world in m["worlds"]:
+            print(format_distances(world_spectral_distances(root, world), world))
     if args.calibrate:
         from gfd.data import get_loaders
         from gfd.runs.calibrate import calibrate, format_calibration

@@ -12,7 +12,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from gfd.analysis.families import instance_spectra, spectral_distances
 from gfd.analysis.spectra import log_fft_spectrum, residuals
+from gfd.benchmark.build import read_manifest
+from gfd.benchmark.sources import world_groups
 from gfd.data import load_rgb
 from gfd.layout import class_folders, list_images
 
@@ -251,77 +254,60 @@ def plot_maps(maps, names: list[str], title: str | None = None, cmap: str = "RdB
     return fig
 
 
-def save_benchmark_figures(root: str | os.PathLike, folder: str | os.PathLike) -> list[Path]:
-    """A sample grid and the residual spectra of each world (and of the factor variants) as PNG files."""
+# --------------------------------------------------------------------------------------------------
+# the built-in benchmark, world by world
+# --------------------------------------------------------------------------------------------------
+
+def plot_world_samples(root: str | os.PathLike, world: str, n_per_instance: int = 4):
+    """One row per (class, instance) of a world, ``n_per_instance`` images each."""
+    rows = [(f"{c} {p.split('-', 1)[1].rstrip('_')}", paths[:n_per_instance])
+            for c, groups in world_groups(root, world).items() for p, paths in groups.items()]
+    fig, axes = plt.subplots(len(rows), n_per_instance, figsize=(1.1 * n_per_instance + 1.2, 1.1 * len(rows)),
+                             squeeze=False)
+    for (label, paths), row in zip(rows, axes):
+        for j, ax in enumerate(row):
+            if j < len(paths):
+                ax.imshow(load_rgb(paths[j]))
+            ax.set_xticks([])
+            ax.set_yticks([])
+        row[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle(f"world {world}: samples per family and instance", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_family_spectra(root: str | os.PathLike, world: str, n_per_instance: int = 100, spectra=None):
+    """Per class, the mean over its instances of their mean residual spectra, with the within/between ratio."""
+    spectra = spectra or instance_spectra(root, world, n_per_instance)
+    dist = spectral_distances(spectra)["per_family"]
+    fig, axes = plt.subplots(1, len(spectra), figsize=(2.4 * len(spectra), 2.9), squeeze=False)
+    for (name, per), ax in zip(spectra.items(), axes[0]):
+        spec = np.mean(list(per.values()), axis=0)
+        ax.imshow(spec, cmap="magma", vmin=np.percentile(spec, 1), vmax=np.percentile(spec, 99.5))
+        r = dist.get(name, {}).get("ratio")
+        ax.set_title(f"{name} ({len(per)} inst.)" + (f"\nwithin/between {r:.2f}" if r is not None else ""), fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"world {world}: mean log|FFT| of x - median3x3(x), per family", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def save_benchmark_figures(root: str | os.PathLike, folder: str | os.PathLike, n_per_instance: int = 100) -> list[Path]:
+    """For every world of a built benchmark, its samples per family and instance and its family
+    spectra; then a sample grid and the residual spectra of the factor variants.  PNG files in ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    figures = []
+    for world in read_manifest(root)["worlds"]:
+        figures += [(f"bench_samples_{world}.png", plot_world_samples(root, world)),
+                    (f"bench_spectra_{world}.png", plot_family_spectra(root, world, n_per_instance))]
+    if (Path(root) / "variants").is_dir():
+        figures += [("bench_samples_variants.png", plot_sample_grid(root, "variants")),
+                    ("bench_spectra_variants.png", plot_residual_spectra(root, "variants"))]
     written = []
-    for split, tag in (("test_closed", "closed"), ("test_open", "open"), ("variants", "variants")):
-        for fn, kind in ((plot_sample_grid, "grid"), (plot_residual_spectra, "spectra")):
-            fig = fn(root, split)
-            path = folder / f"bench_{kind}_{tag}.png"
-            fig.savefig(path, dpi=100)
-            plt.close(fig)
-            written.append(path)
+    for name, fig in figures:
+        fig.savefig(folder / name, dpi=100)
+        plt.close(fig)
+        written.append(folder / name)
     return written
-
-
-# --------------------------------------------------------------------------------------------------
-# fingerprints (Sec. 4.5, Figs. 4-6)
-# --------------------------------------------------------------------------------------------------
-
-def plot_fingerprint_sources(singles, means, spectra, classes: list[str], title: str | None = None) -> plt.Figure:
-    """Fig. 4 analogue, one column per source: ``singles`` (S, K, 3, H, W) single fingerprints (rows),
-    then the mean fingerprint (K, 3, H, W) and the mean log |FFT| of the gray fingerprints (K, H, W)."""
-    n_single = len(singles)
-    rows = n_single + 2
-    fig, axes = plt.subplots(rows, len(classes), figsize=(1.7 * len(classes), 1.75 * rows), squeeze=False)
-    for k, name in enumerate(classes):
-        for r in range(n_single):
-            _show_image(axes[r][k], singles[r][k], name if r == 0 else None, signed=True)
-        _show_image(axes[n_single][k], means[k], None, signed=True)
-        spec = np.asarray(spectra[k], dtype=np.float32)
-        axes[n_single + 1][k].imshow(spec, cmap="magma", vmin=np.percentile(spec, 1), vmax=np.percentile(spec, 99.5))
-        axes[n_single + 1][k].set_xticks([])
-        axes[n_single + 1][k].set_yticks([])
-    for r in range(n_single):
-        axes[r][0].set_ylabel(f"f, image {r + 1}", fontsize=8)
-    axes[n_single][0].set_ylabel("mean f", fontsize=8)
-    axes[n_single + 1][0].set_ylabel("log|FFT| (mean)", fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def plot_glcm_vectors(stats, classes: list[str], names: list[str], title: str | None = None) -> plt.Figure:
-    """Fig. 6 analogue: per source, the mean GLCM correlation vector (16 values, distance-major) with
-    a band of +- one standard deviation (the square root of the variance Fig. 6 reports)."""
-    fig, ax = plt.subplots(figsize=(10, 3.8))
-    xs = np.arange(len(names))
-    for k, name in enumerate(classes):
-        mean, sd = stats.mean[k], np.sqrt(stats.var[k])
-        ax.plot(xs, mean, "o-", ms=3, lw=1.2, label=f"{name} (n={stats.count[k]})")
-        ax.fill_between(xs, mean - sd, mean + sd, alpha=0.15)
-    ax.set_xticks(xs, names, rotation=60, fontsize=7)
-    ax.set_ylabel("GLCM correlation $C_{d\\theta}$")
-    ax.axhline(0, color="grey", lw=0.6)
-    ax.legend(fontsize=7, ncol=2, loc="best")
-    ax.set_title(title or "GLCM correlation vectors of the fingerprints: mean ± std per source")
-    fig.tight_layout()
-    return fig
-
-
-def plot_fingerprint_panels(x, x_real, panels: list[tuple[str, object, str]], title: str | None = None) -> plt.Figure:
-    """Fig. 5 analogue: the input x and a real image, then for each ``(name, f, note)`` the fingerprint
-    (top) and the fingerprinted image ``x_real + f`` clamped to the image range (bottom)."""
-    fig, axes = plt.subplots(2, len(panels) + 1, figsize=(2.3 * (len(panels) + 1), 4.9), squeeze=False)
-    _show_image(axes[0][0], x, "input x")
-    _show_image(axes[1][0], x_real, "real image")
-    for j, (name, f, note) in enumerate(panels, start=1):
-        _show_image(axes[0][j], f, f"{name}\n{note}", signed=True)
-        _show_image(axes[1][j], (x_real + f).clamp(-1, 1), "x_real + f")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig

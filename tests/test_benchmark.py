@@ -18,14 +18,15 @@ from torch import nn
 
 from gfd.benchmark import build as B
 from gfd.benchmark import load_mini_benchmark, read_manifest
-from gfd.benchmark.domains import DOMAIN_A, DOMAIN_B, sample_images
+from gfd.benchmark.domains import DOMAIN_A, DOMAIN_B1, DOMAIN_B2, DOMAINS, disjoint, sample_images
 from gfd.benchmark.generators import FAMILIES, VARIANTS, AutoGANGenerator, GenConfig, UpConv
-from gfd.benchmark.zoo import TrainSettings, zoo_discriminator
+from gfd.benchmark.zoo import Plateau, TrainSettings, mmd2, zoo_discriminator
 from gfd.models.discriminator import PatchDiscriminator
 
-# A tiny benchmark: 32 px images, a handful per class, generators trained for two steps.
+# A tiny benchmark: 32 px images, a handful per class, generators trained for a few steps.
 TINY = dict(n_train=4, n_val=2, n_test=2, n_open=3, n_variant=2, gen_pool=8, image_size=32,
-            train=TrainSettings(steps=2, batch_size=4, crop=16, disc_width=8))
+            train=TrainSettings(max_steps=4, min_steps=1, window=2, batch_size=4, crop=16, disc_width=8))
+N_GENERATORS = len(FAMILIES) * (2 + 3 + 3) + len(VARIANTS)
 
 
 def tiny(root, seed=0, workers=1, **changes):
@@ -46,20 +47,51 @@ def built(tmp_path_factory):
 
 def test_layout_and_manifest_counts_match_files(built):
     m = read_manifest(built)
-    assert m["complete"] and m["classes"] == ["real"] + [f.name for f in FAMILIES]
+    assert m["complete"] and m["format_version"] == B.FORMAT_VERSION == 2
+    assert m["classes"] == ["real"] + [f.name for f in FAMILIES]
     assert json.loads((built / "classes.json").read_text()) == m["classes"]
     for split, per_class in m["counts"].items():
         assert sorted(p.name for p in (built / split).iterdir()) == sorted(m["classes"])
         for cls, n in per_class.items():
             files = sorted((built / split / cls).glob("*.png"))
-            assert len(files) == n == {"train": 4, "val": 2, "test_closed": 2, "test_open": 3}[split]
+            # test_open: n_open per class from each of the two open domains
+            assert len(files) == n == {"train": 4, "val": 2, "test_closed": 2, "test_open": 6}[split]
             assert pixels(files[0]).shape == (32, 32, 3)
-    assert set(m["variants"]["names"]) == {"real", "bilinear", *(v.name for v in VARIANTS)}
+            # the manifest's instance list accounts for every file, by prefix
+            listed = m["instances"][split][cls]
+            assert sum(e["count"] for e in listed) == n
+            for e in listed:
+                assert len([f for f in files if f.name.startswith(e["prefix"])]) == e["count"]
+    assert set(m["variants"]["names"]) == {"real", "progan", *(v.name for v in VARIANTS)}
     for name, n in m["variants"]["counts"].items():
         assert len(list((built / "variants" / name).glob("*.png"))) == n
     assert B.check_benchmark(built, checksums=True) == []
-    assert set(m["generators"]) == {f"{d}/{f.name}" for d in "AB" for f in FAMILIES} | {
-        f"A/{v.name}" for v in VARIANTS}
+    worlds = {"A": 2, "B1": 3, "B2": 3}
+    assert set(m["generators"]) == {f"{w}/{f.name}/{k}" for w, n in worlds.items() for f in FAMILIES
+                                    for k in range(n)} | {f"A/{v.name}/0" for v in VARIANTS}
+    assert {w: m["worlds"][w]["instances_per_family"] for w in worlds} == worlds
+    assert m["worlds"]["A"]["role"] == "closed" and m["worlds"]["B2"]["role"] == "open"
+    for key, g in m["generators"].items():               # a loss curve and its final value per generator
+        assert g["l1_curve"] and g["final_l1_window_mean"] == g["l1_curve"][-1]
+        assert g["stop"].startswith(("plateau", "cap")) and g["steps"] <= g["settings"]["max_steps"]
+    assert m["rules"] == list(B.RULES)
+
+
+def test_instances_per_family_and_prefixes(built):
+    m = read_manifest(built)
+    closed = {e["prefix"] for e in m["instances"]["train"]["sngan"]}
+    assert closed == {"A-g0_", "A-g1_"}
+    open_ = {e["prefix"] for e in m["instances"]["test_open"]["sngan"]}
+    assert open_ == {f"{w}-g{k}_" for w in ("B1", "B2") for k in range(3)}
+    assert {e["prefix"] for e in m["instances"]["test_open"]["real"]} == {"B1-real_", "B2-real_"}
+    groups = B.image_groups(built, "test_open")
+    assert set(groups["sngan"]) == open_ and sum(map(len, groups["sngan"].values())) == 6
+    # instances vary in width and training length (INSTANCE_VARIATION), and each has its own seed
+    g = m["generators"]
+    widths = {g[f"B1/sngan/{k}"]["config"]["width"] for k in range(3)}
+    lengths = {g[f"B1/sngan/{k}"]["settings"]["max_steps"] for k in range(3)}
+    seeds = {g[f"{w}/sngan/{k}"]["torch_seed"] for w, n in (("A", 2), ("B1", 3), ("B2", 3)) for k in range(n)}
+    assert len(widths) == 3 and len(lengths) >= 2 and len(seeds) == 8
 
 
 def test_readable_by_gfd_data(built):
@@ -74,12 +106,12 @@ def test_readable_by_gfd_data(built):
 
 def test_fakes_are_not_copies_and_real_class_is_disjoint(built):
     inputs = sorted((built / "variants" / "real").glob("*.png"))
-    outputs = sorted((built / "variants" / "bilinear").glob("*.png"))
+    outputs = sorted((built / "variants" / "progan").glob("*.png"))
     for i, o in zip(inputs, outputs):
         assert i.read_bytes() != o.read_bytes()
         assert np.abs(pixels(i).astype(int) - pixels(o)).mean() > 1.0
     real_class = {pixels(p).tobytes() for s in ("train", "val", "test_closed") for p in (built / s / "real").glob("*.png")}
-    fakes = {pixels(p).tobytes() for s in ("train", "test_closed") for c in ("tconv", "pixshuffle")
+    fakes = {pixels(p).tobytes() for s in ("train", "test_closed") for c in ("progan", "mmdgan", "sngan")
              for p in (built / s / c).glob("*.png")}
     assert not real_class & fakes
     assert not real_class & {pixels(p).tobytes() for p in inputs}  # generator inputs are not real-class images
@@ -92,7 +124,24 @@ def test_same_seed_same_checksums_other_seed_differs(built, tmp_path):
     assert again["checksums"] == read_manifest(built)["checksums"]
     other = read_manifest(tiny(tmp_path / "b", seed=1))
     assert other["checksums"]["train/real"] != again["checksums"]["train/real"]
-    assert other["checksums"]["train/tconv"] != again["checksums"]["train/tconv"]
+    assert other["checksums"]["train/sngan"] != again["checksums"]["train/sngan"]
+
+
+def _prefix_bytes(root, split, cls):
+    return {p: b"".join(f.read_bytes() for f in files) for p, files in B.image_groups(root, split)[cls].items()}
+
+
+def test_instances_of_a_family_differ_in_files_and_spectra(built):
+    from gfd.analysis.families import instance_spectra, spectrum_distance
+
+    for cls in ("progan", "sngan"):
+        per = _prefix_bytes(built, "test_open", cls)
+        assert len(set(per.values())) == len(per) == 6          # six different instances
+    spectra = instance_spectra(built, "B1")
+    for cls in ("progan", "sngan", "infomax"):
+        specs = list(spectra[cls].values())
+        assert len(specs) == 3
+        assert all(spectrum_distance(a, b) > 0 for i, a in enumerate(specs) for b in specs[i + 1:])
 
 
 def test_cache_hit_and_changed_params_rebuild(tmp_path, monkeypatch):
@@ -107,23 +156,32 @@ def test_cache_hit_and_changed_params_rebuild(tmp_path, monkeypatch):
     assert read_manifest(first)["counts"]["train"]["real"] == 4     # the old one is untouched
 
 
-def test_interrupted_build_leaves_nothing_and_is_rebuilt(tmp_path, monkeypatch):
+def test_interrupted_build_resumes_without_retraining(built, tmp_path, monkeypatch):
     real_step = B._train_and_generate
     done = []
 
     def dies_on_third(*args, **kwargs):
         if len(done) == 2:
             raise KeyboardInterrupt("killed half-way")
-        done.append(1)
+        done.append(args[0].key)
         return real_step(*args, **kwargs)
 
     monkeypatch.setattr(B, "_train_and_generate", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         tiny(tmp_path)
-    assert [p for p in tmp_path.iterdir()] == []                    # no half-built folder is left
-    monkeypatch.setattr(B, "_train_and_generate", real_step)
+    # only the finished generators are left, in the build's partial folder (no half-built benchmark)
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and left[0].startswith(".partial-")
+    assert len(list((tmp_path / left[0]).glob("*.npz"))) == 2
+    trained = []
+    monkeypatch.setattr(B, "_train_and_generate", lambda *a, **k: trained.append(a[0].key) or real_step(*a, **k))
     root = tiny(tmp_path)
-    assert B.check_benchmark(root) == []
+    assert B.check_benchmark(root, checksums=True) == []
+    assert len(trained) == N_GENERATORS - 2 and not set(trained) & set(done)    # finished ones not retrained
+    m = read_manifest(root)
+    assert (m["build"]["generators_trained"], m["build"]["generators_reused"]) == (N_GENERATORS - 2, 2)
+    assert m["checksums"] == read_manifest(built)["checksums"]                   # = an uninterrupted build
+    assert [p.name for p in tmp_path.iterdir()] == [root.name]                   # partial folder removed
 
 
 def test_killed_build_tmp_folder_is_cleaned(tmp_path):
@@ -161,7 +219,7 @@ if __name__ == "__main__":
     (root / "started").mkdir()
     B.load_mini_benchmark("quick", root=root / "cache", progress=False, workers=2, overrides=dict(
         n_train=4, n_val=2, n_test=2, n_open=3, n_variant=2, gen_pool=8, image_size=32,
-        train=TrainSettings(steps=10**6, batch_size=4, crop=16, disc_width=8)))
+        train=TrainSettings(max_steps=10**6, min_steps=10**6, batch_size=4, crop=16, disc_width=8)))
 """
 
 
@@ -222,7 +280,7 @@ def test_damaged_cache_is_detected_and_rebuilt(tmp_path, damage):
     elif damage == "incomplete":
         manifest.write_text(manifest.read_text()[:100])
     else:
-        next((root / "val" / "tconv").glob("*.png")).unlink()
+        next((root / "val" / "sngan").glob("*.png")).unlink()
     assert B.check_benchmark(root) != []
     with pytest.warns(UserWarning, match="rebuilding"):
         again = tiny(tmp_path)
@@ -243,11 +301,53 @@ def test_bad_size_and_params_are_clear_errors(tmp_path):
 def test_domains_are_deterministic_and_different():
     a1 = sample_images(np.random.default_rng(3), DOMAIN_A, 24, 32)
     a2 = sample_images(np.random.default_rng(3), DOMAIN_A, 24, 32)
-    b = sample_images(np.random.default_rng(3), DOMAIN_B, 24, 32)
+    b = sample_images(np.random.default_rng(3), DOMAIN_B1, 24, 32)
     assert a1.shape == (24, 32, 32, 3) and a1.dtype == np.uint8
     np.testing.assert_array_equal(a1, a2)
     warm = lambda x: (x[..., 0].astype(float) - x[..., 2]).mean()  # noqa: E731  red minus blue
     assert warm(a1) > warm(b) + 20
+
+
+def test_domains_are_pairwise_disjoint():
+    """Rule 1: the three domains share no shape, hue range or photo (checked by BenchmarkParams too)."""
+    assert set(DOMAINS) == {"A", "B1", "B2"}
+    assert disjoint(DOMAIN_A, DOMAIN_B1) and disjoint(DOMAIN_A, DOMAIN_B2) and disjoint(DOMAIN_B1, DOMAIN_B2)
+    assert not disjoint(DOMAIN_A, DOMAIN_A)
+    with pytest.raises(ValueError, match="share no"):
+        B.make_params("quick", domain_open2=DOMAIN_B1)
+
+
+def test_families_mirror_the_paper_structure():
+    """One pair with the same architecture and different objectives; the others differ in both."""
+    by = {f.name: f for f in FAMILIES}
+    assert by["sngan"].architecture() == by["infomax"].architecture()
+    assert by["sngan"].objective != by["infomax"].objective
+    archs = {tuple(sorted(f.architecture().items())) for f in FAMILIES}
+    assert len(archs) == len(FAMILIES) - 1 and len({f.objective for f in FAMILIES}) == len(FAMILIES)
+    # the factor variants step A (AdaIN) -> B (demod) -> D (skip) / E (resid) -> F (double width)
+    v = {c.name[:4]: c for c in VARIANTS}
+    assert (v["cfgA"].norm, v["cfgB"].norm) == ("adain", "demod")
+    assert (v["cfgD"].block, v["cfgE"].block, v["cfgF"].block) == ("skip", "resid", "resid")
+    assert v["cfgF"].width == 2 * v["cfgE"].width
+
+
+def test_plateau_rule():
+    s = TrainSettings(max_steps=100, min_steps=20, window=5, tol=0.02)
+    p, step = Plateau(s), 0
+    while not p.update(step, 1.0 / (1 + step) if step < 10 else 0.1):   # improves, then flat
+        step += 1
+    assert step + 1 == 20 and p.reason.startswith("plateau") and len(p.curve) == 4
+    p, step = Plateau(s), 0
+    while not p.update(step, 1.0 - 0.009 * step):                       # keeps improving: the cap
+        step += 1
+    assert step + 1 == 100 and p.reason == "cap: max_steps"
+
+
+def test_mmd_is_zero_for_equal_samples_and_positive_otherwise():
+    torch.manual_seed(0)
+    a = torch.randn(32, 4)
+    assert abs(mmd2(a, a).item()) < 1e-6
+    assert mmd2(a, a + 3).item() > 0.1
 
 
 @pytest.mark.parametrize("cfg", FAMILIES + VARIANTS, ids=lambda c: c.name)
@@ -299,14 +399,71 @@ def test_genconfig_rejects_unknown_operator():
 
 # --- figures ------------------------------------------------------------------------------------
 
-def test_figures(built):
+def test_figures(built, tmp_path):
     import matplotlib
     matplotlib.use("Agg")
+    from gfd.plots import plot_family_spectra, plot_world_samples, save_benchmark_figures
     from gfd.plots import plot_residual_spectra, plot_sample_grid
 
     fig = plot_sample_grid(built, "test_open", n_per_class=3)
     assert len(fig.axes) == 5 * 3
     fig = plot_residual_spectra(built, "variants")
-    assert len(fig.axes) == 4
+    assert len(fig.axes) == 2 + len(VARIANTS)
     with pytest.raises(FileNotFoundError, match="nope"):
         plot_sample_grid(built, "nope")
+    fig = plot_world_samples(built, "B2", n_per_instance=2)
+    assert len(fig.axes) == (1 + 4 * 3) * 2                      # real + 4 families x 3 instances
+    fig = plot_family_spectra(built, "A")
+    assert len(fig.axes) == 5
+    assert len(save_benchmark_figures(built, tmp_path)) == 3 * 2 + 2            # 3 worlds + the variants
+    with pytest.raises(KeyError, match="world"):
+        plot_world_samples(built, "C")
+
+
+def test_spectral_distances_within_vs_between():
+    from gfd.analysis.families import spectral_distances, spectrum_distance
+
+    rng = np.random.default_rng(0)
+    base = {f: rng.normal(size=(8, 8)) for f in ("f1", "f2", "f3")}
+    spectra = {f: {f"g{k}": b + 0.01 * rng.normal(size=(8, 8)) for k in range(3)} for f, b in base.items()}
+    spectra["real"] = {"A-real_": rng.normal(size=(8, 8))}
+    d = spectral_distances(spectra)
+    assert set(d["per_family"]) == {"f1", "f2", "f3"}                 # real is left out
+    assert d["within"] < 0.05 < 1.0 < d["between"] and d["ratio"] < 0.05
+    assert spectrum_distance(np.zeros((2, 2)), np.full((2, 2), 3.0)) == pytest.approx(3.0)
+    one = spectral_distances({"f1": {"g0": np.zeros((2, 2))}, "f2": {"g0": np.ones((2, 2))}})
+    assert one["per_family"]["f1"] == {"instances": 1, "within": None, "between": 1.0, "ratio": None}
+
+
+# --- frozen without looking at the open world -----------------------------------------------------
+
+def test_no_benchmark_parameter_is_read_from_a_result():
+    """The benchmark's code cannot read an accuracy: it imports nothing that trains or evaluates a
+    classifier (gfd.runs, gfd.train, gfd.evaluate, gfd.baselines, ...), and the domains module no
+    longer says it was calibrated on one."""
+    import ast
+
+    import gfd.benchmark as pkg
+
+    forbidden = ("gfd.runs", "gfd.train", "gfd.evaluate", "gfd.baselines", "gfd.supervised", "gfd.report",
+                 "gfd.paper", "gfd.inference", "gfd.data")
+    for path in Path(pkg.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not [n for n in names if n.startswith(forbidden)], f"{path.name} imports {names}"
+    domains_doc = (Path(pkg.__file__).parent / "domains.py").read_text()
+    assert "74.77" not in domains_doc and "calibrated" not in domains_doc
+    assert any("closed world only" in r for r in B.RULES)
+
+
+def test_accuracy_by_source_averages_over_instances_and_worlds():
+    from gfd.benchmark.sources import accuracy_by_source, source_of
+
+    assert source_of("x/B1-g2_00003.png") == ("B1", "g2") and source_of("00003.png") is None
+    paths = ["B1-g0_00000.png", "B1-g0_00001.png", "B1-g0_00002.png", "B1-g1_00000.png",
+             "B2-g0_00000.png", "B2-real_00000.png"]
+    r = accuracy_by_source(paths, [1, 1, 1, 1, 1, 0], [1, 1, 1, 0, 0, 0], classes=["real", "fam"])
+    assert r["per_source"] == {"B1/fam/g0": 1.0, "B1/fam/g1": 0.0, "B2/fam/g0": 0.0, "B2/real/real": 1.0}
+    assert r["per_world"] == {"B1": 0.5, "B2": 0.5} and r["mean_over_worlds"] == 0.5   # not 4/6 per image

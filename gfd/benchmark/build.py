@@ -1,30 +1,50 @@
-"""Build, cache and load the offline mini benchmark (the structure of Sec. 4.2.1 and Fig. 3(a)).
+"""Build, cache and load the offline mini benchmark (v2: the structure of Sec. 4.2.1 and Fig. 3(a)).
 
 What gets built (all 64 px RGB PNG, in the :mod:`gfd.data` layout)::
 
-    ROOT/train|val|test_closed/<class>/NNNNN.png   closed world: domain A (plays CelebA)
-    ROOT/test_open/<class>/NNNNN.png               open world: domain B (plays LSUN), the same
-                                                   families, new generators trained on domain B
-    ROOT/variants/<name>/NNNNN.png                 factor analysis (Fig. 7 analogue): the width-x2
-                                                   and normalisation variants of one family, that
-                                                   family itself and the real inputs they were fed
+    ROOT/train|val|test_closed/<class>/A-<inst>_NNNNN.png   closed world: domain A (plays CelebA)
+    ROOT/test_open/<class>/B1-<inst>_NNNNN.png               open world: domains B1 and B2 (play LSUN),
+    ROOT/test_open/<class>/B2-<inst>_NNNNN.png               the same families, new generators
+    ROOT/variants/<name>/NNNNN.png      factor analysis (Fig. 7 analogue): StyleGAN2-like configs,
+                                        the base family and the real inputs they were all fed
     ROOT/classes.json, ROOT/manifest.json
 
-Classes are ``real`` plus one folder per generator family (:data:`~gfd.benchmark.generators.FAMILIES`).
-The paper's 15k / 1k / 4k images per class become, by default, 750 / 50 / 200 (and 200 per class in
-the open world).  Real images used to train or feed a generator are drawn separately from the
-``real`` class images, so the two never share an image.
+Classes are ``real`` plus one folder per generator *family* (:data:`~gfd.benchmark.generators.FAMILIES`).
+A family's images come from several generator **instances**, each trained from its own seed with a
+modest change of width and training length (:data:`INSTANCE_VARIATION`): ``n_instances_closed``
+(default 2) per family in the closed world, ``n_instances_open`` (default 3) per family in *each*
+open domain.  The file-name prefix says where an image comes from: ``<world>-g<k>_`` (instance k
+of that world) or ``<world>-real_``; the manifest's ``instances`` lists, per split and class, every
+prefix with its generator and image count, so evaluation can average over instances and domains
+(:func:`image_groups`).  Both open domains share the one ``test_open`` split (``n_open`` images per
+class and domain), so every loader of :mod:`gfd.data` reads them unchanged.
 
-Caching: ``load_mini_benchmark`` builds into ``<parent>/.tmp-<name>-<pid>`` and renames the folder to
-``<parent>/mini-<size>-s<seed>-<hash>`` only once complete; the hash covers every parameter and
-:data:`FORMAT_VERSION`.  A folder whose manifest is missing, incomplete or disagrees with its files
-is rebuilt.  A build that is killed leaves its ``.tmp-`` folder behind (its worker processes exit
-with it); the next ``load_mini_benchmark`` of the same parameters deletes it.
+**Frozen rules** (:data:`RULES`, also written into the manifest).  No parameter of this module is
+chosen from an open-world number:
+
+1. Domains: fixed a priori, pairwise disjoint in shapes, hue ranges and photos (checked at build).
+2. Families: the structure of the paper's 128 px set (two families with one architecture and two
+   objectives, two with other architectures and objectives), fixed a priori.
+3. Generator training length: each generator's own plateau rule on its L1 training loss
+   (:class:`~gfd.benchmark.zoo.TrainSettings`), capped by the time budget.
+4. Sizes: time budgets on 2 cores, ``quick`` <= 90 s, ``default`` <= 15 min.
+5. Acceptance on the closed world only: the direct classifier (Table 4's G row,
+   :mod:`gfd.runs.calibrate`) reaches >= 95 % mean closed-world test accuracy over seeds 0-2.  If it
+   does not, the only permitted changes are closed-world ones stated here: more training images per
+   class, or a larger ``max_steps``.  Open-world accuracy is measured and printed, never read by a rule.
+
+Caching and resuming: ``load_mini_benchmark`` builds into ``<parent>/.tmp-<name>-<pid>`` and renames
+the folder to ``<parent>/mini-<size>-s<seed>-<hash>`` only once complete; the hash covers every
+parameter and :data:`FORMAT_VERSION`.  Every generator's outputs and record are saved, as soon as
+it finishes, in ``<parent>/.partial-<name>/`` (keyed by the same name, hence by all parameters);
+a build that is interrupted (or killed) leaves them there, and the next build of the same
+parameters reuses them instead of retraining, then deletes the folder once complete.  A folder
+whose manifest is missing, incomplete or disagrees with its files is rebuilt.
 
 Determinism: every random draw comes from a generator seeded by (seed, purpose), and every
 generator is trained with one thread and deterministic algorithms (several generators train in
 parallel processes), so a given seed gives the same files on a given machine (same torch version
-and CPU kind), whatever the number of processes; the manifest records the versions.
+and CPU kind), whatever the number of processes and whether the build was resumed.
 """
 from __future__ import annotations
 
@@ -34,6 +54,7 @@ import json
 import multiprocessing
 import os
 import platform
+import re
 import shutil
 import threading
 import time
@@ -50,17 +71,32 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gfd.benchmark.domains import DOMAIN_A, DOMAIN_B, Domain, sample_images
+from gfd.benchmark.domains import DOMAIN_A, DOMAIN_B1, DOMAIN_B2, Domain, disjoint, sample_images
 from gfd.benchmark.generators import FAMILIES, VARIANT_BASE, VARIANTS, GenConfig
 from gfd.benchmark.zoo import TrainSettings, generate, train_generator
 from gfd.layout import REAL
 from gfd.utils import pbar, stable_hash
 
-FORMAT_VERSION = 1  # bump when code that shapes the images changes (then every cache rebuilds)
+FORMAT_VERSION = 2  # bump when code that shapes the images changes (then every cache rebuilds)
 CLOSED_SPLITS = ("train", "val", "test_closed")
 OPEN_SPLIT = "test_open"
 VARIANTS_DIR = "variants"
 MANIFEST = "manifest.json"
+
+INSTANCE_VARIATION = ((1.0, 1.0), (0.75, 1.25), (1.25, 0.75))
+"""(width scale, training-length scale) of instance k: entry k mod 3 (a modest within-family change)."""
+
+RULES = (
+    "domains: fixed a priori, pairwise disjoint in shapes, hue ranges and photos (checked at build)",
+    "families: the structure of the paper's 128 px set (sngan and infomax share one architecture and "
+    "differ in objective; progan and mmdgan differ in architecture and objective), fixed a priori",
+    "generator training: Adam, lr halving every half_life steps; stop when the window mean of the L1 "
+    "training loss improves by < tol after min_steps, or at max_steps",
+    "sizes: time budgets on 2 cores, quick <= 90 s, default <= 15 min",
+    "acceptance (closed world only): the direct classifier (Table 4 G row) reaches >= 95 % mean "
+    "closed-world test accuracy over seeds 0-2; if not, only more training images per class or a "
+    "larger max_steps may change. Open-world numbers are measured and printed, never read by a rule",
+)
 
 
 @dataclass(frozen=True)
@@ -70,20 +106,24 @@ class BenchmarkParams:
     n_train: int = 750            # images per class in each split (paper: 15k / 1k / 4k / 4k)
     n_val: int = 50
     n_test: int = 200
-    n_open: int = 200
+    n_open: int = 200             # per class and per open domain (test_open holds 2 x n_open per class)
     n_variant: int = 200          # images per factor-analysis variant
-    gen_pool: int = 600           # real images per domain the generators are trained on
+    gen_pool: int = 600           # real images each generator is trained on (its own draw)
     image_size: int = 64
     seed: int = 0
+    n_instances_closed: int = 2   # generator instances per family in the closed world
+    n_instances_open: int = 3     # ... and in each open domain
     train: TrainSettings = field(default_factory=TrainSettings)
     domain_closed: Domain = DOMAIN_A
-    domain_open: Domain = DOMAIN_B
+    domain_open: Domain = DOMAIN_B1
+    domain_open2: Domain = DOMAIN_B2
     families: tuple[GenConfig, ...] = FAMILIES
     variant_base: str = VARIANT_BASE
     variants: tuple[GenConfig, ...] = VARIANTS
 
     def __post_init__(self):
-        counts = {k: getattr(self, k) for k in ("n_train", "n_val", "n_test", "n_open", "n_variant", "gen_pool")}
+        counts = {k: getattr(self, k) for k in ("n_train", "n_val", "n_test", "n_open", "n_variant", "gen_pool",
+                                                "n_instances_closed", "n_instances_open")}
         bad = {k: v for k, v in counts.items() if not isinstance(v, int) or v < 1}
         if bad:
             raise ValueError(f"benchmark sizes must be positive integers, got {bad}")
@@ -92,10 +132,21 @@ class BenchmarkParams:
             raise ValueError(f"class names must be unique and not {REAL!r}: {names}")
         if self.variant_base not in names[1:]:
             raise ValueError(f"variant_base {self.variant_base!r} is not one of the families {names[1:]}")
+        worlds = self.worlds
+        for i, a in enumerate(worlds):
+            for b in worlds[i + 1:]:
+                if a.name == b.name or not disjoint(a, b):
+                    raise ValueError(f"domains {a.name} and {b.name} must have distinct names and share no "
+                                     f"shape, hue or photo (rule 1)")
 
     @property
     def classes(self) -> list[str]:
         return [REAL] + [f.name for f in self.families]
+
+    @property
+    def worlds(self) -> tuple[Domain, ...]:
+        """The closed-world domain, then the open ones."""
+        return (self.domain_closed, self.domain_open, self.domain_open2)
 
     @property
     def n_closed(self) -> int:
@@ -111,10 +162,10 @@ class BenchmarkParams:
 
 
 SIZES: dict[str, dict[str, Any]] = {
-    "quick": dict(n_train=150, n_val=20, n_test=60, n_open=60, n_variant=40, gen_pool=256,
-                  train=TrainSettings(steps=60)),
+    "quick": dict(n_train=150, n_val=20, n_test=60, n_open=60, n_variant=40, gen_pool=128,
+                  train=TrainSettings(max_steps=40, min_steps=20, window=10, half_life=20)),
     "default": dict(n_train=750, n_val=50, n_test=200, n_open=200, n_variant=200, gen_pool=600,
-                    train=TrainSettings(steps=200)),
+                    train=TrainSettings(max_steps=600, min_steps=200, window=50, half_life=200)),
 }
 
 
@@ -155,22 +206,13 @@ def deterministic_torch(threads: int = 1) -> Iterator[None]:
 # writing
 # --------------------------------------------------------------------------------------------------
 
-def write_pngs(folder: Path, images: np.ndarray) -> str:
-    """Write ``images`` (n, H, W, 3) uint8 as ``folder/00000.png ...``; return the folder's sha256.
-
-    The checksum covers file names and bytes in name order, so it can be recomputed from disk
-    (:func:`folder_checksum`).
-    """
+def write_pngs(folder: Path, images: np.ndarray, prefix: str = "") -> None:
+    """Write ``images`` (n, H, W, 3) uint8 as ``folder/<prefix>00000.png ...``."""
     folder.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
     for i, img in enumerate(images):
         buf = io.BytesIO()
         Image.fromarray(img).save(buf, format="PNG")
-        name = f"{i:05d}.png"
-        (folder / name).write_bytes(buf.getvalue())
-        digest.update(name.encode())
-        digest.update(buf.getvalue())
-    return digest.hexdigest()
+        (folder / f"{prefix}{i:05d}.png").write_bytes(buf.getvalue())
 
 
 def folder_checksum(folder: Path) -> str:
@@ -186,41 +228,71 @@ def count_pngs(folder: Path) -> int:
     return sum(1 for e in os.scandir(folder) if e.name.endswith(".png")) if folder.is_dir() else 0
 
 
+PREFIX_RE = re.compile(r"^(?P<prefix>(?P<world>[^-_]+)-(?P<inst>g\d+|real)_)\d+\.png$")
+
+
+def image_groups(root: str | os.PathLike, split: str) -> dict[str, dict[str, list[Path]]]:
+    """The images of ``split``, per class and per source prefix (``"B1-g2_"``: instance 2 of world B1;
+    ``"A-real_"``): the unit to average accuracies over instances and domains."""
+    out: dict[str, dict[str, list[Path]]] = {}
+    for cls_dir in sorted(p for p in (Path(root) / split).iterdir() if p.is_dir()):
+        groups: dict[str, list[Path]] = {}
+        for path in sorted(cls_dir.glob("*.png")):
+            m = PREFIX_RE.match(path.name)
+            groups.setdefault(m["prefix"] if m else "", []).append(path)
+        out[cls_dir.name] = groups
+    return out
+
+
 # --------------------------------------------------------------------------------------------------
 # building
 # --------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Job:
-    """Train one generator on ``pool`` of a domain, then feed it each array of ``feeds``."""
+    """Train one generator instance on its own pool of a domain, then feed it new images of that domain."""
 
-    cfg: GenConfig
-    domain: str
-    pool: np.ndarray
-    feeds: tuple[np.ndarray, ...]
+    cfg: GenConfig           # the instance's configuration (width already scaled)
+    family: str              # the class (or variant) name
+    world: str               # "A", "B1", "B2"
+    instance: int
+    settings: TrainSettings  # the instance's training settings (length already scaled)
+    feed_counts: tuple[int, ...]              # images fed, drawn from the domain (one array per count)
+    extra_feed: np.ndarray | None = None      # the variant inputs (the factor analysis), if any
 
     @property
     def key(self) -> str:
-        return f"{self.domain}/{self.cfg.name}"
+        return f"{self.world}/{self.family}/{self.instance}"
 
     @property
     def cost(self) -> float:
         """Rough relative training cost, to start the slow jobs first."""
-        return self.cfg.width ** 2 * (2.0 if self.cfg.upsample == "tconv" else 1.0)
+        return self.cfg.width ** 2 * self.settings.max_steps * (1.5 if self.cfg.block == "resid" else 1.0)
+
+
+def _domain(p: BenchmarkParams, world: str) -> Domain:
+    return {d.name: d for d in p.worlds}[world]
 
 
 def _train_and_generate(job: Job, p: BenchmarkParams, progress: bool) -> tuple[list[np.ndarray], dict]:
     """Run one :class:`Job` with one thread and deterministic algorithms; return the outputs and a record."""
     seed = torch_seed_for(p.seed, job.key)
     t0 = time.perf_counter()
+    d = _domain(p, job.world)
+    pool = sample_images(rng_for(p.seed, f"{job.world}/pool/{job.key}"), d, p.gen_pool, p.image_size)
+    feeds = [sample_images(rng_for(p.seed, f"{job.world}/feed{i}/{job.key}"), d, n, p.image_size)
+             for i, n in enumerate(job.feed_counts)]
+    if job.extra_feed is not None:
+        feeds.append(job.extra_feed)
     with deterministic_torch(threads=1):
-        G, losses = train_generator(job.cfg, job.pool, p.train, seed=seed, progress=progress,
-                                    desc=f"train {job.key}")
-        outs = [generate(G, f) for f in job.feeds]
-    info = {"domain": job.domain, "config": job.cfg.to_dict(), "torch_seed": seed, "final_losses": losses,
+        G, train_record = train_generator(job.cfg, pool, job.settings, seed=seed, progress=progress,
+                                          desc=f"train {job.key}")
+        outs = [generate(G, f, seed=seed + 1 + i) for i, f in enumerate(feeds)]
+    diffs = [np.abs(o.astype(np.int16) - f).mean() for o, f in zip(outs, feeds) if len(f)]
+    info = {"world": job.world, "family": job.family, "instance": job.instance, "config": job.cfg.to_dict(),
+            "settings": asdict(job.settings), "torch_seed": seed, **train_record,
             "seconds": round(time.perf_counter() - t0, 2),
-            "mean_abs_diff_to_input": round(float(np.mean([np.abs(o.astype(np.int16) - f).mean()
-                                                           for o, f in zip(outs, job.feeds)])), 3)}
+            "mean_abs_diff_to_input": round(float(np.mean(diffs)), 3) if diffs else None}
     return outs, info
 
 
@@ -278,106 +350,145 @@ def default_workers() -> int:
     return max(1, min(4, cores))
 
 
-@dataclass
-class _Writer:
-    """Writes the image folders of one build and records, per folder, its checksum and image count."""
-
-    out: Path
-    params: BenchmarkParams
-    checksums: dict[str, str] = field(default_factory=dict)
-    counts: dict[str, dict[str, int]] = field(
-        default_factory=lambda: {s: {} for s in (*CLOSED_SPLITS, OPEN_SPLIT)})
-
-    def _write(self, top: str, name: str, images: np.ndarray) -> None:
-        self.checksums[f"{top}/{name}"] = write_pngs(self.out / top / name, images)
-
-    def closed_world(self, name: str, images: np.ndarray) -> None:
-        """One class of the closed world: the first n_train images to train, then val, then test_closed."""
-        p, start = self.params, 0
-        for split, n in zip(CLOSED_SPLITS, (p.n_train, p.n_val, p.n_test)):
-            self._write(split, name, images[start:start + n])
-            self.counts[split][name] = n
-            start += n
-
-    def open_world(self, name: str, images: np.ndarray) -> None:
-        self._write(OPEN_SPLIT, name, images)
-        self.counts[OPEN_SPLIT][name] = len(images)
-
-    def variant(self, name: str, images: np.ndarray) -> None:
-        self._write(VARIANTS_DIR, name, images)
-
-
-def _real_images(p: BenchmarkParams, domain: Domain, purpose: str, n: int) -> np.ndarray:
-    """``n`` real images of ``domain``, drawn from the random stream of one ``purpose``."""
-    return sample_images(rng_for(p.seed, f"{domain.name}/{purpose}"), domain, n, p.image_size)
-
-
-def _write_real_classes(p: BenchmarkParams, writer: _Writer) -> np.ndarray:
-    """Write the ``real`` class of both worlds and the real inputs of the factor analysis; return those inputs."""
-    inputs = _real_images(p, p.domain_closed, "feed/variants", p.n_variant)
-    writer.variant(REAL, inputs)
-    writer.closed_world(REAL, _real_images(p, p.domain_closed, REAL, p.n_closed))
-    writer.open_world(REAL, _real_images(p, p.domain_open, REAL, p.n_open))
-    return inputs
+def _shares(n: int, k: int) -> list[int]:
+    """``n`` images split over ``k`` instances as evenly as possible (the first ones get one more)."""
+    return [n // k + (i < n % k) for i in range(k)]
 
 
 def _plan_jobs(p: BenchmarkParams, variant_inputs: np.ndarray) -> list[Job]:
-    """One job per generator: every family on each domain, then the variants of one family (Fig. 7 analogue).
+    """One job per generator: every family x instance in each world, then the variants (Fig. 7 analogue).
 
-    Each domain's generators train on one pool of real images and are fed their own new images
-    (neither shared with the ``real`` class); the variant base family and its variants are all fed
-    ``variant_inputs`` too.
+    A closed-world instance is fed its share of each of train / val / test_closed; an open-world
+    instance its share of ``n_open``.  Instance 0 of the variant base family in world A and every
+    variant are also fed ``variant_inputs``.
     """
-    dA, dB = p.domain_closed, p.domain_open
-    pools = {d.name: _real_images(p, d, "generator-pool", p.gen_pool) for d in (dA, dB)}
-    jobs = [Job(cfg, dA.name, pools[dA.name], (_real_images(p, dA, f"feed/{cfg.name}", p.n_closed),)
-                + ((variant_inputs,) if cfg.name == p.variant_base else ()))
-            for cfg in p.families]
-    jobs += [Job(cfg, dB.name, pools[dB.name], (_real_images(p, dB, f"feed/{cfg.name}", p.n_open),))
-             for cfg in p.families]
-    jobs += [Job(cfg, dA.name, pools[dA.name], (variant_inputs,)) for cfg in p.variants]
+    jobs = []
+    for world in p.worlds:
+        closed = world.name == p.domain_closed.name
+        k = p.n_instances_closed if closed else p.n_instances_open
+        for cfg in p.families:
+            for i in range(k):
+                width_scale, steps_scale = INSTANCE_VARIATION[i % len(INSTANCE_VARIATION)]
+                counts = (tuple(_shares(n, k)[i] for n in (p.n_train, p.n_val, p.n_test)) if closed
+                          else (_shares(p.n_open, k)[i],))
+                extra = variant_inputs if closed and i == 0 and cfg.name == p.variant_base else None
+                jobs.append(Job(cfg.scaled(width_scale), cfg.name, world.name, i, p.train.scaled(steps_scale),
+                                counts, extra))
+    jobs += [Job(cfg, cfg.name, p.domain_closed.name, 0, p.train, (), variant_inputs) for cfg in p.variants]
     return jobs
 
 
-def _write_generated(p: BenchmarkParams, writer: _Writer, job: Job, outs: list[np.ndarray]) -> None:
-    """Write what one generator made: a variant, or its family's class in the closed or open world."""
-    name = job.cfg.name
-    if name in {v.name for v in p.variants}:
-        writer.variant(name, outs[0])
-    elif job.domain == p.domain_closed.name:
-        writer.closed_world(name, outs[0])
-        if name == p.variant_base:
-            writer.variant(name, outs[1])
-    else:
-        writer.open_world(name, outs[0])
+@dataclass
+class _Writer:
+    """Writes the image folders of one build and records counts and instance prefixes per folder."""
+
+    out: Path
+    params: BenchmarkParams
+    counts: dict[str, dict[str, int]] = field(
+        default_factory=lambda: {s: {} for s in (*CLOSED_SPLITS, OPEN_SPLIT)})
+    instances: dict[str, dict[str, list[dict]]] = field(
+        default_factory=lambda: {s: {} for s in (*CLOSED_SPLITS, OPEN_SPLIT)})
+
+    def _add(self, split: str, cls: str, source: str, prefix: str, images: np.ndarray) -> None:
+        write_pngs(self.out / split / cls, images, prefix)
+        self.counts[split][cls] = self.counts[split].get(cls, 0) + len(images)
+        self.instances[split].setdefault(cls, []).append({"source": source, "prefix": prefix, "count": len(images)})
+
+    def real(self, world: str, closed: bool, images: np.ndarray) -> None:
+        p, start = self.params, 0
+        if not closed:
+            return self._add(OPEN_SPLIT, REAL, f"{world}/{REAL}", f"{world}-{REAL}_", images)
+        for split, n in zip(CLOSED_SPLITS, (p.n_train, p.n_val, p.n_test)):
+            self._add(split, REAL, f"{world}/{REAL}", f"{world}-{REAL}_", images[start:start + n])
+            start += n
+
+    def generated(self, job: Job, outs: list[np.ndarray]) -> None:
+        """What one generator made: its share of its family's class, and variant images."""
+        if job.feed_counts:
+            prefix = f"{job.world}-g{job.instance}_"
+            if job.world == self.params.domain_closed.name:
+                for split, arr in zip(CLOSED_SPLITS, outs):
+                    self._add(split, job.family, job.key, prefix, arr)
+            else:
+                self._add(OPEN_SPLIT, job.family, job.key, prefix, outs[0])
+        if job.extra_feed is not None:
+            write_pngs(self.out / VARIANTS_DIR / job.family, outs[-1])
+
+    def sorted_instances(self) -> dict:
+        return {s: {c: sorted(v, key=lambda e: e["prefix"]) for c, v in sorted(per.items())}
+                for s, per in self.instances.items()}
 
 
-def _train_and_write(p: BenchmarkParams, jobs: list[Job], writer: _Writer, workers: int,
-                     progress: bool) -> dict[str, dict]:
-    """Run every job (in ``workers`` processes) and write its images; return the records by job key."""
+def _partial_path(partial: Path, job: Job) -> Path:
+    return partial / (job.key.replace("/", "__") + ".npz")
+
+
+def _save_partial(partial: Path, job: Job, outs: list[np.ndarray], info: dict) -> None:
+    """Save one finished generator's outputs and record atomically (write, then rename)."""
+    partial.mkdir(parents=True, exist_ok=True)
+    path = _partial_path(partial, job)
+    tmp = path.with_name(f".{path.stem}-{os.getpid()}.npz")
+    np.savez(tmp, record=np.array(json.dumps(info)), **{f"out{i}": o for i, o in enumerate(outs)})
+    os.replace(tmp, path)
+
+
+def _load_partial(partial: Path | None, job: Job) -> tuple[list[np.ndarray], dict] | None:
+    """A finished generator's saved outputs and record, or None (not saved, or unreadable)."""
+    if partial is None:
+        return None
+    path = _partial_path(partial, job)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            info = json.loads(str(z["record"]))
+            outs = [z[f"out{i}"] for i in range(len(z.files) - 1)]
+    except Exception:  # noqa: BLE001 - a damaged file is retrained
+        return None
+    return outs, info
+
+
+def _train_and_write(p: BenchmarkParams, jobs: list[Job], writer: _Writer, workers: int, progress: bool,
+                     partial: Path | None) -> tuple[dict[str, dict], dict[str, int]]:
+    """Run every job not already saved in ``partial`` (in ``workers`` processes), save it there as it
+    finishes, write its images; return the records by job key and how many were trained / reused."""
     records: dict[str, dict] = {}
+    todo = []
     with pbar(None, enabled=progress, total=len(jobs), desc="mini benchmark", unit="generator") as bar:
-        for job, outs, info in _run_jobs(jobs, p, workers, progress):
+        for job in jobs:
+            saved = _load_partial(partial, job)
+            if saved is None:
+                todo.append(job)
+                continue
+            records[job.key] = saved[1]
+            writer.generated(job, saved[0])
+            bar.update(1)
+        for job, outs, info in _run_jobs(todo, p, workers, progress):
+            if partial is not None:
+                _save_partial(partial, job, outs, info)
             records[job.key] = info
-            _write_generated(p, writer, job, outs)
+            writer.generated(job, outs)
             bar.set_postfix_str(job.key)
             bar.update(1)
-    return {k: records[k] for k in sorted(records)}
+    return {k: records[k] for k in sorted(records)}, {"trained": len(todo), "reused": len(jobs) - len(todo)}
 
 
-def _build_record(workers: int, wall_seconds: float, cpu_seconds: float) -> dict[str, Any]:
+def _build_record(workers: int, wall_seconds: float, cpu_seconds: float, jobs: dict[str, int]) -> dict[str, Any]:
     """How and where the benchmark was built (the manifest's ``build`` entry)."""
     return {
         "wall_seconds": round(wall_seconds, 1),
         "cpu_seconds": round(cpu_seconds, 1),
         "workers": workers,
+        "generators_trained": jobs["trained"],
+        "generators_reused": jobs["reused"],
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "torch": torch.__version__, "numpy": np.__version__, "pillow": Image.__version__,
         "python": platform.python_version(), "machine": platform.machine(),
         "processor": platform.processor(), "torch_threads_per_generator": 1,
         "determinism": ("same seed -> same files for the same torch/numpy/pillow versions and "
-                        "CPU kind (one thread, torch deterministic algorithms); build times "
-                        "and 'created' are not deterministic"),
+                        "CPU kind (one thread, torch deterministic algorithms), resumed or not; build "
+                        "times, 'created', generator 'seconds' and the trained/reused counts are not "
+                        "deterministic"),
     }
 
 
@@ -385,6 +496,8 @@ def _manifest(name: str, p: BenchmarkParams, writer: _Writer, generators: dict[s
               build: dict[str, Any]) -> dict[str, Any]:
     """The manifest of a complete build named ``name``."""
     variant_names = [REAL, p.variant_base] + [v.name for v in p.variants]
+    folders = [f"{s}/{c}" for s in (*CLOSED_SPLITS, OPEN_SPLIT) for c in p.classes]
+    folders += [f"{VARIANTS_DIR}/{v}" for v in variant_names]
     return {
         "format_version": FORMAT_VERSION,
         "complete": True,
@@ -393,39 +506,58 @@ def _manifest(name: str, p: BenchmarkParams, writer: _Writer, generators: dict[s
         "seed": p.seed,
         "classes": p.classes,
         "counts": {split: {c: per[c] for c in p.classes} for split, per in writer.counts.items()},
+        "worlds": {
+            p.domain_closed.name: {"role": "closed", "splits": list(CLOSED_SPLITS),
+                                   "instances_per_family": p.n_instances_closed, "domain": p.domain_closed.to_dict()},
+            **{d.name: {"role": "open", "splits": [OPEN_SPLIT], "prefix": f"{d.name}-",
+                        "instances_per_family": p.n_instances_open, "domain": d.to_dict()}
+               for d in (p.domain_open, p.domain_open2)},
+        },
+        "instances": writer.sorted_instances(),
+        "file_names": "<world>-g<k>_NNNNN.png: instance k of the family in that world; <world>-real_NNNNN.png: real",
         "variants": {"base": p.variant_base, "names": variant_names,
                      "counts": {v: p.n_variant for v in variant_names}},
+        "rules": list(RULES),
         "params": p.to_dict(),
         "generators": generators,
-        "checksums": writer.checksums,
+        "checksums": {rel: folder_checksum(writer.out / rel) for rel in folders},
         "build": build,
     }
 
 
 def build_benchmark(out: str | os.PathLike, params: BenchmarkParams, progress: bool = True,
-                    workers: int | None = None) -> Path:
+                    workers: int | None = None, partial: str | os.PathLike | None = None) -> Path:
     """Build the benchmark described by ``params`` into the new folder ``out``; return it.
 
     ``workers`` processes train the generators (default: :func:`default_workers`); the files do
-    not depend on it.  Writes ``manifest.json`` last: a folder with a complete manifest is a
-    complete benchmark.
+    not depend on it.  ``partial``: a folder where every finished generator is saved, and from
+    which saved ones are reused (resuming an interrupted build).  Writes ``manifest.json`` last: a
+    folder with a complete manifest is a complete benchmark.
     """
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty; build into a new folder")
     workers = default_workers() if workers is None else workers
+    partial = Path(partial) if partial is not None else None
     t_wall, t_cpu = time.perf_counter(), _cpu_seconds()
     out.mkdir(parents=True, exist_ok=True)
     writer = _Writer(out, params)
-    with pbar(None, enabled=progress, total=2, desc="real images", leave=False) as bar:
-        variant_inputs = _write_real_classes(params, writer)
+    p = params
+    with pbar(None, enabled=progress, total=len(p.worlds) + 1, desc="real images", leave=False) as bar:
+        variant_inputs = sample_images(rng_for(p.seed, f"{p.domain_closed.name}/feed/variants"),
+                                       p.domain_closed, p.n_variant, p.image_size)
+        write_pngs(out / VARIANTS_DIR / REAL, variant_inputs)
         bar.update(1)
-        jobs = _plan_jobs(params, variant_inputs)
-        bar.update(1)
-    generators = _train_and_write(params, jobs, writer, workers, progress)
-    build = _build_record(workers, time.perf_counter() - t_wall, _cpu_seconds() - t_cpu)
-    (out / "classes.json").write_text(json.dumps(params.classes) + "\n")
-    manifest = _manifest(out.name, params, writer, generators, build)
+        for d in p.worlds:
+            closed = d.name == p.domain_closed.name
+            n = p.n_closed if closed else p.n_open
+            writer.real(d.name, closed, sample_images(rng_for(p.seed, f"{d.name}/{REAL}"), d, n, p.image_size))
+            bar.update(1)
+    jobs = _plan_jobs(p, variant_inputs)
+    generators, counts = _train_and_write(p, jobs, writer, workers, progress, partial)
+    build = _build_record(workers, time.perf_counter() - t_wall, _cpu_seconds() - t_cpu, counts)
+    (out / "classes.json").write_text(json.dumps(p.classes) + "\n")
+    manifest = _manifest(out.name, p, writer, generators, build)
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return out
 
@@ -496,6 +628,11 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def partial_dir(parent: Path, name: str) -> Path:
+    """Where the finished generators of an unfinished build of ``name`` are saved (resuming)."""
+    return parent / f".partial-{name}"
+
+
 def _remove_stale_tmp(parent: Path, name: str) -> None:
     """Delete ``.tmp-<name>-<pid>`` folders left by builds whose process is gone (killed half-way)."""
     for tmp in parent.glob(f".tmp-{name}-*"):
@@ -513,7 +650,8 @@ def load_mini_benchmark(size: str = "default", root: str | os.PathLike | None = 
     changes fields of :class:`BenchmarkParams` (e.g. ``{"n_train": 20}``), which changes the cache
     key.  ``workers`` processes train the generators (default: one per core, at most 4; the files
     do not depend on it).  A cached folder whose manifest is missing or incomplete, or whose file counts disagree
-    with it, is deleted and rebuilt.
+    with it, is deleted and rebuilt.  Generators finished by an interrupted build of the same
+    parameters (``.partial-<name>``) are reused, not retrained.
     """
     params = make_params(size, seed, **(overrides or {}))
     parent = Path(root) if root is not None else repo_data_dir()
@@ -528,13 +666,15 @@ def load_mini_benchmark(size: str = "default", root: str | os.PathLike | None = 
     parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_tmp(parent, name)
     tmp = parent / f".tmp-{name}-{os.getpid()}"
+    partial = partial_dir(parent, name)
     try:
-        build_benchmark(tmp, params, progress=progress, workers=workers)
+        build_benchmark(tmp, params, progress=progress, workers=workers, partial=partial)
         try:
             os.replace(tmp, final)
         except OSError:
             if check_benchmark(final, params):  # someone else finished first with a broken folder
                 raise
+        shutil.rmtree(partial, ignore_errors=True)  # complete: the saved generators are not needed
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

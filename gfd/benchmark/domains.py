@@ -12,11 +12,17 @@ drawn procedurally, with no download:
 * **photo crops** (30%): random crops, at a random scale, of colour photographs that scikit-image
   ships (the textured content that dead leaves lack).
 
-A :class:`Domain` says which shapes, hues and photos are used.  ``DOMAIN_A`` (round shapes, warm
-hues, portrait / cat / coffee photos) and ``DOMAIN_B`` (boxes and triangles, green-blue hues,
-rocket / galaxy / microscopy photos) share no shape, hue range or photo.  How far apart they are
-was calibrated (:mod:`gfd.runs.calibrate`): with hue ranges that overlapped the open world was
-at the top of the target band (82-84%), this split brings it near the paper's 74.77% (Table 4).
+A :class:`Domain` says which shapes, hues and photos are used.  Three domains, fixed a priori by
+one rule -- *pairwise disjoint in shapes, hue ranges and photos* -- and never changed after seeing
+an accuracy (experiment protocol, rule 1; the previous version chose the split from an open-world
+accuracy, which tuned the benchmark on its test set, and was removed):
+
+* ``DOMAIN_A`` (closed world, plays CelebA): disks and ellipses, warm hues 0.95-0.20,
+  astronaut / chelsea / coffee photos;
+* ``DOMAIN_B1`` (open world 1, plays LSUN): rectangles, green-cyan hues 0.30-0.55,
+  rocket / hubble_deep_field photos;
+* ``DOMAIN_B2`` (open world 2): triangles, blue-purple hues 0.60-0.85, immunohistochemistry /
+  retina photos.
 """
 from __future__ import annotations
 
@@ -55,11 +61,32 @@ DOMAIN_A = Domain(
     name="A", shapes=("disk", "ellipse"), hue=(0.95, 0.20), saturation=(0.2, 0.8), value=(0.3, 1.0),
     photos=("astronaut", "chelsea", "coffee"),
 )
-DOMAIN_B = Domain(
-    name="B", shapes=("rect", "triangle"), hue=(0.30, 0.70), saturation=(0.1, 0.7),
-    value=(0.2, 0.95), photos=("rocket", "hubble_deep_field", "immunohistochemistry"),
+DOMAIN_B1 = Domain(
+    name="B1", shapes=("rect",), hue=(0.30, 0.55), saturation=(0.1, 0.7),
+    value=(0.2, 0.95), photos=("rocket", "hubble_deep_field"),
 )
-DOMAINS = {"A": DOMAIN_A, "B": DOMAIN_B}
+DOMAIN_B2 = Domain(
+    name="B2", shapes=("triangle",), hue=(0.60, 0.85), saturation=(0.15, 0.75),
+    value=(0.25, 0.95), photos=("immunohistochemistry", "retina"),
+)
+DOMAIN_B = DOMAIN_B1  # the first open domain (name kept for older code)
+DOMAINS = {"A": DOMAIN_A, "B1": DOMAIN_B1, "B2": DOMAIN_B2}
+
+
+def hue_ranges_overlap(a: Domain, b: Domain, steps: int = 3600) -> bool:
+    """Whether the (wrapping) hue ranges of two domains share a hue."""
+    grid = np.arange(steps) / steps
+
+    def inside(d: Domain) -> np.ndarray:
+        lo, hi = d.hue
+        return ((grid - lo) % 1.0) <= ((hi - lo) % 1.0)
+
+    return bool(np.any(inside(a) & inside(b)))
+
+
+def disjoint(a: Domain, b: Domain) -> bool:
+    """The rule the domains are fixed by: no shared shape, hue or photo."""
+    return not (set(a.shapes) & set(b.shapes) or set(a.photos) & set(b.photos) or hue_ranges_overlap(a, b))
 
 
 def _hues(rng: np.random.Generator, lo: float, hi: float, n: int) -> np.ndarray:

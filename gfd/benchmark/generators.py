@@ -1,55 +1,86 @@
 """The generator families of the mini benchmark: what makes a GAN fingerprint (Sec. 4.2.1, Sec. 4.5, Fig. 7).
 
-The paper attributes images to ProGAN, MMDGAN, SNGAN and InfoMaxGAN, and (Fig. 7) finds that the
-*construction of layers* (instance normalisation vs StyleGAN2's weight demodulation, the skip
-architecture) dominates the fingerprint, while doubling the number of feature maps barely matters.
-Periodic traces come mostly from the up-sampling operators (Odena et al. 2016, "Deconvolution and
-checkerboard artifacts"; Zhang et al. 2019, ref. [36]).  A family here is therefore one choice of
+The paper's 128 px set holds ProGAN, MMDGAN, SNGAN and InfoMaxGAN.  SNGAN and InfoMaxGAN share the
+same ResNet generator and differ in their training objective and discriminator; ProGAN and MMDGAN
+differ from them in architecture *and* training.  The fingerprint therefore comes from training as
+well as from architecture.  The miniature families mirror that structure (:data:`FAMILIES`):
 
-* **up-sampling operator**: transposed convolution (DCGAN, ProGAN-like), nearest + conv, bilinear +
-  conv (StyleGAN-like), or conv + pixel shuffle (sub-pixel convolution);
-* **normalisation**: ``adain`` (instance norm followed by a style-driven scale and bias, as in
-  StyleGAN) or ``demod`` (a modulated convolution whose weights are demodulated, as in StyleGAN2);
-* **width**: channels of the last decoder level (x2, x4 deeper).
+=========  ===================================================  ==========================================
+family     generator architecture                               training objective (with L1 reconstruction)
+=========  ===================================================  ==========================================
+progan     nearest + conv, pixel norm, feed-forward             least squares, plain PatchGAN
+mmdgan     transposed conv, batch norm, feed-forward            MMD on the critic's patch features
+sngan      bilinear + conv, AdaIN, residual blocks              hinge, spectral-norm PatchGAN
+infomax    bilinear + conv, AdaIN, residual blocks  (= sngan)   hinge, spectral-norm PatchGAN + an
+                                                                auxiliary information term (InfoGAN-style:
+                                                                a head on D recovers the latent code z)
+=========  ===================================================  ==========================================
+
+``sngan`` and ``infomax`` have the *same* architecture: only the objective tells them apart.
+
+A family is a class; its images come from several generator *instances* (own seed, and a modest
+change of width and training length, see :mod:`gfd.benchmark.build`), so a method must learn the
+family, not one network.
+
+The factor-analysis variants (:data:`VARIANTS`, Fig. 7 analogue, StyleGAN2's configurations) step
+from the ``progan`` family's operator and objective: A = AdaIN (StyleGAN), B = weight
+demodulation (StyleGAN2), D = B + skip (to-RGB outputs summed across levels), E = B + residual
+blocks, F = E with double width.  They are not classes.
 
 Why an autoencoder (AutoGAN, Zhang et al. 2019, ref. [36]) rather than a noise-to-image GAN: a GAN
 that samples believable 64 px images takes far longer to train than a 2-core CPU allows, while an
 autoencoder whose decoder is a GAN generator learns in a few hundred steps and then *is* the
-generator's up-sampling pipeline; its outputs carry the decoder's traces.  Its encoder brings a
-64 px image down to a 16 x 16 code (two stride-2 steps) and the decoder re-synthesises the image
-from it, so an output is a lossy re-synthesis, never a copy, of its input.
-A PatchGAN discriminator (pix2pix) adds the adversarial term that makes the outputs sharper and
-"GAN-like".  The encoder maps the image to a style vector too, so that ``adain`` and ``demod``
-really are style-based normalisations as in StyleGAN / StyleGAN2.  Images fed to a trained
-generator are new images of its domain, never those of the ``real`` class.
+generator's up-sampling pipeline.  Its encoder brings the image down to a code at
+1/2**levels resolution and a style vector; a latent code ``z`` (:data:`Z_DIM` numbers, drawn anew
+for every image) enters the style and the bottleneck, so a generator samples, not only
+reconstructs.  Images fed to a trained generator are new images of its domain, never those of the
+``real`` class.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
 UPSAMPLERS = ("tconv", "nearest", "bilinear", "pixshuffle")
-NORMS = ("adain", "demod")
+NORMS = ("adain", "demod", "pixel", "batch", "none")
+BLOCKS = ("plain", "skip", "resid")
+OBJECTIVES = ("lsgan", "hinge_sn", "mmd", "infomax")
+Z_DIM = 8
 
 
 @dataclass(frozen=True)
 class GenConfig:
-    """One generator family (or variant): its class name and the architecture knobs that make its fingerprint."""
+    """One generator family (or variant): its class name, its architecture and its training objective."""
 
     name: str
-    upsample: str          # one of UPSAMPLERS
-    norm: str = "adain"    # one of NORMS
-    width: int = 16        # channels of the last (full-resolution) decoder level; deeper levels x2, x4
-    levels: int = 2        # number of 2x up-sampling steps (the bottleneck is side / 2**levels)
+    upsample: str              # one of UPSAMPLERS
+    norm: str = "adain"        # one of NORMS
+    width: int = 16            # channels of the last (full-resolution) decoder level; deeper levels x2, x4
+    levels: int = 2            # number of 2x up-sampling steps (the bottleneck is side / 2**levels)
+    block: str = "plain"       # one of BLOCKS: feed-forward, skip (to-RGB per level), residual
+    objective: str = "lsgan"   # one of OBJECTIVES (see zoo.train_generator)
 
     def __post_init__(self):
-        if self.upsample not in UPSAMPLERS:
-            raise ValueError(f"generator {self.name}: upsample={self.upsample!r}, choose one of {UPSAMPLERS}")
-        if self.norm not in NORMS:
-            raise ValueError(f"generator {self.name}: norm={self.norm!r}, choose one of {NORMS}")
+        for field_, allowed in (("upsample", UPSAMPLERS), ("norm", NORMS), ("block", BLOCKS),
+                                ("objective", OBJECTIVES)):
+            if getattr(self, field_) not in allowed:
+                raise ValueError(f"generator {self.name}: {field_}={getattr(self, field_)!r}, choose one of {allowed}")
+        if self.width < 4:
+            raise ValueError(f"generator {self.name}: width {self.width} < 4")
+
+    def architecture(self) -> dict:
+        """The fields that shape the network (everything but the name and the objective)."""
+        d = asdict(self)
+        d.pop("name"), d.pop("objective")
+        return d
+
+    def scaled(self, width_scale: float) -> "GenConfig":
+        """The same family with its width scaled (rounded to a multiple of 4): an instance's variation."""
+        return replace(self, width=max(4, int(round(self.width * width_scale / 4)) * 4))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,16 +88,19 @@ class GenConfig:
 
 # The attribution classes (one folder each) ...
 FAMILIES = (
-    GenConfig("tconv", "tconv", "adain"),
-    GenConfig("nearest", "nearest", "adain"),
-    GenConfig("bilinear", "bilinear", "adain"),
-    GenConfig("pixshuffle", "pixshuffle", "demod"),
+    GenConfig("progan", "nearest", "pixel", objective="lsgan"),
+    GenConfig("mmdgan", "tconv", "batch", objective="mmd"),
+    GenConfig("sngan", "bilinear", "adain", block="resid", objective="hinge_sn"),
+    GenConfig("infomax", "bilinear", "adain", block="resid", objective="infomax"),
 )
-# ... and the factor-analysis variants of one family (Fig. 7 analogue), kept out of the classes.
-VARIANT_BASE = "bilinear"
+# ... and the factor-analysis variants (StyleGAN2's configurations A, B, D, E, F), kept out of the classes.
+VARIANT_BASE = "progan"
 VARIANTS = (
-    GenConfig("bilinear_w2", "bilinear", "adain", width=32),   # only the width changes (Config E -> F)
-    GenConfig("bilinear_demod", "bilinear", "demod"),         # only the normalisation changes (A -> B)
+    GenConfig("cfgA_adain", "nearest", "adain", objective="lsgan"),
+    GenConfig("cfgB_demod", "nearest", "demod", objective="lsgan"),
+    GenConfig("cfgD_demod_skip", "nearest", "demod", block="skip", objective="lsgan"),
+    GenConfig("cfgE_demod_resid", "nearest", "demod", block="resid", objective="lsgan"),
+    GenConfig("cfgF_demod_resid_w2", "nearest", "demod", width=32, block="resid", objective="lsgan"),
 )
 
 
@@ -75,10 +109,11 @@ class UpConv(nn.Module):
 
     ``tconv``: a 4x4 transposed convolution, stride 2;  ``nearest`` / ``bilinear``: interpolation,
     then a 3x3 convolution;  ``pixshuffle``: a 3x3 convolution to ``4 * cout`` channels, then pixel
-    shuffle.  With ``demod=True`` the convolution is StyleGAN2's modulated convolution (Karras et
-    al. 2020, Eq. 1-3): the style scales the input channels, and every output filter is rescaled to
-    unit norm ("demodulation"), which replaces instance normalisation (Fig. 7, Config A -> B).  It is
-    computed as StyleGAN2's non-fused form: scale the input, convolve, scale the output.
+    shuffle.  With
+    ``demod=True`` the convolution is StyleGAN2's modulated convolution (Karras et al. 2020, Eq.
+    1-3): the style scales the input channels, and every output filter is rescaled to unit norm
+    ("demodulation"), which replaces instance normalisation (Fig. 7, Config A -> B).  It is computed
+    as StyleGAN2's non-fused form: scale the input, convolve, scale the output.
     """
 
     def __init__(self, kind: str, cin: int, cout: int, style_dim: int, demod: bool):
@@ -131,23 +166,62 @@ class AdaIN(nn.Module):
         return self.norm(x) * (1 + gamma) + beta
 
 
+class PixelNorm(nn.Module):
+    """ProGAN's pixel-wise feature normalisation: each pixel's feature vector to unit mean square."""
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+
+
+class BatchNorm(nn.BatchNorm2d):
+    """Batch normalisation (DCGAN, SNGAN's generator) with the blocks' (x, style) signature."""
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        return super().forward(x)
+
+
+class NoNorm(nn.Module):
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        return x
+
+
+def make_norm(norm: str, channels: int, style_dim: int) -> nn.Module:
+    """The normalisation after a convolution (``demod`` normalises inside the convolution: none after it)."""
+    if norm == "adain":
+        return AdaIN(channels, style_dim)
+    if norm == "pixel":
+        return PixelNorm()
+    if norm == "batch":
+        return BatchNorm(channels)
+    return NoNorm()
+
+
 class DecoderBlock(nn.Module):
-    """One generator stage: up-sampling convolution, normalisation (AdaIN, or demodulation inside it), LeakyReLU."""
+    """One generator stage: up-sampling convolution, normalisation (or demodulation inside it), LeakyReLU.
+
+    ``block="resid"`` adds a shortcut (bilinear 2x, 1x1 conv) and scales the sum by 1/sqrt(2), as
+    StyleGAN2's residual configuration; ``"skip"`` leaves the block feed-forward (the generator
+    sums per-level RGB outputs instead).
+    """
 
     def __init__(self, cfg: GenConfig, cin: int, cout: int, style_dim: int):
         super().__init__()
-        self.up = UpConv(cfg.upsample, cin, cout, style_dim, demod=cfg.norm == "demod")
-        self.norm = AdaIN(cout, style_dim) if cfg.norm == "adain" else None
+        demod = cfg.norm == "demod"
+        self.up = UpConv(cfg.upsample, cin, cout, style_dim, demod=demod)
+        self.norm1 = make_norm(cfg.norm, cout, style_dim)
+        self.shortcut = nn.Conv2d(cin, cout, 1, bias=False) if cfg.block == "resid" else None
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        x = self.up(x, style)
-        if self.norm is not None:
-            x = self.norm(x, style)
-        return F.leaky_relu(x, 0.2)
+        h = F.leaky_relu(self.norm1(self.up(x, style), style), 0.2)
+        if self.shortcut is not None:
+            skip = self.shortcut(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
+            h = (h + skip) / math.sqrt(2.0)
+        return h
 
 
 class AutoGANGenerator(nn.Module):
-    """Encoder (strided convs) -> code at 1/2**levels resolution + style vector -> family decoder -> RGB in [-1, 1]."""
+    """Encoder (strided convs) -> code at 1/2**levels resolution + style vector (+ latent z) -> family
+    decoder -> RGB in [-1, 1]."""
 
     def __init__(self, cfg: GenConfig, in_ch: int = 3):
         super().__init__()
@@ -158,15 +232,25 @@ class AutoGANGenerator(nn.Module):
         for cin, cout in zip(widths[:-1], widths[1:]):
             enc += [nn.Conv2d(cin, cout, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
         self.encoder = nn.Sequential(*enc)
-        self.style = nn.Sequential(nn.Linear(widths[-1], style_dim), nn.LeakyReLU(0.2))
+        self.style = nn.Sequential(nn.Linear(widths[-1] + Z_DIM, style_dim), nn.LeakyReLU(0.2))
+        self.z_to_code = nn.Linear(Z_DIM, widths[-1])
         self.blocks = nn.ModuleList(DecoderBlock(cfg, cin, cout, style_dim)
                                     for cin, cout in zip(widths[:0:-1], widths[-2::-1]))
-        self.to_rgb = nn.Conv2d(widths[0], in_ch, 1)
+        if cfg.block == "skip":
+            self.to_rgbs = nn.ModuleList(nn.Conv2d(w, in_ch, 1) for w in widths[-2::-1])
+        else:
+            self.to_rgb = nn.Conv2d(widths[0], in_ch, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        if z is None:
+            z = x.new_zeros(x.shape[0], Z_DIM)
         h = self.encoder(x)
-        style = self.style(h.mean(dim=(2, 3)))
-        for block in self.blocks:
+        style = self.style(torch.cat([h.mean(dim=(2, 3)), z], dim=1))
+        h = h + self.z_to_code(z)[:, :, None, None]
+        rgb = None
+        for i, block in enumerate(self.blocks):
             h = block(h, style)
-        return torch.tanh(self.to_rgb(h))
-
+            if self.cfg.block == "skip":
+                up = 0 if rgb is None else F.interpolate(rgb, scale_factor=2, mode="bilinear", align_corners=False)
+                rgb = up + self.to_rgbs[i](h)
+        return torch.tanh(rgb if rgb is not None else self.to_rgb(h))
