@@ -222,6 +222,13 @@ class DataBundle:
         return len(self.classes)
 
     @property
+    def identity(self) -> str:
+        """What these data are, for run keys: a built-in benchmark's folder name (it holds the
+        benchmark's own key, so a rebuilt or other benchmark is other data), else the folder's
+        absolute path."""
+        return self.root.name if (self.root / "manifest.json").is_file() else str(Path(self.root).resolve())
+
+    @property
     def real_index(self) -> int:
         if REAL not in self.classes:
             raise KeyError(f"no '{REAL}' class in {self.classes}: GFD-Net pairs fingerprints with real images")

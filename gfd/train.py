@@ -92,9 +92,12 @@ def fixed(*modules: nn.Module | None):
             b.track_running_stats = flag
 
 
-def default_run_dir(cfg: Config, cache_dir: str | os.PathLike | None = None) -> Path:
-    """``cache_dir/<preset>-<Config.key()>``; the cache defaults to :func:`gfd.utils.runs_dir`."""
-    return Path(cache_dir if cache_dir is not None else runs_dir()) / f"{cfg.preset}-{cfg.key()}"
+def default_run_dir(cfg: Config, cache_dir: str | os.PathLike | None = None, data: str | None = None) -> Path:
+    """``cache_dir/<preset>-<key>``: the key is :meth:`Config.key` of the config and of ``data`` (a
+    :attr:`gfd.data.DataBundle.identity`), so other data never reuse a run.  The cache defaults to
+    :func:`gfd.utils.runs_dir`."""
+    key = cfg.key(data=data) if data is not None else cfg.key()
+    return Path(cache_dir if cache_dir is not None else runs_dir()) / f"{cfg.preset}-{key}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -478,13 +481,13 @@ def load_or_train(cfg: Config, bundle, *, out_dir: str | os.PathLike | None = No
                   progress: bool = True, log: Callable[[str], None] | None = None) -> Trainer:
     """The one "load if present, else train" rule of the course.
 
-    The run lives in ``out_dir`` (default :func:`default_run_dir`: ``data/runs/<preset>-<cfg.key()>``,
-    so a config always finds its own run).  A finished run is loaded; an interrupted one resumes
+    The run lives in ``out_dir`` (default :func:`default_run_dir`: ``data/runs/<preset>-<key>``, the
+    key of the config and of the data, so a config on its data always finds its own run).  A finished run is loaded; an interrupted one resumes
     from its checkpoint exactly; otherwise a new run trains.  ``fresh`` first deletes the run's
     checkpoint (only that: see :func:`remove_run`).  Stale partial checkpoints are removed.  ``log``
     (e.g. ``print``) is told which of these happened.
     """
-    out = Path(out_dir) if out_dir is not None else default_run_dir(cfg)
+    out = Path(out_dir) if out_dir is not None else default_run_dir(cfg, data=getattr(bundle, "identity", None))
     say = log or (lambda msg: None)
     if fresh:
         for p in remove_run(out):

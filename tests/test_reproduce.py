@@ -63,11 +63,13 @@ def test_a_changed_config_or_a_torn_file_is_recomputed(tiny):
     runs = _reproduce(4, tiny, seeds=(0,))
     spec = rep.RunSpec("G", 0, get_config("quick", tiny["overrides"]))
     path = spec.path(tiny["out"])
-    assert rep.load_run(path, spec.key()) == runs["G"][0]
+    data = tiny["bundle"].identity
+    assert rep.load_run(path, spec.key(data)) == runs["G"][0]
+    assert rep.load_run(path, spec.key("another dataset")) is None                 # other data: recomputed
     other = rep.RunSpec("G", 0, get_config("quick", tiny["overrides"] + ["w1=3"]))
-    assert other.key() != spec.key() and rep.load_run(path, other.key()) is None
+    assert other.key(data) != spec.key(data) and rep.load_run(path, other.key(data)) is None
     path.write_text("{not json")
-    assert rep.load_run(path, spec.key()) is None
+    assert rep.load_run(path, spec.key(data)) is None
 
 
 def test_gfd_net_of_table1_shares_its_runs_with_the_full_model_of_table4():

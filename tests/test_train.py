@@ -260,3 +260,16 @@ def test_cuda_uses_mixed_precision_and_channels_last_and_resumes(bundle, tmp_pat
     assert len(resumed.fit(steps=4, progress=False)["L_G"]) == 4
     probs = attribute(t, torch.rand(2, 3, 32, 32) * 2 - 1)
     assert probs.shape == (2, 3)
+
+
+def test_a_run_is_keyed_by_its_data_too(make_dataset, tmp_path, monkeypatch):
+    """The same config on other data (a rebuilt benchmark, another folder) never loads the old run."""
+    from gfd.data import get_loaders
+    monkeypatch.setattr("gfd.train.runs_dir", lambda: tmp_path / "runs")
+    cfg = tiny_cfg(steps=1, c_pretrain_steps=1)
+    first = get_loaders(make_dataset(root=tmp_path / "one", n=4), cfg)
+    second = get_loaders(make_dataset(root=tmp_path / "two", n=4), cfg)
+    a = load_or_train(cfg, first, progress=False)
+    b = load_or_train(cfg, second, progress=False)
+    assert a.out_dir != b.out_dir and len(list((tmp_path / "runs").iterdir())) == 2
+    assert load_or_train(cfg, first, progress=False).out_dir == a.out_dir

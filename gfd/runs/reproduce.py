@@ -63,9 +63,12 @@ class RunSpec:
     def config(self) -> Config:
         return self.cfg.with_(seed=self.seed, **GFD_ROWS.get(self.method, {}))
 
-    def key(self) -> str:
-        """The run key: the config's key, with the method and, for a baseline, its options."""
+    def key(self, data: str | None = None) -> str:
+        """The run key: the config's key, with the method, the data (a bundle's ``identity``) and,
+        for a baseline, its options."""
         extra: dict[str, Any] = dict(method=run_slug(self.method))
+        if data is not None:
+            extra["data"] = data
         if self.method not in GFD_ROWS:
             from gfd.baselines import OPTIONS, TABLE_NAMES
             from gfd.baselines.common import resolve_options
@@ -113,7 +116,7 @@ def collect_runs(table: int, cfg: Config, seeds: Sequence[int], bundle, out_dir:
     bar = pbar(specs, enabled=progress, desc=f"Table {table} runs", unit="run")
     for spec in bar:
         bar.set_postfix(method=spec.method, seed=spec.seed)
-        path, key = spec.path(out_dir), spec.key()
+        path, key = spec.path(out_dir), spec.key(bundle.identity)
         run = load_run(path, key)
         if run is None:
             res = train_and_measure(spec.config(), bundle, spec.method, runs_root=runs_root, progress=progress)

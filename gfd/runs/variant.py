@@ -104,7 +104,8 @@ def train_and_measure(cfg: Config, bundle, method: str | None = None, *, runs_ro
     trainer = None
     if gfd_net:
         cfg = cfg.with_(**GFD_ROWS.get(method, {}))  # e.g. "G+C+L_percept" is no row of Table 4
-        trainer = load_or_train(cfg, bundle, out_dir=default_run_dir(cfg, runs_root), progress=progress)
+        trainer = load_or_train(cfg, bundle, out_dir=default_run_dir(cfg, runs_root, bundle.identity),
+                                progress=progress)
         model = EncoderHead(trainer.G)
         parts = [f"C {trainer.meta['classifier_weights']}"] if cfg.use_C else []
         parts += [f"F {trainer.meta['perceptual_weights']}"] if cfg.use_percept else []
@@ -117,6 +118,6 @@ def train_and_measure(cfg: Config, bundle, method: str | None = None, *, runs_ro
         model = fit_baseline(TABLE_NAMES[method], bundle, options=cfg, seed=cfg.seed, progress=progress)
         weights = NO_PRETRAINED
     results = evaluate_model(model, bundle, splits=MEASURED_SPLITS)
-    deterministic = method not in GFD_ROWS and TABLE_NAMES[method] in DETERMINISTIC
+    deterministic = not gfd_net and TABLE_NAMES[method] in DETERMINISTIC
     return RunResult(method, cfg, model, results, weights, round(time.perf_counter() - start, 1), trainer,
                      deterministic)
