@@ -76,7 +76,7 @@ def sync(path: Path, slug: str = REPO_SLUG) -> bool:
         cells.insert(1, new)
     if json.dumps(cells) == before:
         return False
-    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    path.write_text(json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n")   # as nbformat writes
     return True
 
 

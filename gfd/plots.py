@@ -255,6 +255,67 @@ def plot_maps(maps, names: list[str], title: str | None = None, cmap: str = "RdB
 
 
 # --------------------------------------------------------------------------------------------------
+# fingerprints (Sec. 4.5, Figs. 4-6)
+# --------------------------------------------------------------------------------------------------
+
+def plot_fingerprint_sources(singles, means, spectra, classes: list[str], title: str | None = None) -> plt.Figure:
+    """Fig. 4 analogue, one column per source: ``singles`` (S, K, 3, H, W) single fingerprints (rows),
+    then the mean fingerprint (K, 3, H, W) and the mean log |FFT| of the gray fingerprints (K, H, W)."""
+    n_single = len(singles)
+    rows = n_single + 2
+    fig, axes = plt.subplots(rows, len(classes), figsize=(1.7 * len(classes), 1.75 * rows), squeeze=False)
+    for k, name in enumerate(classes):
+        for r in range(n_single):
+            _show_image(axes[r][k], singles[r][k], name if r == 0 else None, signed=True)
+        _show_image(axes[n_single][k], means[k], None, signed=True)
+        spec = np.asarray(spectra[k], dtype=np.float32)
+        axes[n_single + 1][k].imshow(spec, cmap="magma", vmin=np.percentile(spec, 1), vmax=np.percentile(spec, 99.5))
+        axes[n_single + 1][k].set_xticks([])
+        axes[n_single + 1][k].set_yticks([])
+    for r in range(n_single):
+        axes[r][0].set_ylabel(f"f, image {r + 1}", fontsize=8)
+    axes[n_single][0].set_ylabel("mean f", fontsize=8)
+    axes[n_single + 1][0].set_ylabel("log|FFT| (mean)", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_glcm_vectors(stats, classes: list[str], names: list[str], title: str | None = None) -> plt.Figure:
+    """Fig. 6 analogue: per source, the mean GLCM correlation vector (16 values, distance-major) with
+    a band of +- one standard deviation (the square root of the variance Fig. 6 reports)."""
+    fig, ax = plt.subplots(figsize=(10, 3.8))
+    xs = np.arange(len(names))
+    for k, name in enumerate(classes):
+        mean, sd = stats.mean[k], np.sqrt(stats.var[k])
+        ax.plot(xs, mean, "o-", ms=3, lw=1.2, label=f"{name} (n={stats.count[k]})")
+        ax.fill_between(xs, mean - sd, mean + sd, alpha=0.15)
+    ax.set_xticks(xs, names, rotation=60, fontsize=7)
+    ax.set_ylabel("GLCM correlation $C_{d\\theta}$")
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.legend(fontsize=7, ncol=2, loc="best")
+    ax.set_title(title or "GLCM correlation vectors of the fingerprints: mean ± std per source")
+    fig.tight_layout()
+    return fig
+
+
+def plot_fingerprint_panels(x, x_real, panels: list[tuple[str, object, str]], title: str | None = None) -> plt.Figure:
+    """Fig. 5 analogue: the input x and a real image, then for each ``(name, f, note)`` the fingerprint
+    (top) and the fingerprinted image ``x_real + f`` clamped to the image range (bottom)."""
+    fig, axes = plt.subplots(2, len(panels) + 1, figsize=(2.3 * (len(panels) + 1), 4.9), squeeze=False)
+    _show_image(axes[0][0], x, "input x")
+    _show_image(axes[1][0], x_real, "real image")
+    for j, (name, f, note) in enumerate(panels, start=1):
+        _show_image(axes[0][j], f, f"{name}\n{note}", signed=True)
+        _show_image(axes[1][j], (x_real + f).clamp(-1, 1), "x_real + f")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------
 # the built-in benchmark, world by world
 # --------------------------------------------------------------------------------------------------
 

@@ -281,3 +281,51 @@ def test_periodicity_separates_a_grid_pattern_from_noise():
     assert p_noise.mean().item() == pytest.approx(15 / (h * w - 1), rel=0.15)   # white noise: its share of bins
     stripes = torch.arange(w).remainder(3).float().expand(h, w)     # period 3: off the 4-px grid
     assert periodicity(stripes).item() < 0.05
+
+
+# --- the Fig. 7 question: which factors dominate (gfd.analysis.factors) ---------------------------
+
+def test_factor_steps_and_the_width_verdict():
+    from gfd.analysis import factors
+    names = ["cfgA_adain", "cfgB_demod", "cfgD_demod_skip", "cfgE_demod_resid", "cfgF_demod_resid_w2"]
+    steps = factors.factor_steps(names)
+    assert [(a[3], b[3], kind) for a, b, _, kind in steps] == [
+        ("A", "B", "construction"), ("B", "D", "construction"), ("B", "E", "construction"), ("E", "F", "width")]
+    assert factors.factor_steps(names[:2]) == [(names[0], names[1], "normalisation: AdaIN -> demodulation",
+                                                "construction")]
+    k = len(names)
+    m = np.ones((k, k)) - np.eye(k)                     # every pair at distance 1 ...
+    m[3, 4] = m[4, 3] = 0.2                             # ... but E and F nearly equal: width matters least
+    res = factors.compare_steps({"fingerprint": m}, names)["fingerprint"]
+    assert res["width_smallest"] and res["steps"][-1][2] == pytest.approx(0.2)
+    m[3, 4] = m[4, 3] = 1.5                             # width changes f the most: the claim fails
+    assert not factors.compare_steps({"fingerprint": m}, names)["fingerprint"]["width_smallest"]
+
+
+def test_factor_distances_on_hand_made_fingerprints():
+    from gfd.analysis import factors
+    a = torch.zeros(4, 3, 8, 8)
+    b = torch.full((4, 3, 8, 8), 0.5)
+    assert factors.fingerprint_distance(a, a) == 0 and factors.fingerprint_distance(a, b) == pytest.approx(0.5)
+    assert factors.glcm_distance(np.zeros((3, 16)), np.ones((2, 16))) == pytest.approx(4.0)
+    assert factors.attribution_distance(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1]), 3) == 0
+    assert factors.attribution_distance(np.array([0, 0]), np.array([2, 2]), 3) == pytest.approx(1.0)
+
+
+def test_config_fingerprints_reads_every_configuration(tmp_path):
+    from PIL import Image
+    from gfd.analysis import factors
+    from gfd.models.generator import FingerprintGenerator
+    rng = np.random.default_rng(0)
+    for name in ("cfgA_adain", "cfgB_demod", "real"):
+        (tmp_path / "variants" / name).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(tmp_path / "variants" / name / f"{i}.png")
+    torch.manual_seed(0)
+    g = FingerprintGenerator(num_classes=3, depth=2, width=4, max_width=8)
+    cf = factors.config_fingerprints(g, tmp_path, crop=32, n=2)
+    assert sorted(cf.fingerprints) == ["cfgA_adain", "cfgB_demod"]                  # "real" is no configuration
+    assert cf.fingerprints["cfgA_adain"].shape == (2, 3, 32, 32) and cf.glcm["cfgB_demod"].shape == (2, 16)
+    assert g.training                                                                 # mode restored
+    mats = factors.distance_matrices(cf, num_classes=3)
+    assert mats["fingerprint"].shape == (2, 2) and mats["fingerprint"][0, 1] > 0
