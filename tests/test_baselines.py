@@ -65,6 +65,22 @@ def closed_acc(model, bundle):
     return evaluate_model(model, bundle)["test_closed"]["acc"]
 
 
+def closed_acc_by_hand(model, root):
+    """Accuracy on test_closed without gfd's loaders: PNGs read with PIL, centre-cropped and scaled
+    here, labels from the folder names in SOURCES order."""
+    off = (SIZE - CROP) // 2
+    hits = total = 0
+    for k, name in enumerate(SOURCES):
+        for p in sorted((root / "test_closed" / name).glob("*.png")):
+            img = np.asarray(Image.open(p), dtype=np.float32)[off:off + CROP, off:off + CROP]
+            x = torch.from_numpy(img).permute(2, 0, 1)[None] / 127.5 - 1
+            with torch.no_grad():
+                hits += int(model(x).argmax(1).item() == k)
+            total += 1
+    assert total == 30
+    return hits / total
+
+
 # --- each baseline beats chance (1/3) ----------------------------------------------------------------
 
 @pytest.mark.parametrize("name, changes", [
@@ -78,8 +94,10 @@ def test_baseline_beats_chance(bundle, name, changes):
     model = fit_baseline(name, bundle, seed=0, progress=False, **changes)
     acc = closed_acc(model, bundle)
     assert acc >= 0.7, f"{name} {changes}: closed-world accuracy {acc:.3f} (chance 0.333)"
+    model.eval()
+    assert acc == pytest.approx(closed_acc_by_hand(model, bundle.root))   # measured independently
     labels, scores = predict(model, bundle["test_closed"])
-    assert scores.shape == (30, 3) and labels.shape == (30,)
+    assert scores.shape == (30, 3) and torch.bincount(labels).tolist() == [10, 10, 10]
 
 
 # --- PRNU -------------------------------------------------------------------------------------------
@@ -115,6 +133,31 @@ def test_prnu_fit_fingerprints_on_memory_loader_and_correlation():
     assert rho.flatten().tolist() == pytest.approx([1.0, -1.0, 1.0], abs=1e-5)
     with pytest.raises(ValueError, match="no training image for class"):
         prnu.fit_fingerprints(DataLoader(TensorDataset(x, torch.zeros(12, dtype=torch.long))), 2, opts)
+
+
+@pytest.mark.parametrize("denoiser", ["gaussian", "wavelet"])
+def test_prnu_correlates_the_residual_not_the_image(denoiser):
+    """A known answer: fingerprint 0 is a smooth ramp (no residual), fingerprint 1 a checkerboard.
+    An image = strong ramp + faint checkerboard has the checkerboard as its residual, so PRNU must
+    say 1 -- while the image itself correlates best with the ramp."""
+    i, j = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
+    ramp = (j / (SIZE - 1) * 2 - 1).float().expand(3, -1, -1)
+    checker = ((-1.0) ** (i + j)).float().expand(3, -1, -1)
+    model = prnu.PRNU(torch.stack([ramp, checker]), prnu.PRNUOptions(denoiser=denoiser))
+    x = (0.8 * ramp + 0.1 * checker)[None]
+    rho = model(x)
+    assert rho.shape == (1, 2) and rho.argmax(1).item() == 1
+    assert rho[0, 1] > 0.9 and abs(rho[0, 0]) < 0.2
+    assert prnu.correlation(x, model.fingerprints).argmax(1).item() == 0
+    with pytest.raises(ValueError, match="crop the PRNU was fitted on"):
+        model(x[..., :16, :16])
+
+
+def test_correlation_is_pearson_by_hand():
+    a = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    b = torch.tensor([[1.0, 3.0, 2.0, 4.0], [4.0, 3.0, 2.0, 1.0]])
+    # centred: a = (-1.5, -.5, .5, 1.5), b0 = (-1.5, .5, -.5, 1.5): <a, b0> = 4, |a| |b0| = 5
+    assert prnu.correlation(a, b).tolist() == [pytest.approx([0.8, -1.0])]
 
 
 def test_deterministic_loader_centre_crops_in_order(bundle):

@@ -91,6 +91,12 @@ def test_evaluate_model_uses_eval_mode_and_checks_class_count():
     b = evaluate_model(model, bundle)["test_closed"]["confusion"]
     assert a == b               # dropout off during evaluation: deterministic
     assert model.training       # and the mode is restored
+    x = torch.tensor(Y_TRUE).view(-1, 1, 1, 1).float().expand(-1, 3, 4, 4)
+    with torch.no_grad():
+        by_hand = nn.Linear(48, 3)
+        by_hand.load_state_dict(model[2].state_dict())
+        pred = by_hand(x.flatten(1)).argmax(1)          # the network without dropout, by hand
+    assert a == confusion_matrix(Y_TRUE, pred, 3).tolist()
     with pytest.raises(ValueError, match="scores 2 classes but the dataset has 3"):
         evaluate_model(nn.Sequential(nn.Flatten(), nn.Linear(48, 2)), bundle)
 

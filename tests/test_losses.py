@@ -53,7 +53,18 @@ def test_perceptual_loss_eq5_is_the_mean_squared_feature_distance():
     b = torch.tensor([[[[1.5, 2.0], [1.0, 4.0]]]])
     by_hand = (0.5**2 + 0 + 2.0**2 + 0) / 4                      # ||.||_2^2 / (C H W), batch of 1
     assert math.isclose(losses.percept(a, b).item(), by_hand, rel_tol=1e-6)
-    assert losses.percept(a, a).item() == 0
+    # squared, not absolute or root: a uniform shift of 3 costs 9, whatever the map's size
+    assert losses.percept(a, a + 3).item() == pytest.approx(9.0)
+    assert losses.percept(torch.zeros(2, 4, 3, 5), torch.full((2, 4, 3, 5), -3.0)).item() == pytest.approx(9.0)
+    # a mean over the batch: one image off by 2, one exact -> (4 + 0) / 2
+    two = torch.zeros(2, 1, 2, 2)
+    shifted = two.clone()
+    shifted[0] += 2
+    assert losses.percept(shifted, two).item() == pytest.approx(2.0)
+    # the gradient goes to F(x_fp) only; F(x_real) is data
+    fp = a.clone().requires_grad_()
+    losses.percept(fp, b).backward()
+    torch.testing.assert_close(fp.grad, 2 * (a - b) / a.numel())
 
 
 def test_eq1_pairs_the_fingerprint_with_the_real_image():
@@ -64,13 +75,20 @@ def test_eq1_pairs_the_fingerprint_with_the_real_image():
 def test_generator_objective_eq7_weights_the_terms():
     terms = {"L_z": torch.tensor(0.7), "L_adv_G": torch.tensor(2.0),
              "L_cls_G": torch.tensor(1.1), "L_percept": torch.tensor(0.3)}
-    value = losses.generator_objective(terms, 10, 0.1, 1, 1)
-    assert math.isclose(value.item(), 10 * 0.7 + 0.1 * 2.0 + 1 * 1.1 + 1 * 0.3, rel_tol=1e-6)
-    g_only = losses.generator_objective({"L_z": torch.tensor(0.7)}, 10, 0.1, 1, 1)
+    # four distinct weights, so that swapping any two of them changes the value
+    value = losses.generator_objective(terms, 10, 0.1, 2.0, 0.5)
+    assert math.isclose(value.item(), 10 * 0.7 + 0.1 * 2.0 + 2.0 * 1.1 + 0.5 * 0.3, rel_tol=1e-6)
+    for name, w in (("L_z", 10), ("L_adv_G", 0.1), ("L_cls_G", 2.0), ("L_percept", 0.5)):
+        one = {"L_z": torch.tensor(0.0), name: torch.tensor(1.0)}
+        assert math.isclose(losses.generator_objective(one, 10, 0.1, 2.0, 0.5).item(), w, rel_tol=1e-6), name
+    g_only = losses.generator_objective({"L_z": torch.tensor(0.7)}, 10, 0.1, 2.0, 0.5)
     assert math.isclose(g_only.item(), 7.0, rel_tol=1e-6)
-    with pytest.raises(KeyError):
+    # an ablated term is simply absent (Table 4)
+    no_d = {k: v for k, v in terms.items() if k != "L_adv_G"}
+    assert math.isclose(losses.generator_objective(no_d, 10, 0.1, 2.0, 0.5).item(), 7.0 + 2.2 + 0.15, rel_tol=1e-6)
+    with pytest.raises(KeyError, match="must include 'L_z'.*got \\['L_adv_G'\\]"):
         losses.generator_objective({"L_adv_G": torch.tensor(1.0)}, 10, 0.1, 1, 1)
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="generator terms must include 'L_z' and only"):
         losses.generator_objective({"L_z": torch.tensor(1.0), "L_typo": torch.tensor(1.0)}, 1, 1, 1, 1)
 
 
@@ -78,5 +96,7 @@ def test_dc_objective_eq8_sums_the_terms():
     value = losses.dc_objective({"L_cls_C": torch.tensor(0.4), "L_adv_D": torch.tensor(1.3)})
     assert math.isclose(value.item(), 1.7, rel_tol=1e-6)
     assert losses.dc_objective({"L_adv_D": torch.tensor(1.3)}).item() == pytest.approx(1.3)
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="non-empty subset"):
         losses.dc_objective({})
+    with pytest.raises(KeyError, match=r"non-empty subset of \['L_adv_D', 'L_cls_C'\]; got \['L_adv_D', 'L_typo'\]"):
+        losses.dc_objective({"L_adv_D": torch.tensor(1.3), "L_typo": torch.tensor(1.0)})

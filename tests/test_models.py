@@ -1,4 +1,4 @@
-"""D, C, F and the pretrained-weights rule (G has its own tests in the generator's owner's file)."""
+"""The networks of Sec. 3.2 -- G (U-Net + head H), D, C, F -- and the pretrained-weights rule."""
 import math
 import warnings
 
@@ -11,7 +11,7 @@ from gfd.config import PRESETS, get_config
 from gfd.models import weights as W
 from gfd.models.classifier import AuxiliaryClassifier, build_classifier
 from gfd.models.discriminator import PatchDiscriminator, build_discriminator
-from gfd.models.generator import build_generator
+from gfd.models.generator import EncoderHead, FingerprintGenerator, build_generator
 from gfd.models.perceptual import VGG16_RELUS, PerceptualFeatures, build_perceptual
 
 
@@ -31,6 +31,77 @@ def test_every_network_has_the_right_shapes_at_every_preset(preset):
         assert build_classifier(cfg, k).eval()(x).shape == (2, k)
         feats = build_perceptual(cfg)(x)
         assert feats.shape[0] == 2 and feats.shape[1] in (64, 128, 256, 512)
+
+
+# --- G: the U-Net generator and its head H ----------------------------------------------------------
+
+def small_g(**kw):
+    torch.manual_seed(0)
+    return FingerprintGenerator(3, **({"depth": 2, "width": 4, "max_width": 16} | kw)).eval()
+
+
+def test_unet_widths_levels_and_skip_concatenation_shapes():
+    g = small_g(depth=3, width=4, max_width=8)
+    assert g.widths == [4, 8, 8, 8]
+    assert len(g.encoder.levels) == 4 and len(g.decoder.levels) == 3
+    # each decoder level reads its up-sampled input concatenated with the skip of its level
+    assert [lvl[0].in_channels for lvl in g.decoder.levels] == [16, 16, 8]
+    x = torch.rand(2, 3, 24, 24) * 2 - 1
+    z, skips = g.encoder(x)
+    assert z.shape == (2, 8, 3, 3)
+    assert [s.shape[-1] for s in skips] == [24, 12, 6]
+    with pytest.raises(ValueError, match="depth must be >= 1"):
+        FingerprintGenerator(3, depth=0)
+
+
+def run_with_skips(g, x, change):
+    """G's fingerprint with the encoder's skip features passed through ``change(i, skip)``."""
+    def hook(module, inputs, output):
+        z, skips = output
+        return z, [change(i, s) for i, s in enumerate(skips)]
+    handle = g.encoder.register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            return g(x).fingerprint
+    finally:
+        handle.remove()
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_unet_output_depends_on_every_skip_connection(depth):
+    """Perturbing the skip of any one level (z untouched) changes f: every skip path is used."""
+    g = small_g(depth=depth)
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    base = run_with_skips(g, x, lambda i, s: s)
+    for level in range(depth):
+        moved = run_with_skips(g, x, lambda i, s: s + 1.0 if i == level else s)
+        assert (moved - base).abs().max() > 1e-4, f"f does not depend on the skip of level {level}"
+
+
+def test_generator_output_bounds_and_the_encoder_head_path():
+    g = small_g(fingerprint_scale=0.25)
+    x = torch.rand(3, 3, 20, 20) * 2 - 1       # 20 px: 20 -> 10 -> 5, odd sizes padded back
+    with torch.no_grad():
+        out = g(x)
+        assert out.fingerprint.shape == x.shape and out.fingerprint.abs().max() <= 0.25
+        assert out.logits.shape == (3, 3) and out.z.shape == (3, 16, 5, 5)
+        # H = global average pool + linear on z; classify() = G_enc + H gives the same logits
+        torch.testing.assert_close(out.logits, g.head.fc(out.z.mean(dim=(2, 3))))
+        torch.testing.assert_close(g.classify(x), out.logits)
+        torch.testing.assert_close(EncoderHead(g)(x), out.logits)
+        torch.testing.assert_close(g.fingerprint(x), out.fingerprint)
+    # the decoder takes no part in classify(): its weights get no gradient from it
+    g.train()
+    g.classify(x).sum().backward()
+    assert all(p.grad is None for p in g.decoder.parameters())
+    assert all(p.grad is not None for p in g.encoder.parameters())
+
+
+def test_build_generator_follows_the_config():
+    cfg = get_config("quick", unet_depth=2, unet_width=6, unet_max_width=8, fingerprint_scale=0.5)
+    g = build_generator(cfg, 4)
+    assert g.widths == [6, 8, 8] and g.depth == 2 and g.fingerprint_scale == 0.5
+    assert g.head.fc.out_features == 4
 
 
 def receptive_field_rows(d: nn.Module, side: int, row: int) -> tuple[int, int]:
