@@ -7,6 +7,7 @@
     python -m gfd reproduce --table 1|4 [--preset course] [--seeds 0 1 2] [--methods ROW ...]
     python -m gfd benchmark [--size quick|default] [--calibrate] [--figures DIR]
     python -m gfd speed [--preset course] [--steps 10]
+    python -m gfd weights [--arch resnet18 vgg16] [--from FILE]
 
 The data of a config are :func:`gfd.data.load_data`'s (``data_root`` if set, else the built-in
 benchmark); a run is :func:`gfd.train.load_or_train`'s (its folder defaults to
@@ -177,6 +178,21 @@ def cmd_speed(args) -> int:
     return 0
 
 
+def cmd_weights(args) -> int:
+    from gfd.models.weights import WeightsUnavailableError, install_imagenet
+
+    if args.source and len(args.arch) != 1:
+        raise ValueError("--from imports one file: give exactly one --arch")
+    failed = 0
+    for arch in args.arch:
+        try:
+            print(f"{arch}: {install_imagenet(arch, args.source)}")
+        except WeightsUnavailableError as err:
+            failed += 1
+            print(f"{arch}: not installed: {err}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _preset_and_set(p: argparse.ArgumentParser, default: str | None = "course") -> None:
     p.add_argument("--preset", default=default, choices=sorted(PRESETS))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -259,6 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", default=None, help="also write the results to this JSON file")
     s.add_argument("--worker", choices=("G-only", "full GFD"), help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_speed)
+
+    w = sub.add_parser("weights", help="put torchvision's ImageNet weights (C, VGG-16 of Eq. 5) into the torch hub "
+                                        "cache: downloaded when online, or copied from files you brought")
+    w.add_argument("--arch", nargs="+", default=["resnet18", "resnet50", "vgg16"],
+                   help="torchvision architectures (default: resnet18 resnet50 vgg16)")
+    w.add_argument("--from", dest="source", default=None, metavar="FILE",
+                   help="import this file (one --arch) instead of downloading it")
+    w.set_defaults(func=cmd_weights)
 
     from gfd import download, prepare   # their sub-commands' arguments live beside the code that runs them
     pp = sub.add_parser("prepare", help="image folders -> the gfd layout (Sec. 4.2), or ForenSynths -> the "

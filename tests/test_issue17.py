@@ -224,6 +224,7 @@ def test_random_weights_warning_says_what_is_used_and_how_to_choose(offline_hub,
     msg = str(record[0].message)
     assert used == "random (imagenet unavailable)"
     assert "RANDOM initialisation" in msg and f"{field}='auto'" in msg and f"--set {field}=random" in msg
+    assert "python -m gfd weights" in msg and "\n" not in msg and len(msg) < 200          # one short line
     assert "'random' or 'auto'" not in msg
     with pytest.raises(W.WeightsUnavailableError) as err:
         W.build_torchvision(arch, "imagenet", what)
@@ -458,3 +459,38 @@ def test_load_rgb_on_png_headers_of_any_size(tmp_path, w, h, mode_depth, tail):
     payload = png_header(w, h, *mode_depth) + tail
     img = check_load(tmp_path, payload, "header.png")
     assert img is None or img.size[0] * img.size[1] <= data.MAX_IMAGE_PIXELS
+
+
+def test_the_random_weights_note_is_said_once_per_process(offline_hub):
+    import warnings as w
+    W = offline_hub
+    with w.catch_warnings(record=True) as caught:
+        w.simplefilter("always")
+        for _ in range(3):
+            W.build_torchvision("resnet18", "auto", "classifier C (resnet18)")
+        W.build_torchvision("vgg16", "auto", "perceptual VGG-16 F")
+    notes = [str(c.message) for c in caught if "RANDOM initialisation" in str(c.message)]
+    assert len(notes) == 2 and "classifier_weights" in notes[0] and "perceptual_weights" in notes[1]
+
+
+def test_weights_command_imports_a_checked_file_into_the_hub_cache(offline_hub, tmp_path, capsys):
+    import hashlib
+
+    import torch
+    import torchvision
+    W = offline_hub
+    good = tmp_path / "brought.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), good)
+    # a real torchvision file's name carries the first hex digits of its sha256; ours cannot match
+    assert main(["weights", "--arch", "resnet18", "--from", str(good)]) == 2
+    assert "sha256" in capsys.readouterr().err
+    target = W.cache_path(W.imagenet_weights("resnet18"))
+    digest = hashlib.sha256(good.read_bytes()).hexdigest()[:8]
+    fake = type("Weights", (), {"url": f"https://example.invalid/resnet18-{digest}.pth", "name": "X"})()
+    import unittest.mock as mock
+    with mock.patch.object(W, "imagenet_weights", lambda arch: fake):
+        assert main(["weights", "--arch", "resnet18", "--from", str(good)]) == 0
+        installed = W.cache_path(fake)
+    assert installed.is_file() and installed.read_bytes() == good.read_bytes() and installed != target
+    assert main(["weights", "--arch", "resnet18"]) == 1                       # offline: not installed, says why
+    assert "not installed" in capsys.readouterr().err

@@ -140,6 +140,34 @@ def _field(what: str) -> str:
     return "perceptual_weights" if "perceptual" in what.lower() or what.strip().endswith("F") else "classifier_weights"
 
 
+_NOTED: set[tuple[str, str]] = set()
+"""(weights field, hub cache) pairs already told that 'auto' fell back to random weights."""
+
+
+def install_imagenet(arch: str, source: str | os.PathLike | None = None) -> Path:
+    """Put ``arch``'s torchvision ImageNet weights into the torch hub cache, where ``imagenet`` and
+    ``auto`` look for them: downloaded when online, or copied from ``source``, a file a user brought
+    (checked: its sha256 must start with the hash in torchvision's file name, and it must load)."""
+    if source is None:
+        return fetch_imagenet(arch)
+    import hashlib
+    import shutil
+
+    source = Path(source)
+    if not source.is_file():
+        raise FileNotFoundError(f"weights file {source} does not exist")
+    dst = cache_path(imagenet_weights(arch))
+    expected = dst.stem.rsplit("-", 1)[-1]
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    if not digest.startswith(expected):
+        raise WeightsFileError(f"{source} is not torchvision's {dst.name}: its sha256 starts with {digest[:8]}, "
+                               f"expected {expected}")
+    load_state_dict_file(torchvision.models.get_model(arch, weights=None), source, f"ImageNet {arch}")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, dst)
+    return dst
+
+
 def build_torchvision(arch: str, spec: str, what: str) -> tuple[nn.Module, str]:
     """Build torchvision's ``arch`` with its 1000-class ImageNet head, initialised as ``spec`` says.
 
@@ -160,10 +188,11 @@ def build_torchvision(arch: str, spec: str, what: str) -> tuple[nn.Module, str]:
                     f"{what}: {field}='imagenet' was asked for, but {err} Or, to train without ImageNet "
                     f"weights, set {field} to 'auto' (ImageNet when obtainable, else random with a warning) "
                     f"or 'random': --set {field}=random on the command line.") from err
-            warnings.warn(f"{what}: using RANDOM initialisation, not ImageNet weights ({field}='auto' and the "
-                          f"ImageNet weights are unavailable). To use random weights on purpose and silence "
-                          f"this warning: --set {field}=random (on the command line) or {field}='random' "
-                          f"(in get_config). Why, and how to get the ImageNet weights: {err}", stacklevel=2)
+            note = (field, torch.hub.get_dir())
+            if note not in _NOTED:            # once per process (and hub cache): one short line, not a page
+                _NOTED.add(note)
+                warnings.warn(f"{what}: {field}='auto' and no ImageNet weights here, so RANDOM initialisation "
+                              f"(get them: python -m gfd weights; on purpose: --set {field}=random)", stacklevel=2)
             return model, "random (imagenet unavailable)"
         load_state_dict_file(model, path, what)
         return model, f"imagenet:{imagenet_weights(arch).name}"
