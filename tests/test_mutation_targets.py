@@ -43,9 +43,9 @@ def test_sixteen_bit_grayscale_is_rescaled_and_rounded_exactly(tmp_path, mode, d
 @pytest.mark.parametrize("mode, values, expected", [
     ("I", [[0, 100, 255]], [[0, 100, 255]]),            # 32-bit ints within 8 bits: kept
     ("I", [[0, 1000, 65535]], [[0, 4, 255]]),           # beyond 8 bits: read as 16 bit
-    ("I", [[0, 256, 65535]], [[0, 1, 255]]),            # 256 is already beyond 8 bits
+    ("I", [[0, 128, 256]], [[0, 0, 1]]),                # 256 is already beyond 8 bits
     ("F", [[0.0, 99.6, 255.0]], [[0, 100, 255]]),       # floats: rounded, not truncated
-    ("F", [[-5.0, 70000.0, 1000.0]], [[0, 255, 4]]),    # out of range: clipped, never wrapped
+    ("F", [[-1000.0, 70000.0, 1000.0]], [[0, 255, 4]]), # out of range: clipped, never wrapped
 ])
 def test_wide_grayscale_modes_become_rgb(mode, values, expected):
     arr = np.array(values, dtype=np.int32 if mode == "I" else np.float32)
@@ -438,9 +438,10 @@ def test_export_never_overwrites_a_checkpoint_or_a_folder(tmp_path):
 
     src = save_checkpoint(tmp_path / "checkpoint.pt", dict(STATE))
     before = src.read_bytes()
-    with pytest.raises(ValueError, match="the checkpoint itself"):
+    with pytest.raises(ValueError, match=r"checkpoint\.pt is the checkpoint itself; give the path of a new "
+                                         r"file, e\.g\. checkpoint\.weights\.pt"):
         export_weights(src, src)
-    with pytest.raises(ValueError, match="a folder"):
+    with pytest.raises(ValueError, match=r" is a folder; give the path"):
         export_weights(src, tmp_path)
     other = save_checkpoint(tmp_path / "other.pt", dict(STATE, step=9))
     with pytest.raises(ValueError, match="other.pt is a full gfd checkpoint"):

@@ -79,6 +79,20 @@ def test_the_refusal_does_not_depend_on_torch_defaults(tmp_path, monkeypatch):
     assert not marker.exists()
 
 
+def test_exporting_over_a_poisoned_file_does_not_run_it(tmp_path, monkeypatch):
+    """export_weights peeks into an existing --out file (to refuse overwriting a checkpoint): safely."""
+    from gfd.checkpoint import export_weights
+
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    src = Trainer(tiny_cfg(), classes=CLASSES, out_dir=tmp_path).save()
+    marker = tmp_path / "pwned.txt"
+    torch.save({"format": "something", "x": Payload(f"open({str(marker)!r}, 'w').write('pwned')")},
+               tmp_path / "old.pt")
+    export_weights(src, tmp_path / "old.pt")
+    assert not marker.exists()
+    assert load_checkpoint(tmp_path / "old.pt", allow_export=True)["format"] == "gfd-weights"
+
+
 def test_load_or_train_refuses_a_poisoned_run_checkpoint(tmp_path, make_dataset):
     bundle = get_loaders(make_dataset(classes=CLASSES, n=1), tiny_cfg())
     run = tmp_path / "run"
