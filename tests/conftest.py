@@ -42,3 +42,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch):
+    """torch's hub cache in an empty tmp folder, and a download that fails like a machine offline;
+    returns the cache's checkpoints folder."""
+    from gfd.models import weights
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+
+    def no_network(url, dst):
+        raise OSError("[Errno -2] Name or service not known")
+    monkeypatch.setattr(weights, "download", no_network)
+    return tmp_path / "torch_home" / "hub" / "checkpoints"

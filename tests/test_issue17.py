@@ -204,21 +204,11 @@ def test_skip_bad_on_the_command_line_for_train_and_evaluate(dataset, tmp_path, 
     assert "(n = 11)" in capsys.readouterr().out
 
 
-@pytest.fixture
-def offline_hub(tmp_path, monkeypatch):
-    from gfd.models import weights as W
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-
-    def no_network(url, dst):
-        raise OSError("[Errno -2] Name or service not known")
-    monkeypatch.setattr(W, "download", no_network)
-    return W
-
 
 @pytest.mark.parametrize("arch, what, field", [("resnet18", "classifier C (resnet18)", "classifier_weights"),
                                                ("resnet18", "perceptual VGG-16 F", "perceptual_weights")])
 def test_random_weights_warning_says_what_is_used_and_how_to_choose(offline_hub, arch, what, field):
-    W = offline_hub
+    from gfd.models import weights as W
     with pytest.warns(UserWarning) as record:
         _, used = W.build_torchvision(arch, "auto", what)
     msg = str(record[0].message)
@@ -463,7 +453,7 @@ def test_load_rgb_on_png_headers_of_any_size(tmp_path, w, h, mode_depth, tail):
 
 def test_the_random_weights_note_is_said_once_per_process(offline_hub):
     import warnings as w
-    W = offline_hub
+    from gfd.models import weights as W
     with w.catch_warnings(record=True) as caught:
         w.simplefilter("always")
         for _ in range(3):
@@ -478,7 +468,7 @@ def test_weights_command_imports_a_checked_file_into_the_hub_cache(offline_hub, 
 
     import torch
     import torchvision
-    W = offline_hub
+    from gfd.models import weights as W
     good = tmp_path / "brought.pth"
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), good)
     # a real torchvision file's name carries the first hex digits of its sha256; ours cannot match

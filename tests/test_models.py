@@ -212,16 +212,6 @@ def test_perceptual_extractor_is_frozen_in_eval_mode_and_cut_at_its_layer():
 
 # --- the weights rule -------------------------------------------------------------------------------
 
-@pytest.fixture
-def offline_hub(tmp_path, monkeypatch):
-    """torch's hub cache in an empty tmp folder, and a download that fails like a machine offline."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-
-    def no_network(url, dst):
-        raise OSError("[Errno -2] Name or service not known")
-    monkeypatch.setattr(W, "download", no_network)
-    return tmp_path / "torch_home" / "hub" / "checkpoints"
-
 
 def test_imagenet_without_cache_or_network_names_the_file_and_the_fix(offline_hub):
     with pytest.raises(W.WeightsUnavailableError) as err:
