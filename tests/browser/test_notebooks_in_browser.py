@@ -187,7 +187,7 @@ def notebook_05(lab):
     assert run["done"] == run["cells"], f"not every cell ran: {run}"
     lab.js("nb(arg.id).content.widgets[arg.i].node.setAttribute('data-gfd-panel', '1');", {"id": nid, "i": index})
     lab.page.wait_for_function(f"() => {{ const s = (() => {{ {PANEL_STATE} }})(); return s && s.live && s.button; }}",
-                               timeout=60_000)
+                               timeout=180_000)
     print(f"\nnotebook 05 ran in {report['run_all_s']} s with ipykernel {report['kernel']}")
     yield lab, nid, report
     lab.close(nid)
