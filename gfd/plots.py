@@ -24,13 +24,11 @@ def _load(paths: list[Path]) -> np.ndarray:
     return np.stack([np.asarray(load_rgb(p)) for p in paths])
 
 
-def plot_sample_grid(root: str | os.PathLike, split: str = "test_closed", n_per_class: int = 8,
-                     title: str | None = None) -> plt.Figure:
-    """One row of ``n_per_class`` images per class of ``root/split`` (the first files, by name)."""
-    rows = [(c, list_images(f)[:n_per_class]) for c, f in class_folders(root, split)]
-    fig, axes = plt.subplots(len(rows), n_per_class, figsize=(1.2 * n_per_class, 1.25 * len(rows)),
-                             squeeze=False)
-    for (name, paths), row in zip(rows, axes):
+def _image_grid(rows: list[tuple[str, list[Path]]], n_cols: int, figsize: tuple[float, float],
+                fontsize: float | None = None) -> plt.Figure:
+    """One labelled row of up to ``n_cols`` image files per ``(label, paths)``; no ticks, no frames."""
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=figsize, squeeze=False)
+    for (label, paths), row in zip(rows, axes):
         for j, ax in enumerate(row):
             if j < len(paths):
                 ax.imshow(load_rgb(paths[j]))
@@ -38,7 +36,15 @@ def plot_sample_grid(root: str | os.PathLike, split: str = "test_closed", n_per_
             ax.set_yticks([])
             for spine in ax.spines.values():
                 spine.set_visible(False)
-        row[0].set_ylabel(name, rotation=0, ha="right", va="center")
+        row[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=fontsize)
+    return fig
+
+
+def plot_sample_grid(root: str | os.PathLike, split: str = "test_closed", n_per_class: int = 8,
+                     title: str | None = None) -> plt.Figure:
+    """One row of ``n_per_class`` images per class of ``root/split`` (the first files, by name)."""
+    rows = [(c, list_images(f)[:n_per_class]) for c, f in class_folders(root, split)]
+    fig = _image_grid(rows, n_per_class, figsize=(1.2 * n_per_class, 1.25 * len(rows)))
     fig.suptitle(title or f"{Path(root).name}: {split}")
     fig.tight_layout()
     return fig
@@ -323,15 +329,7 @@ def plot_world_samples(root: str | os.PathLike, world: str, n_per_instance: int 
     """One row per (class, instance) of a world, ``n_per_instance`` images each."""
     rows = [(f"{c} {p.split('-', 1)[1].rstrip('_')}", paths[:n_per_instance])
             for c, groups in world_groups(root, world).items() for p, paths in groups.items()]
-    fig, axes = plt.subplots(len(rows), n_per_instance, figsize=(1.1 * n_per_instance + 1.2, 1.1 * len(rows)),
-                             squeeze=False)
-    for (label, paths), row in zip(rows, axes):
-        for j, ax in enumerate(row):
-            if j < len(paths):
-                ax.imshow(load_rgb(paths[j]))
-            ax.set_xticks([])
-            ax.set_yticks([])
-        row[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    fig = _image_grid(rows, n_per_instance, figsize=(1.1 * n_per_instance + 1.2, 1.1 * len(rows)), fontsize=8)
     fig.suptitle(f"world {world}: samples per family and instance", fontsize=10)
     fig.tight_layout()
     return fig
