@@ -399,23 +399,79 @@ def test_genconfig_rejects_unknown_operator():
 
 # --- figures ------------------------------------------------------------------------------------
 
+def spectrum_of(paths):
+    """Mean log|FFT| of the grey residuals x - median3x3(x) of image files, from gfd.analysis.spectra."""
+    from gfd.analysis.spectra import log_fft_spectrum, residuals
+
+    grey = torch.from_numpy(np.stack([pixels(p) for p in paths]).astype(np.float32).mean(axis=-1))[:, None]
+    return log_fft_spectrum(residuals(grey, "median")[:, 0])
+
+
+def shown(ax):
+    return np.asarray(ax.images[0].get_array())
+
+
 def test_figures(built, tmp_path):
+    """Each panel shows what it is labelled with: the sample grids the first files of the class or
+    instance named beside them (pixel for pixel), the spectra the mean residual spectrum
+    (gfd.analysis.spectra) of the images of the source named in their title.  Catches swapped rows,
+    images of another class, world or instance, and a spectrum of other images or another residual."""
     import matplotlib
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     from gfd.plots import plot_family_spectra, plot_world_samples, save_benchmark_figures
     from gfd.plots import plot_residual_spectra, plot_sample_grid
 
+    m = read_manifest(built)
+    files = lambda folder: sorted(Path(folder).glob("*.png"))  # noqa: E731
+    # sample grid: row r is class r of the manifest, its images the class's first files, by name
     fig = plot_sample_grid(built, "test_open", n_per_class=3)
-    assert len(fig.axes) == 5 * 3
+    assert len(fig.axes) == 5 * 3 and "test_open" in fig.get_suptitle()
+    for r, c in enumerate(m["classes"]):
+        row = fig.axes[3 * r: 3 * r + 3]
+        assert row[0].get_ylabel() == c
+        for ax, path in zip(row, files(built / "test_open" / c)[:3], strict=True):
+            np.testing.assert_array_equal(shown(ax), pixels(path))
+    plt.close(fig)
+    # residual spectra of the variants: one panel per source, the spectrum of all its images
     fig = plot_residual_spectra(built, "variants")
     assert len(fig.axes) == 2 + len(VARIANTS)
+    names = [ax.get_title().split("\n")[0] for ax in fig.axes]
+    assert names == ["real", *sorted(set(m["variants"]["names"]) - {"real"})]          # real first, then by name
+    for ax, name in zip(fig.axes, names):
+        paths = files(built / "variants" / name)
+        assert ax.get_title() == f"{name}\n(n={len(paths)})"
+        np.testing.assert_allclose(shown(ax), spectrum_of(paths), rtol=1e-6, atol=1e-6)
+    plt.close(fig)
     with pytest.raises(FileNotFoundError, match="nope"):
         plot_sample_grid(built, "nope")
+    # world samples: row "<class> <instance>" shows that instance's first files of the world's split
     fig = plot_world_samples(built, "B2", n_per_instance=2)
-    assert len(fig.axes) == (1 + 4 * 3) * 2                      # real + 4 families x 3 instances
+    labels = [f"{c} {p}" for c in m["classes"] for p in (["real"] if c == "real" else ["g0", "g1", "g2"])]
+    assert [fig.axes[2 * r].get_ylabel() for r in range(len(fig.axes) // 2)] == labels   # real + 4 x 3
+    for r, label in enumerate(labels):
+        c, inst = label.split()
+        paths = [f for f in files(built / "test_open" / c) if f.name.startswith(f"B2-{inst}_")][:2]
+        row = fig.axes[2 * r: 2 * r + 2]
+        assert paths and [len(ax.images) for ax in row] == [1] * len(paths) + [0] * (2 - len(paths))
+        for ax, path in zip(row, paths):
+            np.testing.assert_array_equal(shown(ax), pixels(path))
+    plt.close(fig)
+    # family spectra of world A (test_closed): per class the mean over its instances' spectra
     fig = plot_family_spectra(built, "A")
     assert len(fig.axes) == 5
-    assert len(save_benchmark_figures(built, tmp_path)) == 3 * 2 + 2            # 3 worlds + the variants
+    for ax, c in zip(fig.axes, m["classes"], strict=True):
+        insts = ["real"] if c == "real" else ["g0", "g1"]
+        assert ax.get_title().startswith(f"{c} ({len(insts)} inst.)")
+        per = [spectrum_of([f for f in files(built / "test_closed" / c) if f.name.startswith(f"A-{i}_")])
+               for i in insts]
+        np.testing.assert_allclose(shown(ax), np.mean(per, axis=0), rtol=1e-6, atol=1e-6)
+    plt.close(fig)
+    written = save_benchmark_figures(built, tmp_path)
+    assert sorted(p.name for p in written) == sorted(
+        [f"bench_{kind}_{w}.png" for w in ("A", "B1", "B2") for kind in ("samples", "spectra")]
+        + ["bench_samples_variants.png", "bench_spectra_variants.png"])
+    assert all(Image.open(p).size[0] > 100 for p in written)                   # PNG files, readable
     with pytest.raises(KeyError, match="world"):
         plot_world_samples(built, "C")
 

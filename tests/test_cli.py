@@ -1,4 +1,6 @@
 """``python -m gfd`` train / evaluate / attribute, and the inference API, on a tiny fake dataset."""
+import json
+import math
 import subprocess
 import sys
 
@@ -7,6 +9,10 @@ import torch
 
 from gfd import inference
 from gfd.cli import main
+from gfd.config import Config
+from gfd.data import get_loaders
+from gfd.evaluate import confusion_matrix, predict
+from gfd.models.generator import EncoderHead, build_generator
 
 TINY = ["crop=32", "batch_size=4", "unet_depth=2", "unet_width=4", "unet_max_width=16", "disc_width=4",
         "classifier_weights=random", "perceptual_weights=random", "steps=2", "c_pretrain_steps=1",
@@ -16,9 +22,35 @@ TINY = ["crop=32", "batch_size=4", "unet_depth=2", "unet_width=4", "unet_max_wid
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+# images per class (real, ganA, ganB) of the splits that are not 4 each: unbalanced, so that a model
+# that predicts one class everywhere still scores differently on val, test_closed and test_open
+COUNTS = {"val": (1, 2, 4), "test_open": (4, 1, 2)}
+
+
+def unbalanced_dataset(make_dataset):
+    root = make_dataset(n=4)
+    for split, counts in COUNTS.items():
+        for c, k in zip(("real", "ganA", "ganB"), counts):
+            for f in sorted((root / split / c).glob("*.png"))[k:]:
+                f.unlink()
+    return root
+
+
+def measure(ckpt, root, split):
+    """(accuracy, confusion, n) of the checkpoint's G_enc + H on ``root/split``, measured here: the
+    file read with torch.load, G rebuilt from its config, nothing of the CLI's loading path."""
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    cfg = Config.from_dict(state["config"])
+    generator = build_generator(cfg, len(state["classes"]))
+    generator.load_state_dict(state["models"]["G"])
+    y, scores = predict(EncoderHead(generator.eval()), get_loaders(root, cfg, splits=[split])[split], "cpu")
+    cm = confusion_matrix(y, scores, len(state["classes"]))
+    return (scores.argmax(1) == y).double().mean().item(), cm.tolist(), len(y)
+
+
 @pytest.fixture
 def trained(make_dataset, tmp_path, capsys):
-    root = make_dataset(n=4)
+    root = unbalanced_dataset(make_dataset)
     args = ["train", "--preset", "quick", "--out", str(tmp_path / "run"), "--no-progress",
             "--set", f"data_root={root}"]
     for item in TINY:
@@ -28,12 +60,37 @@ def trained(make_dataset, tmp_path, capsys):
 
 
 def test_train_prints_accuracies_and_the_checkpoint(trained):
+    """The accuracies train prints are its checkpoint's, each on its own split (not another split's,
+    not another model's), and the validation accuracy printed is the last one of the history."""
     root, ckpt, out = trained
     assert ckpt.is_file()
-    assert "closed-world accuracy (test_closed):" in out
-    assert "open-world accuracy (test_open):" in out
+    for world, split in (("closed", "test_closed"), ("open", "test_open")):
+        acc, _, n = measure(ckpt, root, split)
+        assert f"{world}-world accuracy ({split}): {acc:.4f}  (n = {n})" in out
+    history = torch.load(ckpt, map_location="cpu", weights_only=True)["history"]
+    assert f"validation accuracy (closed world, val): {history['val_acc'][-1]:.4f}" in out
     assert f"checkpoint: {ckpt}" in out
     assert "weights: C random, F random" in out
+
+
+def test_train_checkpoint_has_the_requested_steps_and_their_losses(trained):
+    """The checkpoint is the run asked for (its step is ``steps``, not one short or the C pre-training's),
+    and its history holds one finite value of every loss term per step, L_G being Eq. 7's weighted sum
+    of the recorded terms and L_DC Eq. 8's sum (catches a history that records the wrong values)."""
+    _, ckpt, _ = trained
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    cfg = state["config"]
+    assert state["step"] == cfg["steps"] == 2 and state["classes"] == ["real", "ganA", "ganB"]
+    h = state["history"]
+    assert h["step"] == [1, 2] and h["eval_step"] == [1, 2] and len(h["val_acc"]) == 2
+    terms = ("L_z", "L_adv_G", "L_cls_G", "L_percept", "L_G", "L_cls_C", "L_adv_D", "L_DC")
+    assert all(len(h[t]) == 2 and all(math.isfinite(v) for v in h[t]) for t in terms)
+    for k in range(2):
+        l_g = (cfg["w1"] * h["L_z"][k] + cfg["w2"] * h["L_adv_G"][k] + cfg["w3"] * h["L_cls_G"][k]
+               + cfg["w4"] * h["L_percept"][k])
+        assert h["L_G"][k] == pytest.approx(l_g, rel=1e-5)
+        assert h["L_DC"][k] == pytest.approx(h["L_cls_C"][k] + h["L_adv_D"][k], rel=1e-5)
+    assert h["c_pretrain_loss"] and all(math.isfinite(v) for v in h["c_pretrain_loss"])
 
 
 def test_train_again_reuses_the_finished_run(trained, capsys):
@@ -45,11 +102,21 @@ def test_train_again_reuses_the_finished_run(trained, capsys):
     assert "found the finished run" in capsys.readouterr().out
 
 
-def test_evaluate_a_checkpoint(trained, capsys):
-    _, ckpt, _ = trained
-    assert main(["evaluate", "--checkpoint", str(ckpt), "--no-progress"]) == 0
+def test_evaluate_a_checkpoint(trained, tmp_path, capsys):
+    """evaluate prints and writes (--json) the accuracy, n and confusion matrix of the checkpoint's
+    G_enc + H on each split, equal to a measurement made here (catches a wrong split, model or count)."""
+    root, ckpt, _ = trained
+    out_json = tmp_path / "results.json"
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--no-progress", "--json", str(out_json)]) == 0
     out = capsys.readouterr().out
-    assert "closed-world accuracy" in out and "open-world accuracy" in out
+    results = json.loads(out_json.read_text())
+    assert set(results) == {"test_closed", "test_open"}
+    for world, split in (("closed", "test_closed"), ("open", "test_open")):
+        acc, cm, n = measure(ckpt, root, split)
+        assert results[split]["acc"] == pytest.approx(acc, abs=1e-12)
+        assert results[split]["confusion"] == cm and results[split]["n"] == n
+        assert results[split]["world"] == world and results[split]["classes"] == ["real", "ganA", "ganB"]
+        assert f"{world}-world accuracy ({split}): {acc:.4f}  (n = {n})" in out
 
 
 def test_attribute_images_prints_the_top_source_and_probabilities(trained, capsys):
