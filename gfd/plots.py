@@ -105,19 +105,50 @@ def plot_mean_residuals(fingerprints, classes: list[str], title: str | None = No
     return fig
 
 
+def _text_colour(rgba) -> str:
+    """Black or white, whichever contrasts more with a cell of colour ``rgba``: black above the
+    relative luminance (WCAG 2) of 0.179 where both contrast ratios are equal, white below."""
+    rgb = np.asarray(rgba[:3], dtype=float)
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    luminance = float(linear @ np.array([0.2126, 0.7152, 0.0722]))
+    return "black" if (luminance + 0.05) / 0.05 >= 1.05 / (luminance + 0.05) else "white"
+
+
 def plot_matrix(mat, row_labels: list[str], col_labels: list[str], xlabel: str = "", ylabel: str = "",
-                title: str | None = None, fmt: str = "{:.0f}", cmap: str = "Blues") -> plt.Figure:
-    """A labelled heat map with the value written in every cell (confusion, correlation)."""
+                title: str | None = None, fmt: str = "{:.0f}", cmap: str | None = None,
+                outline_diagonal: bool = False) -> plt.Figure:
+    """A labelled heat map with the value written in every cell (confusion, correlation).
+
+    Non-negative data (counts, accuracies, distances) use ``Blues`` from their minimum to their
+    maximum.  Data with negative values (correlations) use the diverging ``RdBu_r`` centred on 0:
+    the hue is the sign, the depth the size, and neither extreme is white.  Every value is written
+    in black or white by the luminance of its own cell, so no value is white on white.
+    ``outline_diagonal`` frames the diagonal cells (the ones to compare in a square matrix).
+    """
+    from matplotlib.colors import Normalize
+    from matplotlib.patches import Rectangle
+
     mat = np.asarray(mat, dtype=float)
+    finite = mat[np.isfinite(mat)]
+    signed = bool(finite.size) and finite.min() < 0
+    top = float(np.abs(finite).max()) if finite.size else 1.0
+    if signed:
+        norm = Normalize(-top, top)
+    else:
+        low = float(finite.min()) if finite.size else 0.0
+        norm = Normalize(low, max(top, low + 1e-12))
+    colours = plt.get_cmap(cmap or ("RdBu_r" if signed else "Blues"))
     fig, ax = plt.subplots(figsize=(0.9 * len(col_labels) + 2, 0.7 * len(row_labels) + 1.5))
-    ax.imshow(mat, cmap=cmap)
+    ax.imshow(mat, cmap=colours, norm=norm)
     ax.set_xticks(range(len(col_labels)), col_labels, rotation=30, ha="right")
     ax.set_yticks(range(len(row_labels)), row_labels)
-    top = np.nanmax(np.abs(mat)) if mat.size else 1
     for i in range(mat.shape[0]):
         for j in range(mat.shape[1]):
-            ax.text(j, i, fmt.format(mat[i, j]), ha="center", va="center", fontsize=8,
-                    color="white" if abs(mat[i, j]) > 0.6 * top else "black")
+            colour = _text_colour(colours(norm(mat[i, j]))) if np.isfinite(mat[i, j]) else "black"
+            ax.text(j, i, fmt.format(mat[i, j]), ha="center", va="center", fontsize=8, color=colour)
+    if outline_diagonal:
+        for i in range(min(mat.shape)):
+            ax.add_patch(Rectangle((i - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", lw=2))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:

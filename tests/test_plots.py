@@ -21,3 +21,37 @@ def test_fingerprint_figures_have_a_panel_per_source_and_row():
     panels = [(name, torch.randn(3, h, h) * 0.1, "note") for name in ("G+C", "G+D+C")]
     fig = plots.plot_fingerprint_panels(torch.zeros(3, h, h), torch.zeros(3, h, h), panels)
     assert len(fig.axes) == 2 * (len(panels) + 1)
+
+
+def _contrast(a, b) -> float:
+    """WCAG contrast ratio of two RGB(A) colours (1: the same, 21: black on white)."""
+    import matplotlib.colors as mcolors
+
+    def lum(c):
+        rgb = np.array(mcolors.to_rgb(c))
+        lin = np.where(rgb <= 0.03928, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+        return float(lin @ [0.2126, 0.7152, 0.0722])
+    hi, lo = sorted((lum(a), lum(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_every_value_of_a_matrix_reads_against_its_own_cell():
+    # a correlation matrix with a strong negative entry: Blues drew it white and wrote it in white
+    corr = np.array([[0.9, 0.1, -0.2], [0.0, 0.5, -0.9], [0.3, -0.4, 0.05]])
+    counts = np.array([[40, 2, 0], [5, 30, 1], [0, 0, 12]])
+    for mat in (corr, counts, 100 * np.abs(corr)):
+        fig = plots.plot_matrix(mat, list("abc"), list("xyz"), fmt="{:.2f}", outline_diagonal=True)
+        ax = fig.axes[0]
+        im = ax.images[0]
+        assert len(ax.texts) == mat.size
+        for text in ax.texts:
+            x, y = text.get_position()
+            cell = im.cmap(im.norm(mat[int(y), int(x)]))
+            assert _contrast(cell, text.get_color()) >= 3, (mat[int(y), int(x)], cell, text.get_color())
+        assert len(ax.patches) == 3  # the framed diagonal
+    # signed data: a diverging map centred on 0, whose extremes are not white
+    fig = plots.plot_matrix(corr, list("abc"), list("xyz"))
+    im = fig.axes[0].images[0]
+    assert im.norm.vmin == -im.norm.vmax == -0.9
+    for end in (im.cmap(0.0), im.cmap(1.0)):
+        assert _contrast(end, "white") >= 3
