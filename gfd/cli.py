@@ -4,7 +4,7 @@
     python -m gfd evaluate --checkpoint PATH [--data-root DIR] [--json FILE] [--skip-bad]
     python -m gfd attribute IMAGE_OR_FOLDER... [--checkpoint PATH]
     python -m gfd export --checkpoint PATH --out FILE
-    python -m gfd reproduce --table 1|4 [--preset course] [--seeds 0 1 2] [--methods ROW ...]
+    python -m gfd reproduce --table 1|4 [--preset course] [--seeds 0 1 2 3 4] [--methods ROW ...] [--commit]
     python -m gfd benchmark [--size quick|default] [--calibrate] [--figures DIR]
     python -m gfd speed [--preset course] [--steps 10]
     python -m gfd weights [--arch resnet18 vgg16] [--from FILE]
@@ -128,7 +128,7 @@ def cmd_reproduce(args) -> int:
                         *(["--methods", *args.methods] if args.methods else [])])
     try:
         reproduce(args.table, args.preset, args.seeds, out, args.set, progress=not args.no_progress,
-                  command=command, only=args.methods)
+                  command=command, only=args.methods, commit=args.commit)
     except KeyError as err:
         raise ValueError(err.args[0]) from err
     print((out / f"table{args.table}.md").read_text())
@@ -242,10 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reproduce", help="Table 1 (PRNU, DCT, AttNet, GFD-Net) or Table 4 (ablation) over seeds")
     r.add_argument("--table", type=int, required=True, choices=(1, 4))
     _preset_and_set(r)
-    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="training seeds (default 0 1 2 3 4)")
     r.add_argument("--methods", nargs="+", default=None, metavar="ROW",
                    help="only these rows, e.g. --methods G G+C (default: every row of the table)")
     r.add_argument("--out", default=None, help="folder of table<N>.md/.json and runs/ (default <repository>/results)")
+    r.add_argument("--commit", action="store_true",
+                   help="git-commit each run record as it is written (long reproductions survive a lost session)")
     r.add_argument("--no-progress", **quiet)
     r.set_defaults(func=cmd_reproduce)
 

@@ -39,10 +39,12 @@ DEFAULT_PRESET = "course"
 
 # The allowed values of the fields that name something.  Written out here so that this module stays
 # import-light; the tests check that they equal their homes: gfd.data.TRANSFORM_PRESETS,
-# gfd.benchmark.SIZES and gfd.models.classifier.ARCHS.
+# gfd.benchmark.SIZES, gfd.models.classifier.ARCHS, gfd.protocol.SCHEDULES and gfd.protocol.SELECTIONS.
 TRANSFORMS = ("p128", "p1024", "mini")
 BENCHMARK_SIZES = ("quick", "default")
-CLASSIFIER_ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "densenet121", "densenet169", "densenet201")
+CLASSIFIER_ARCHS = ("compact", "resnet18", "resnet34", "resnet50", "resnet101", "densenet121", "densenet169", "densenet201")
+LR_SCHEDULES = ("step", "cosine", "constant")
+SELECTIONS = ("best", "last")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 DEVICES = "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
 
@@ -68,7 +70,8 @@ class Config:
     unet_max_width: int = 256           # channel cap for deep levels
     disc_width: int = 32                # channels of D's first layer (pix2pix ndf)
     disc_layers: int = 3                # conv layers of the PatchGAN D (paper: 3, pix2pix n_layers)
-    classifier_arch: str = "resnet18"   # auxiliary C: "resnet50" (paper) | "resnet18" | "densenet121"
+    classifier_arch: str = "resnet18"   # auxiliary C: "resnet50" (paper) | "compact" (CPU presets) | "resnet18" | ...
+    classifier_width: int = 16          # channels of the compact C's first layer (other archs ignore it)
     # Pretrained weights, for C and for the VGG-16 of Eq. 5 (see gfd.models.weights):
     #   "imagenet" = torchvision's ImageNet weights, an error naming the fix if they cannot be had;
     #   "auto"     = ImageNet weights if cached or downloadable, else random init with a loud warning;
@@ -87,13 +90,16 @@ class Config:
     use_C: bool = True
     use_percept: bool = True
 
-    # --- optimisation (Sec. 4.1) -----------------------------------------------------------------
+    # --- optimisation (Sec. 4.1) and the training protocol (gfd.protocol) ------------------------
     lr: float = 1e-4
+    lr_schedule: str = "step"           # "step" = the paper's StepLR(lr_step, lr_gamma) | "cosine" | "constant"
     lr_step: int = 500
     lr_gamma: float = 0.9
-    steps: int = 1500                   # alternating iterations
-    c_pretrain_steps: int = 300         # steps of Eq. 3 before the alternating training
-    eval_every: int = 250
+    steps: int = 1500                   # alternating iterations: the budget
+    c_pretrain_steps: int = 300         # budget of Eq. 3 (C's pre-training, same protocol)
+    eval_every: int = 250               # val evaluations (closed world) every this many steps
+    select: str = "last"                # weights kept: "last" | "best" (best val accuracy)
+    patience: int = 0                   # stop after this many evaluations without a new best (0: never)
     ckpt_every: int = 500
     seed: int = 0
     device: str = "auto"                # "auto" (cuda, then mps, then cpu) | "cpu" | "cuda" | ...
@@ -102,7 +108,8 @@ class Config:
     def __post_init__(self) -> None:
         """Refuse a field value the code cannot use, naming the field and the allowed values."""
         for name, allowed in (("transform", TRANSFORMS), ("benchmark_size", BENCHMARK_SIZES),
-                              ("classifier_arch", CLASSIFIER_ARCHS)):
+                              ("classifier_arch", CLASSIFIER_ARCHS), ("lr_schedule", LR_SCHEDULES),
+                              ("select", SELECTIONS)):
             value = getattr(self, name)
             if value not in allowed:
                 raise ValueError(f"config field {name}={value!r} is not allowed; choose one of "
@@ -137,7 +144,7 @@ class Config:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-RESUMABLE_FIELDS = ("steps", "eval_every", "ckpt_every", "device", "num_workers", "amp", "data_root",
+RESUMABLE_FIELDS = ("steps", "patience", "eval_every", "ckpt_every", "device", "num_workers", "amp", "data_root",
                     "classifier_weights", "perceptual_weights")
 """Fields a checkpoint may be continued or evaluated with at another value: none changes a network's
 shape.  Not all leave results alone -- more ``steps`` extend a run, ``data_root`` may point to a
@@ -147,17 +154,21 @@ they are allowed on purpose, and every run records the values it used."""
 
 PRESETS: dict[str, dict[str, Any]] = {
     # CPU presets: batch 16 and VGG-16 up to relu1_2 keep a full GFD step affordable on 2 cores
+    # and the training protocol of gfd.protocol (cosine lr, best val weights, stop on a plateau);
+    # C is the compact CNN (no ImageNet weights: random init) and D has 2 layers (34 px patches)
     "quick": dict(
         benchmark_size="quick", transform="mini", crop=48, batch_size=16, perceptual_layer="relu1_2",
-        unet_depth=3, unet_width=16, unet_max_width=128, disc_width=16,
-        classifier_arch="resnet18", steps=150, c_pretrain_steps=60,
-        eval_every=50, ckpt_every=50, lr=1e-3, lr_step=500,
+        unet_depth=3, unet_width=16, unet_max_width=128, disc_width=16, disc_layers=2,
+        classifier_arch="compact", classifier_width=16, classifier_weights="random",
+        steps=150, c_pretrain_steps=300, eval_every=50, ckpt_every=50, lr=1e-3,
+        lr_schedule="cosine", select="best", patience=3,
     ),
     "course": dict(
         benchmark_size="default", transform="mini", crop=48, batch_size=16, perceptual_layer="relu1_2",
-        unet_depth=3, unet_width=32, unet_max_width=256, disc_width=32,
-        classifier_arch="resnet18", steps=600, c_pretrain_steps=100,
-        eval_every=100, ckpt_every=100, lr=1e-3, lr_step=500,
+        unet_depth=3, unet_width=32, unet_max_width=256, disc_width=32, disc_layers=2,
+        classifier_arch="compact", classifier_width=16, classifier_weights="random",
+        steps=600, c_pretrain_steps=1500, eval_every=100, ckpt_every=100, lr=1e-3,
+        lr_schedule="cosine", select="best", patience=3,
     ),
     "paper": dict(
         # batch size and step counts are not given in the paper: these are our choices
@@ -165,7 +176,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         unet_depth=5, unet_width=64, unet_max_width=1024, disc_width=64,
         classifier_arch="resnet50", classifier_weights="imagenet", perceptual_weights="imagenet",
         steps=20000, c_pretrain_steps=2000, eval_every=1000, ckpt_every=1000,
-        lr=1e-4, lr_step=500, lr_gamma=0.9,
+        lr=1e-4, lr_schedule="step", lr_step=500, lr_gamma=0.9, select="last", patience=0,
     ),
 }
 
@@ -220,7 +231,7 @@ def get_config(preset: str | None = None, overrides: list[str] | None = None, **
         if key not in annotations:
             cfg.with_(**{key: None})  # raises the clear "unknown field" error
         parsed[key] = _coerce(value, annotations[key], key)
-    return cfg.with_(**parsed, **changes)
+    return cfg.with_(**(parsed | changes))   # keyword changes win over --set strings
 
 
 def describe_presets(keys: tuple[str, ...] = ("benchmark_size", "transform", "crop", "batch_size", "unet_depth",

@@ -29,8 +29,8 @@ WORLDS: dict[str, str] = {"closed": "test_closed", "open": "test_open"}
 """World name -> split name (Sec. 4.2)."""
 SPLIT_TO_WORLD: dict[str, str] = {split: world for world, split in WORLDS.items()}
 SELECTION_SPLIT = "val"
-"""The closed-world validation split: the only split a user may select anything on (today every
-method trains for a fixed budget and keeps its last weights, so nothing is selected at all)."""
+"""The closed-world validation split: the only split anything is selected on.  The training protocol
+(:mod:`gfd.protocol`) keeps the weights with the best accuracy here and stops on its plateau."""
 OPTIONAL_SPLITS = ("test_open",)
 """Splits a dataset may lack (the data contract makes ``test_open`` optional)."""
 
@@ -147,7 +147,25 @@ def evaluate_model(predict_fn: Callable[[torch.Tensor], torch.Tensor], bundle: A
             raise ValueError(f"the model scores {scores.shape[1]} classes but the dataset has "
                              f"{len(classes)} ({classes}); was it trained on another dataset?")
         out[split] = dict(evaluate_predictions(y, scores, classes), world=SPLIT_TO_WORLD.get(split, split))
+        out[split] |= instance_accuracy(loaders[split].dataset, y, scores, classes)
     return out
+
+
+def instance_accuracy(dataset: Any, y_true: Any, scores: torch.Tensor, classes: Sequence[str]) -> dict[str, Any]:
+    """On the built-in benchmark, whose file names say which generator instance made each image:
+    ``acc_instances``, the accuracy averaged over sources (each generator instance, and each world's
+    real images, weighs the same) and then over worlds, and ``by_source`` (see
+    :func:`gfd.benchmark.sources.accuracy_by_source`).  Empty for data without such names."""
+    samples = getattr(dataset, "samples", None)
+    if samples is None or len(samples) != len(y_true):
+        return {}
+    from gfd.benchmark.sources import accuracy_by_source, source_of   # only the benchmark names files so
+    paths = [s[0] for s in samples]
+    if not all(source_of(p) for p in paths):
+        return {}
+    pred = torch.as_tensor(scores).argmax(1).tolist()
+    by_source = accuracy_by_source(paths, torch.as_tensor(y_true).tolist(), pred, classes)
+    return {"acc_instances": by_source["mean_over_worlds"], "by_source": by_source}
 
 
 def beats_chance(acc: float, n: int, num_classes: int, z: float = 3.0) -> bool:
@@ -170,6 +188,8 @@ def flatten_metrics(result: Mapping[str, Any], per_class: bool = False) -> dict[
         if isinstance(value, Mapping) and "acc" in value:
             world = value.get("world", SPLIT_TO_WORLD.get(key, key))
             flat[world] = float(value["acc"])
+            if value.get("acc_instances") is not None:
+                flat[f"{world}_inst"] = float(value["acc_instances"])
             if per_class:
                 for c, a in value["per_class_acc"].items():
                     if a is not None:

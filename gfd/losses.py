@@ -22,8 +22,11 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def fingerprinted(x_real: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    """Eq. 1 as the text describes it: ``x_fp = x_real + f`` (not ``x_y + f`` as printed)."""
-    return x_real + f
+    """Eq. 1 as the text describes it: ``x_fp = x_real + f`` (not ``x_y + f`` as printed), clamped to
+    the image range [-1, 1].  Unclamped, pixels reach [-2, 2], which no real image has: a free cue
+    for D, and not the image the figures show.  (The paper does not say; clamping is our choice.
+    Where a pixel is clamped, G gets no gradient through it.)"""
+    return (x_real + f).clamp(-1.0, 1.0)
 
 
 def cls_g(c_logits_fp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

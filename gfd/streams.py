@@ -2,9 +2,9 @@
 
 Every training loop of the course (GFD-Net's alternating steps, C's pre-training, the direct
 classifier, the learned baselines) draws its batches from a :class:`BatchStream`: epoch ``e`` is
-shuffled by a generator seeded with ``(seed, e)``, so the order of the batches is a function of
-the seed alone, not of what ran before in the same process, and a stream can be saved and resumed
-exactly (:meth:`BatchStream.state_dict`).
+shuffled by a generator seeded with ``(seed, e)`` and its random crops are drawn from a generator
+seeded by the batch's place, so the batches are a function of the seed alone, not of what ran
+before in the same process, and a stream can be saved and resumed exactly (:meth:`BatchStream.state_dict`).
 """
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+
+from gfd.utils import seeded
 
 
 # --- the global RNG states, as weights_only-safe values (checkpoints store them) -------------------
@@ -95,13 +97,22 @@ class BatchStream:
         if self._it is None:
             self._start_epoch()
         try:
-            batch = next(self._it)
+            batch = self._fetch()
         except StopIteration:
             self.epoch, self.pos = self.epoch + 1, 0
             self._start_epoch()
-            batch = next(self._it)
+            batch = self._fetch()
         self.pos += 1
         return batch
+
+    def _fetch(self):
+        """The next batch.  Without worker processes its random crops are drawn here, from torch's
+        generator seeded by (seed, epoch, position): they belong to the stream, not to whatever ran
+        before in the process.  (Worker processes are seeded by the epoch's generator already.)"""
+        if self.loader_kwargs["num_workers"]:
+            return next(self._it)
+        with seeded(self.seed, "batch", self.epoch, self.pos):
+            return next(self._it)
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "pos": self.pos}

@@ -10,6 +10,16 @@ The paper's schedule, literally:
 3. Adam with lr ``cfg.lr`` (paper: 1e-4, torch's default betas: the paper gives none) for G + H
    and for D + C; StepLR (``lr_step`` 500, ``lr_gamma`` 0.9) stepped every iteration.
 
+The CPU presets train by the course's protocol instead (:mod:`gfd.protocol`): a cosine lr over the
+budget, val accuracy of G_enc + H every ``eval_every`` steps, the best val weights of G kept, an early
+stop on a plateau (``lr_schedule``, ``select``, ``patience``).
+
+Randomness belongs to the run (experiment protocol, rule 3): G, D, C and F are initialised under
+generators seeded by (seed, network name); G's batches, the x_real pairing and C's pre-training
+each have their own stream; crops are seeded per batch (:mod:`gfd.streams`).  So two rows of
+Table 4 with the same seed share G's initial weights, G's batches and (through the cache of
+:mod:`gfd.pretrain`) the pre-trained C.
+
 Ablations (Table 4): ``use_D``, ``use_C``, ``use_percept`` drop a network and its loss terms; with
 all three off (``cfg.g_only``) G + H is trained with L_z alone, and only G_enc + H run.
 
@@ -44,9 +54,10 @@ from gfd.models.classifier import build_classifier
 from gfd.models.discriminator import build_discriminator
 from gfd.models.generator import EncoderHead, build_generator
 from gfd.models.perceptual import build_perceptual
+from gfd.pretrain import pretrain_classifier
+from gfd.protocol import Selection, make_scheduler
 from gfd.streams import BatchStream, class_indices, rng_state, set_rng_state, stream_for
-from gfd.supervised import fit_classifier
-from gfd.utils import choose_device, pbar, runs_dir, seed_everything
+from gfd.utils import choose_device, pbar, runs_dir, seed_everything, seeded
 
 __all__ = ["Trainer", "load_or_train", "default_run_dir", "fixed", "NonFiniteLossError", "CHECKPOINT_NAME"]
 
@@ -133,19 +144,25 @@ class Trainer:
 
         seed_everything(cfg.seed)
         built = cfg if pretrained else cfg.with_(classifier_weights="random", perceptual_weights="random")
-        self.G = build_generator(cfg, k)
-        self.D = build_discriminator(cfg) if cfg.use_D else None
-        self.C = build_classifier(built, k) if cfg.use_C else None
-        self.F = build_perceptual(built) if cfg.use_percept else None
+        with seeded(cfg.seed, "G"):           # each network's init is its own (rows stay paired)
+            self.G = build_generator(cfg, k)
+        with seeded(cfg.seed, "D"):
+            self.D = build_discriminator(cfg) if cfg.use_D else None
+        with seeded(cfg.seed, "C"):
+            self.C = build_classifier(built, k) if cfg.use_C else None
+        with seeded(cfg.seed, "F"):
+            self.F = build_perceptual(built) if cfg.use_percept else None
         for m in self.networks().values():
             m.to(self.device, memory_format=self.memory_format)
 
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr)
         dc_params = [p for m in (self.D, self.C) if m is not None for p in m.parameters()]
         self.opt_DC = torch.optim.Adam(dc_params, lr=cfg.lr) if dc_params else None
-        self.sched_G = torch.optim.lr_scheduler.StepLR(self.opt_G, cfg.lr_step, cfg.lr_gamma)
-        self.sched_DC = (torch.optim.lr_scheduler.StepLR(self.opt_DC, cfg.lr_step, cfg.lr_gamma)
+        self.sched_G = make_scheduler(self.opt_G, cfg.lr_schedule, cfg.steps, cfg.lr_step, cfg.lr_gamma)
+        self.sched_DC = (make_scheduler(self.opt_DC, cfg.lr_schedule, cfg.steps, cfg.lr_step, cfg.lr_gamma)
                          if self.opt_DC else None)
+        self.selection = Selection(cfg.select, cfg.patience)   # which G weights are kept (gfd.protocol)
+        self._last_G: dict[str, torch.Tensor] | None = None     # G's last weights while the kept ones are in
         fp16 = self.amp_dtype == torch.float16
         self.scaler_G = torch.amp.GradScaler("cuda", enabled=fp16)
         self.scaler_DC = torch.amp.GradScaler("cuda", enabled=fp16)
@@ -235,19 +252,25 @@ class Trainer:
 
     # ---- Eq. 3: pre-training of C ----------------------------------------------------------------
 
-    def pretrain_classifier(self, steps: int | None = None, progress: bool = True) -> list[float]:
-        """Train C alone on the input images with Eq. 3 ("trained previously", Sec. 3.3), through
-        the one supervised loop (:func:`gfd.supervised.fit_classifier`) on the run's train stream."""
+    def pretrain_classifier(self, steps: int | None = None, progress: bool = True) -> dict[str, Any]:
+        """Train C alone on the input images with Eq. 3 ("trained previously", Sec. 3.3) by the
+        course's protocol, or load the same pre-training from the cache beside this run's folder
+        (:mod:`gfd.pretrain`); return its record (per-step ``loss``, ``val_acc`` curve, ``best_val``...).
+        ``steps`` overrides the budget ``c_pretrain_steps``."""
         if self.C is None:
             raise RuntimeError("use_C is False: there is no auxiliary classifier to pre-train")
-        steps = self.cfg.c_pretrain_steps if steps is None else steps
-        self.history["c_pretrain_loss"] += fit_classifier(
-            self.C, self.train_stream, steps, lr=self.cfg.lr, device=self.device, prepare=self._to_device,
-            autocast=self._autocast, progress=progress, desc="pre-train C (Eq. 3)")
+        if self.bundle is None:
+            raise RuntimeError("this Trainer has no data to pre-train C on")
+        cfg = self.cfg if steps is None else self.cfg.with_(c_pretrain_steps=steps)
+        record = pretrain_classifier(
+            self.C, cfg, self.bundle, device=self.device, prepare=self._to_device, autocast=self._autocast,
+            cache_dir=self.out_dir.parent if self.out_dir is not None else None, progress=progress)
+        self.history["c_pretrain_loss"] = list(record["loss"])
+        # val accuracy of the C that was kept (measured by the protocol's evaluations: no extra pass)
+        self.history["c_val_acc"] = [record["best_val"] if cfg.select == "best" else record["val_acc"][-1]]
+        self.meta["c_pretrain"] = {k: record[k] for k in ("steps", "best_val", "best_step", "stopped", "cached")}
         self.c_pretrained = True
-        if self.bundle is not None and "val" in self.bundle.loaders:
-            self.history["c_val_acc"].append(self.validate(model="C"))
-        return self.history["c_pretrain_loss"]
+        return record
 
     # ---- one alternating iteration --------------------------------------------------------------
 
@@ -319,6 +342,7 @@ class Trainer:
             raise RuntimeError("this Trainer has no data: build it with a DataBundle to call fit()")
         cfg = self.cfg
         target = cfg.steps if steps is None else steps
+        self.use_last()
         if not self.c_pretrained:
             self.pretrain_classifier(progress=progress)
         bar = pbar(enabled=progress, total=target, initial=self.step, desc="GFD-Net")
@@ -326,7 +350,27 @@ class Trainer:
             self._loop(target, bar, progress)
         finally:
             bar.close()
+        if self.step >= cfg.steps or self.selection.stop:
+            self.use_selected()
         return self.history
+
+    @property
+    def done(self) -> bool:
+        """Training is over: the budget is spent, or val accuracy reached a plateau (``patience``)."""
+        return self.step >= self.cfg.steps or self.selection.stop
+
+    def use_selected(self) -> None:
+        """Put the weights the protocol keeps (``cfg.select``) into G; :meth:`use_last` undoes it."""
+        if self._last_G is None:
+            self._last_G = {k: v.detach().clone() for k, v in self.G.state_dict().items()}
+            self.selection.finish(self.G, "plateau" if self.selection.stop else "budget")
+            self.history["selection"] = self.selection.summary()
+
+    def use_last(self) -> None:
+        """Put G's last trained weights back (to continue training)."""
+        if self._last_G is not None:
+            self.G.load_state_dict(self._last_G)
+            self._last_G = None
 
     def _loop(self, target: int, bar, progress: bool) -> None:
         cfg = self.cfg
@@ -343,9 +387,15 @@ class Trainer:
                 acc = self.evaluate_step()
                 if progress:
                     bar.write(f"step {self.step}: val acc {acc:.3f}")
+            stop = self.selection.stop
             if self.out_dir is not None and ((cfg.ckpt_every and self.step % cfg.ckpt_every == 0)
-                                             or self.step == target):
+                                             or self.step == target or stop):
                 self.save()
+            if stop:
+                if progress:
+                    bar.write(f"step {self.step}: val accuracy reached a plateau (no new best in "
+                              f"{cfg.patience} evaluations); stopped")
+                break
 
     def _record(self, values: dict[str, float]) -> None:
         h = self.history
@@ -359,6 +409,7 @@ class Trainer:
         acc = self.validate()
         self.history["eval_step"].append(self.step)
         self.history["val_acc"].append(acc)
+        self.selection.update(self.step, acc, self.G)
         if "images" in self.snapshots:
             with torch.no_grad(), self._autocast():
                 self.G.eval()
@@ -387,7 +438,9 @@ class Trainer:
             "classes": self.classes,
             "step": self.step,
             "c_pretrained": self.c_pretrained,
-            "models": {name: m.state_dict() for name, m in self.networks().items()},
+            "models": {name: (self._last_G if name == "G" and self._last_G is not None else m.state_dict())
+                       for name, m in self.networks().items()},
+            "selection": self.selection.state_dict(),
             "optim": {"G": opt_state(self.opt_G), "DC": opt_state(self.opt_DC)},
             "sched": {"G": opt_state(self.sched_G), "DC": opt_state(self.sched_DC)},
             "scaler": {"G": self.scaler_G.state_dict(), "DC": self.scaler_DC.state_dict()},
@@ -443,6 +496,10 @@ class Trainer:
         self.history = state["history"]
         self.meta = self.history["meta"] = dict(state["meta"])
         self.snapshots = state["snapshots"]
+        self._last_G = None
+        if state.get("selection") is not None:
+            self.selection.load_state_dict(state["selection"])
+            self.selection.patience = self.cfg.patience     # a resumable field
         if resume_data:
             for name, stream in (("train", self.train_stream), ("real", self.real_stream)):
                 if stream is not None and state["streams"].get(name) is not None:
@@ -499,11 +556,12 @@ def load_or_train(cfg: Config, bundle, *, out_dir: str | os.PathLike | None = No
     ckpt = out / CHECKPOINT_NAME
     if ckpt.exists():
         trainer = Trainer(cfg, bundle, out, pretrained=False).load(ckpt)
-        say(f"found the finished run {ckpt} (step {trainer.step})" if trainer.step >= cfg.steps
+        say(f"found the finished run {ckpt} (step {trainer.step})" if trainer.done
             else f"resuming {ckpt} at step {trainer.step}/{cfg.steps}")
     else:
         trainer = Trainer(cfg, bundle, out)
         say(f"new run in {out}")
-    if trainer.step < cfg.steps:
+    if not trainer.done:
         trainer.fit(progress=progress)
+    trainer.use_selected()
     return trainer

@@ -1,6 +1,7 @@
 """Small shared helpers: seeding, device choice, stable hashes, atomic file writes, progress bars."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -23,6 +24,23 @@ def seed_everything(seed: int) -> torch.Generator:
     g = torch.Generator()
     g.manual_seed(seed)
     return g
+
+
+def derived_seed(seed: int, *names) -> int:
+    """A seed for one random part of a run (``derived_seed(3, "C")``, ``derived_seed(3, "crops", e, k)``):
+    a function of the run's seed and the names only, so each part owns its randomness (rule 3 of the
+    experiment protocol) and switching another part on or off does not move it."""
+    return int(stable_hash([seed, *names], length=10), 16)   # 40 bits: room for offsets
+
+
+@contextlib.contextmanager
+def seeded(seed: int, *names):
+    """Run a block with torch's global (CPU) generator seeded by :func:`derived_seed`, then put the
+    outer state back: what the block draws (weight initialisation, crops) depends on the names only."""
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(derived_seed(seed, *names))
+        yield
 
 
 def choose_device(preference: str = "auto") -> torch.device:

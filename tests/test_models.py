@@ -127,14 +127,17 @@ def test_patchgan_has_pix2pix_layers_and_a_70px_receptive_field():
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
-def test_discriminator_from_a_config_sees_70px_patches(preset):
+def test_discriminator_from_a_config_sees_patches_smaller_than_its_crop(preset):
+    """The paper's 3 layers (70 px patches) at 224 px; 2 layers (34 px) at the CPU presets' 48 px,
+    where 70 px patches would make D judge the whole image at once."""
     cfg = get_config(preset, classifier_weights="random", perceptual_weights="random")
     d = build_discriminator(cfg)
-    assert cfg.disc_layers == 3
+    layers, patch = (3, 70) if preset == "paper" else (2, 34)
+    assert cfg.disc_layers == layers
     first, last = receptive_field_rows(d, 128, 4)
-    assert last - first + 1 == 70
+    assert last - first + 1 == patch < cfg.crop
     convs = [m for m in d.modules() if isinstance(m, nn.Conv2d)]
-    assert convs[0].out_channels == cfg.disc_width and convs[-2].out_channels == 8 * cfg.disc_width
+    assert convs[0].out_channels == cfg.disc_width and convs[-2].out_channels == 2 ** layers * cfg.disc_width
 
 
 def test_patchgan_width_is_capped_at_8x_unless_told_otherwise():

@@ -93,8 +93,9 @@ def test_g_step_feeds_x_to_g_and_x_real_plus_f_to_d_c_and_f(monkeypatch):
     assert len(rec.calls["G"]) == 1 and torch.equal(rec.calls["G"][0][0], x)
     out = rec.calls["G"][0][1]
     f = out.fingerprint.detach()
-    x_fp = x_real + f                                         # Eq. 1 as the text reads it
-    assert not torch.allclose(x_fp, x + f)
+    x_fp = (x_real + f).clamp(-1, 1)                          # Eq. 1 as the text reads it, clamped
+    assert not torch.allclose(x_fp, (x + f).clamp(-1, 1))
+    assert (x_real + f).abs().max() > 1                       # the clamp is exercised
     assert rec.loss_args["fingerprinted"][0][0] is x_real      # built on x_real, not on x
     torch.testing.assert_close(x_fp_out, x_fp)
     assert not x_fp_out.requires_grad                          # handed to the D/C step detached
@@ -340,7 +341,7 @@ def test_training_and_validation_never_touch_a_test_split(real_second, tmp_path,
 
 def test_step_lr_decays_every_lr_step_iterations_for_both_optimisers(real_second):
     _, bundle = real_second
-    cfg = tiny_cfg(steps=7, lr=1e-3, lr_step=3, lr_gamma=0.5)
+    cfg = tiny_cfg(steps=7, lr=1e-3, lr_step=3, lr_gamma=0.5, lr_schedule="step")
     t = Trainer(cfg, bundle)
     h = t.fit(progress=False)
     # the lr recorded after iteration n has seen n scheduler steps: 1e-3 * 0.5 ** (n // 3)

@@ -7,12 +7,13 @@ K-way output: a 1x1 "fromRGB" convolution, then blocks of two 3x3 convolutions w
 lowest resolution one more 3x3 convolution and dense layers (the last one's weights are their
 "model fingerprints").  No batch norm, as in ProGAN's D.  ProGAN's equalised learning rate is
 replaced by its starting point, He-initialised weights (without it, i.e. with PyTorch's default
-init, this plain 10-layer leaky-ReLU stack barely moves for hundreds of steps); the minibatch-stddev
-layer is left out (a GAN-training device, not an attribution feature).
+init, this plain 10-layer leaky-ReLU stack barely moves for hundreds of steps; with it, at Adam
+lr 1e-3, the relative steps are too small for a CPU budget); the minibatch-stddev layer is left out
+(a GAN-training device, not an attribution feature).
 
 Down-sampling continues while the side is even and at least 8 (48 px -> 6 px, 224 px -> 7 px).
-``width`` sizes it for the CPU.  Training uses :func:`gfd.supervised.fit_classifier` on a stream
-seeded by the run's seed.
+``width`` sizes it for the CPU.  Training follows Yu et al.'s optimiser settings and the course's
+protocol (:func:`gfd.baselines.common.train_to_plateau`) on a stream seeded by the run's seed.
 """
 from __future__ import annotations
 
@@ -22,21 +23,29 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from gfd.baselines.common import num_classes, resolve_options
-from gfd.streams import stream_for
-from gfd.supervised import fit_classifier
-from gfd.utils import choose_device, seed_everything
+from gfd.baselines.common import PROTOCOL_FIELDS, num_classes, resolve_options, train_to_plateau
+from gfd.utils import seeded
 
 __all__ = ["AttNetOptions", "AttNet", "fit"]
 
 
 @dataclass(frozen=True)
 class AttNetOptions:
-    FROM_CONFIG: ClassVar[tuple[str, ...]] = ("steps", "lr", "device")   # taken from a Config, if given one
+    """AttNet's own recipe: Yu et al.'s released classifier configuration trains with Adam
+    (beta1 0, beta2 0.99, eps 1e-8, the ProGAN settings), lr 1e-3 at 128 px and minibatch 32.
+    Budget, schedule and weight selection follow the course's protocol (:mod:`gfd.protocol`)."""
+
+    FROM_CONFIG: ClassVar[tuple[str, ...]] = PROTOCOL_FIELDS   # the protocol, taken from a Config
     width: int = 8         # channels at full resolution (ProGAN: 16 at 1024 px, up to 512)
     max_width: int = 64    # channel cap for the low resolutions
-    steps: int = 300       # Adam steps
+    epochs: float = 12     # budget, in epochs of the train split (early stop on a val plateau)
     lr: float = 1e-3
+    betas: tuple[float, float] = (0.0, 0.99)
+    batch_size: int = 32
+    lr_schedule: str = "cosine"
+    eval_every: int = 100
+    select: str = "best"
+    patience: int = 3
     device: str = "auto"
 
 
@@ -83,12 +92,10 @@ class AttNet(nn.Module):
 
 
 def fit(bundle: Any, options: Any = None, seed: int = 0, progress: bool = True, **changes: Any) -> AttNet:
-    """Train AttNet with cross-entropy on the ``train`` split of ``bundle`` only."""
+    """Train AttNet with cross-entropy on the ``train`` split of ``bundle`` (selection on ``val``)."""
     opts = resolve_options(AttNetOptions, options, **changes)
-    seed_everything(seed)
-    loader = bundle["train"]
-    x, _ = loader.dataset[0]                           # one (C, H, W) crop: the network's input size
-    model = AttNet(num_classes(bundle), x.shape[-1], opts.width, opts.max_width, x.shape[0])
-    fit_classifier(model, stream_for(loader, seed), opts.steps, lr=opts.lr, device=choose_device(opts.device),
-                   progress=progress, desc="AttNet")
+    x, _ = bundle["train"].dataset[0]                  # one (C, H, W) crop: the network's input size
+    with seeded(seed, "AttNet"):
+        model = AttNet(num_classes(bundle), x.shape[-1], opts.width, opts.max_width, x.shape[0])
+    train_to_plateau(model, bundle, opts, seed, progress, "AttNet")
     return model.eval()

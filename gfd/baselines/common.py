@@ -12,13 +12,23 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import warnings
 from typing import Any, Mapping, TypeVar
 
+from torch import nn
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
 from gfd.config import Config
+from gfd.evaluate import accuracy
+from gfd.streams import BatchStream
+from gfd.supervised import fit_classifier
+from gfd.utils import choose_device, derived_seed
+
+PROTOCOL_FIELDS = ("lr_schedule", "eval_every", "select", "patience", "device")
+"""What a learned baseline takes from a ``Config``: the course's training protocol (gfd.protocol) and
+the device.  Its optimiser, batch size and budget are its own recipe's (its options' defaults)."""
 
 O = TypeVar("O")
 
@@ -77,3 +87,25 @@ def deterministic_loader(bundle: Any, split: str = "train") -> DataLoader:
     ds = copy.copy(ds)
     ds.transform = v2.Compose(steps)
     return DataLoader(ds, batch_size=loader.batch_size or 32, shuffle=False, num_workers=loader.num_workers)
+
+
+def train_to_plateau(model: nn.Module, bundle: Any, opts: Any, seed: int, progress: bool, desc: str) -> dict:
+    """Train a learned baseline by its own recipe (``opts.lr``, ``opts.betas``, ``opts.batch_size``,
+    ``opts.weight_decay`` if it has one) and the course's protocol (``opts.lr_schedule``, val
+    accuracy every ``opts.eval_every`` steps, ``opts.select``, ``opts.patience``) for at most
+    ``opts.epochs`` epochs of the ``train`` split, on a batch stream seeded by ``seed`` (and the
+    baseline's name).  Returns :func:`gfd.supervised.fit_classifier`'s record."""
+    loader = bundle["train"]
+    ds = loader.dataset
+    steps = max(1, math.ceil(opts.epochs * len(ds) / opts.batch_size))
+    stream = BatchStream(ds, opts.batch_size, derived_seed(seed, desc), num_workers=loader.num_workers,
+                         collate_fn=loader.collate_fn, worker_init_fn=loader.worker_init_fn)
+    device = choose_device(opts.device)
+    val = bundle["val"]
+    record = fit_classifier(model, stream, steps, lr=opts.lr, betas=tuple(opts.betas),
+                            weight_decay=getattr(opts, "weight_decay", 0.0), lr_schedule=opts.lr_schedule,
+                            validate=lambda m: accuracy(m, val, device), eval_every=opts.eval_every,
+                            select=opts.select, patience=opts.patience, device=device, progress=progress,
+                            desc=desc)
+    model.training_record = record
+    return record

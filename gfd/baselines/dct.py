@@ -12,11 +12,13 @@ discrete cosine transform, and classify the transformed image instead of the pix
    their ridge regression).
 
 The CNN ends in a dense layer on the flattened feature map (no global pooling), because in the DCT
-domain a position *is* a frequency.  The transform lives in :mod:`gfd.analysis.spectra` (the figures use it too); training uses
-:func:`gfd.supervised.fit_classifier` on a stream seeded by the run's seed.
+domain a position *is* a frequency.  The transform lives in :mod:`gfd.analysis.spectra` (the
+figures use it too).  Training follows Frank et al.'s optimiser settings and the course's protocol
+(:func:`gfd.baselines.common.train_to_plateau`) on a stream seeded by the run's seed.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterable
 
@@ -24,10 +26,9 @@ import torch
 from torch import nn
 
 from gfd.analysis.spectra import dct2, dct_matrix, log_dct  # noqa: F401 (the transform, re-exported)
-from gfd.baselines.common import num_classes, resolve_options
-from gfd.streams import stream_for
-from gfd.supervised import fit_classifier
-from gfd.utils import choose_device, pbar, seed_everything
+from gfd.baselines.common import (PROTOCOL_FIELDS, deterministic_loader, num_classes, resolve_options,
+                                  train_to_plateau)
+from gfd.utils import pbar, seeded
 
 CLASSIFIERS = ("cnn", "linear")
 
@@ -36,13 +37,23 @@ __all__ = ["DCTOptions", "DCTClassifier", "dct_matrix", "dct2", "log_dct", "dct_
 
 @dataclass(frozen=True)
 class DCTOptions:
-    FROM_CONFIG: ClassVar[tuple[str, ...]] = ("steps", "lr", "device")   # taken from a Config, if given one
+    """The DCT baseline's own recipe: Frank et al.'s released classifier trains with Adam, lr 1e-3,
+    batch 32, and keeps the best weights on validation (early stopping).  Budget, schedule and
+    selection follow the course's protocol (:mod:`gfd.protocol`)."""
+
+    FROM_CONFIG: ClassVar[tuple[str, ...]] = PROTOCOL_FIELDS   # the protocol, taken from a Config
     classifier: str = "cnn"      # "cnn" | "linear"
     width: int = 8               # channels of the CNN's first conv (then 2x, 4x, 4x)
     eps: float = 1e-6            # log(|x| + eps)
-    steps: int = 400             # Adam steps
+    epochs: float = 12           # budget, in epochs of the train split (early stop on a val plateau)
     lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    batch_size: int = 32
     weight_decay: float = 0.0    # L2 penalty; defaults to 1e-4 for "linear" if left at 0
+    lr_schedule: str = "cosine"
+    eval_every: int = 100
+    select: str = "best"
+    patience: int = 3
     device: str = "auto"
 
     def __post_init__(self):
@@ -121,14 +132,15 @@ class DCTClassifier(nn.Module):
 
 
 def fit(bundle: Any, options: Any = None, seed: int = 0, progress: bool = True, **changes: Any) -> DCTClassifier:
-    """Statistics and classifier from the ``train`` split of ``bundle`` only."""
+    """Statistics and classifier from the ``train`` split of ``bundle`` (selection on ``val``).
+
+    The statistics are taken over centre crops of the train split in file order
+    (:func:`gfd.baselines.common.deterministic_loader`): the same for every seed and every run order."""
     opts = resolve_options(DCTOptions, options, **changes)
-    seed_everything(seed)
-    device = choose_device(opts.device)
-    loader = bundle["train"]
-    mean, std = dct_statistics(loader, opts.eps, progress)
-    model = DCTClassifier(mean, std, num_classes(bundle), opts.classifier, opts.width, opts.eps)
+    mean, std = dct_statistics(deterministic_loader(bundle, "train"), opts.eps, progress)
+    with seeded(seed, "DCT"):
+        model = DCTClassifier(mean, std, num_classes(bundle), opts.classifier, opts.width, opts.eps)
     wd = opts.weight_decay or (1e-4 if opts.classifier == "linear" else 0.0)
-    fit_classifier(model, stream_for(loader, seed), opts.steps, lr=opts.lr, device=device, weight_decay=wd,
-                   progress=progress, desc=f"DCT-{opts.classifier}")
+    train_to_plateau(model, bundle, dataclasses.replace(opts, weight_decay=wd), seed, progress,
+                     f"DCT-{opts.classifier}")
     return model.eval()

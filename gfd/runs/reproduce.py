@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -39,10 +40,11 @@ from gfd.report import benchmark_label, write_table
 from gfd.runs.variant import train_and_measure
 from gfd.utils import atomic_write, pbar, results_dir
 
-DEFAULT_SEEDS = (0, 1, 2)
-BASELINE_PROTOCOL = 2
+DEFAULT_SEEDS = (0, 1, 2, 3, 4)
+BASELINE_PROTOCOL = 3
 """Enters a baseline run's key.  2: learned baselines train on a stream seeded by the run's seed
-(:class:`gfd.streams.BatchStream`), no longer on the loader's shared shuffle; records of 1 are redone."""
+(:class:`gfd.streams.BatchStream`), no longer on the loader's shared shuffle; 3: each by its own
+recipe under the course's training protocol (:mod:`gfd.protocol`).  Records of older ones are redone."""
 
 
 def run_slug(method: str) -> str:
@@ -104,14 +106,14 @@ def select_methods(table: int, only: Sequence[str] | None = None) -> tuple[str, 
 
 def collect_runs(table: int, cfg: Config, seeds: Sequence[int], bundle, out_dir: str | os.PathLike,
                  runs_root: str | os.PathLike | None = None, progress: bool = True,
-                 log: Callable[[str], None] = print, only: Sequence[str] | None = None
-                 ) -> dict[str, dict[int, dict]]:
+                 log: Callable[[str], None] = print, only: Sequence[str] | None = None,
+                 on_record: Callable[[Path], None] | None = None) -> dict[str, dict[int, dict]]:
     """Every (method, seed) run of a table (or of the rows in ``only``), loaded if stored, else
     computed and stored at once."""
     if len(set(seeds)) != len(seeds) or not seeds:
         raise ValueError(f"give distinct seeds, at least one; got {list(seeds)}")
     rows = select_methods(table, only)
-    specs = [RunSpec(m, s, cfg) for m in rows for s in seeds]
+    specs = [RunSpec(m, s, cfg) for s in seeds for m in rows]   # seed by seed: every finished seed is a full, paired set of rows
     runs: dict[str, dict[int, dict]] = {m: {} for m in rows}
     bar = pbar(specs, enabled=progress, desc=f"Table {table} runs", unit="run")
     for spec in bar:
@@ -122,11 +124,14 @@ def collect_runs(table: int, cfg: Config, seeds: Sequence[int], bundle, out_dir:
             res = train_and_measure(spec.config(), bundle, spec.method, runs_root=runs_root, progress=progress)
             run = dict(method=spec.method, seed=spec.seed, preset=res.cfg.preset, key=key,
                        benchmark=benchmark_label(bundle, res.cfg), weights=res.weights, seconds=res.seconds,
-                       deterministic=res.deterministic, results=res.results)
+                       deterministic=res.deterministic, training=res.training, results=res.results)
             atomic_write(path, lambda p: p.write_text(json.dumps(run, indent=1), encoding="utf-8"))
             opened = f"{res.open:.1%}" if res.open is not None else "n/a"
-            log(f"{spec.method:16s} seed {spec.seed}: closed {res.closed:.1%}  open {opened}  "
+            c_val = f"  C val {res.c_val:.1%}" if res.c_val is not None else ""
+            log(f"{spec.method:16s} seed {spec.seed}: closed {res.closed:.1%}  open {opened}{c_val}  "
                 f"({res.seconds:.0f} s) -> {path}")
+            if on_record is not None:
+                on_record(path)
         runs[spec.method][spec.seed] = run
     return runs
 
@@ -134,7 +139,8 @@ def collect_runs(table: int, cfg: Config, seeds: Sequence[int], bundle, out_dir:
 def reproduce(table: int, preset: str | None = None, seeds: Sequence[int] = DEFAULT_SEEDS,
               out_dir: str | os.PathLike | None = None, overrides: Sequence[str] = (), bundle=None,
               runs_root: str | os.PathLike | None = None, progress: bool = True, command: str | None = None,
-              log: Callable[[str], None] = print, only: Sequence[str] | None = None) -> dict[str, dict[int, dict]]:
+              log: Callable[[str], None] = print, only: Sequence[str] | None = None,
+              commit: bool = False) -> dict[str, dict[int, dict]]:
     """Measure every row of Table ``table`` over ``seeds`` and write ``out_dir/table<N>.{md,json}``
     (default ``out_dir``: :func:`gfd.utils.results_dir`, the committed ``results/``).
 
@@ -148,6 +154,25 @@ def reproduce(table: int, preset: str | None = None, seeds: Sequence[int] = DEFA
     cfg = get_config(preset, list(overrides))
     bundle = bundle if bundle is not None else load_data(cfg, progress=progress)
     runs = collect_runs(table, cfg, list(seeds), bundle, out_dir, runs_root, progress=progress, log=log,
-                        only=only)
+                        only=only, on_record=commit_record if commit else None)
     write_table(table, runs, out_dir, command=command)
+    if commit:
+        for name in (f"table{table}.md", f"table{table}.json"):
+            commit_record(out_dir / name)
     return runs
+
+
+def commit_record(path: Path) -> None:
+    """``git add`` + ``git commit`` one file (a run record or a table) in the repository that holds
+    it, so that a long reproduction keeps what it finished even if the session ends.  Only that file
+    is committed; other changes in the work tree are left alone.  Outside a git work tree: nothing."""
+    path = Path(path).resolve()
+    git = ["git", "-C", str(path.parent)]
+    inside = subprocess.run([*git, "rev-parse", "--is-inside-work-tree"], capture_output=True, text=True)
+    if inside.returncode != 0 or inside.stdout.strip() != "true":
+        return
+    subprocess.run([*git, "add", "--", str(path)], check=True, capture_output=True)
+    staged = subprocess.run([*git, "diff", "--cached", "--quiet", "--", str(path)])
+    if staged.returncode != 0:      # something to commit
+        subprocess.run([*git, "commit", "-q", "-m", f"reproduce: {path.parent.name}/{path.name}", "--", str(path)],
+                       check=True, capture_output=True)

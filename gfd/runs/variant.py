@@ -38,6 +38,12 @@ class RunResult:
     seconds: float
     trainer: Trainer | None = None  # GFD-Net rows only
     deterministic: bool = False     # no randomness in training: every seed gives the same model
+    training: dict[str, Any] | None = None   # how training ended (gfd.protocol): steps, best_step, stopped, c_val
+
+    @property
+    def c_val(self) -> float | None:
+        """Val accuracy of the pre-trained C (rows with C only)."""
+        return (self.training or {}).get("c_val")
 
     @property
     def val(self) -> float:
@@ -107,6 +113,7 @@ def train_and_measure(cfg: Config, bundle, method: str | None = None, *, runs_ro
         trainer = load_or_train(cfg, bundle, out_dir=default_run_dir(cfg, runs_root, bundle.identity),
                                 progress=progress)
         model = EncoderHead(trainer.G)
+        training = training_summary(trainer)
         parts = [f"C {trainer.meta['classifier_weights']}"] if cfg.use_C else []
         parts += [f"F {trainer.meta['perceptual_weights']}"] if cfg.use_percept else []
         weights = ", ".join(parts) or NO_PRETRAINED
@@ -116,8 +123,22 @@ def train_and_measure(cfg: Config, bundle, method: str | None = None, *, runs_ro
             raise ValueError(f"unknown method {method!r}; choose a GFD-Net row {sorted(GFD_ROWS)} "
                              f"or a baseline {sorted(TABLE_NAMES)}")
         model = fit_baseline(TABLE_NAMES[method], bundle, options=cfg, seed=cfg.seed, progress=progress)
+        record = getattr(model, "training_record", None)
+        training = ({k: record[k] for k in ("steps", "best_step", "best_val", "stopped")} if record else None)
         weights = NO_PRETRAINED
     results = evaluate_model(model, bundle, splits=MEASURED_SPLITS)
     deterministic = not gfd_net and TABLE_NAMES[method] in DETERMINISTIC
     return RunResult(method, cfg, model, results, weights, round(time.perf_counter() - start, 1), trainer,
-                     deterministic)
+                     deterministic, training)
+
+
+def training_summary(trainer: Trainer) -> dict[str, Any]:
+    """How a GFD-Net run's training ended: steps done, the kept weights' step and val accuracy, why
+    it stopped ("plateau" / "budget"), and the val accuracy of its pre-trained C (rows with C)."""
+    sel = trainer.history.get("selection") or trainer.selection.summary()
+    out = {"steps": trainer.step, "best_step": sel.get("best_step"), "best_val": sel.get("best_val"),
+           "stopped": sel.get("stopped")}
+    if trainer.C is not None and trainer.history.get("c_val_acc"):
+        out["c_val"] = trainer.history["c_val_acc"][-1]
+        out["c_pretrain"] = trainer.meta.get("c_pretrain")
+    return out
