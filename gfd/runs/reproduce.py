@@ -29,6 +29,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -171,8 +173,15 @@ def commit_record(path: Path) -> None:
     inside = subprocess.run([*git, "rev-parse", "--is-inside-work-tree"], capture_output=True, text=True)
     if inside.returncode != 0 or inside.stdout.strip() != "true":
         return
-    subprocess.run([*git, "add", "--", str(path)], check=True, capture_output=True)
-    staged = subprocess.run([*git, "diff", "--cached", "--quiet", "--", str(path)])
-    if staged.returncode != 0:      # something to commit
-        subprocess.run([*git, "commit", "-q", "-m", f"reproduce: {path.parent.name}/{path.name}", "--", str(path)],
-                       check=True, capture_output=True)
+    for attempt in range(5):        # another git command may hold the index lock for a moment
+        add = subprocess.run([*git, "add", "--", str(path)], capture_output=True, text=True)
+        staged = subprocess.run([*git, "diff", "--cached", "--quiet", "--", str(path)])
+        if add.returncode == 0 and staged.returncode == 0:
+            return                  # nothing new to commit
+        done = subprocess.run([*git, "commit", "-q", "-m", f"reproduce: {path.parent.name}/{path.name}", "--",
+                               str(path)], capture_output=True, text=True)
+        if add.returncode == 0 and done.returncode == 0:
+            return
+        time.sleep(2 + 3 * attempt)
+    warnings.warn(f"could not git-commit {path} ({(add.stderr or done.stderr).strip()[-200:]}); the record is "
+                  f"written, commit it by hand", stacklevel=2)
