@@ -40,7 +40,7 @@ DEFAULT_PRESET = "course"
 # The allowed values of the fields that name something.  Written out here so that this module stays
 # import-light; the tests check that they equal their homes: gfd.data.TRANSFORM_PRESETS,
 # gfd.benchmark.SIZES, gfd.models.classifier.ARCHS, gfd.protocol.SCHEDULES and gfd.protocol.SELECTIONS.
-TRANSFORMS = ("p128", "p1024", "mini")
+TRANSFORMS = ("p128", "p1024", "mini", "mini_x4")
 BENCHMARK_SIZES = ("quick", "default")
 CLASSIFIER_ARCHS = ("compact", "resnet18", "resnet34", "resnet50", "resnet101", "densenet121", "densenet169", "densenet201")
 LR_SCHEDULES = ("step", "cosine", "constant")
@@ -58,7 +58,7 @@ class Config:
     # --- data --------------------------------------------------------------------------------
     data_root: str | None = None        # a folder in the gfd.data layout; None = built-in benchmark
     benchmark_size: str = "default"     # size of the built-in benchmark: "quick" | "default"
-    transform: str = "mini"             # transform preset: "p128" | "p1024" | "mini"
+    transform: str = "mini"             # transform preset: "p128" | "p1024" | "mini" | "mini_x4"
     crop: int = 48                      # crop side fed to the networks (paper: 224)
     hflip: bool = False                 # flips only if asked for: they can alter fingerprints
     batch_size: int = 16

@@ -36,8 +36,13 @@ from gfd.config import Config
 from gfd.layout import (IMAGE_EXTENSIONS, REAL, REQUIRED_SPLITS, SPLITS, DataLayoutError,  # noqa: F401
                         check_split, class_order, find_splits, is_image_file, list_images, split_sources)
 
-# transform preset -> (resize side or None); the crop side comes from the config
-TRANSFORM_PRESETS: dict[str, int | None] = {"p128": 512, "p1024": None, "mini": None}
+# transform preset -> (resize side or None); the crop side comes from the config.
+#   p128     the paper's 128 px protocol (Sec. 4.2.1): resize to 512, then crop (224)
+#   p1024    the paper's 1024 px protocol (Sec. 4.2.2): crop only
+#   mini     the built-in benchmark's 64 px images: crop only (48)
+#   mini_x4  the p128 protocol in miniature: 64 px resized x4 to 256, then crop; resizing moves the
+#            generators' spectral peaks, as the paper's resize does
+TRANSFORM_PRESETS: dict[str, int | None] = {"p128": 512, "p1024": None, "mini": None, "mini_x4": 256}
 
 
 MAX_IMAGE_PIXELS = 40_000_000
@@ -116,7 +121,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
 # --------------------------------------------------------------------------------------------------
 
 def make_transform(name: str, train: bool, crop: int, hflip: bool = False) -> v2.Compose:
-    """Transform preset ``name`` (``p128``, ``p1024``, ``mini``) for training or testing."""
+    """Transform preset ``name`` (``p128``, ``p1024``, ``mini``, ``mini_x4``) for training or testing."""
     if name not in TRANSFORM_PRESETS:
         raise KeyError(f"unknown transform preset {name!r}; choose one of {sorted(TRANSFORM_PRESETS)}")
     steps: list[Any] = [v2.ToImage()]

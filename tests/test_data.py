@@ -2,6 +2,7 @@
 import json
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -183,3 +184,18 @@ def test_unknown_split_request(make_dataset):
     root = make_dataset(splits=("train", "val", "test_closed"))
     with pytest.raises(data.DataLayoutError, match="test_open"):
         data.get_loaders(root, splits=["train", "test_open"])
+
+
+def test_mini_x4_is_the_papers_resize_in_miniature():
+    """64 px resized x4 to 256 (as the paper resizes 128 to 512), then cropped: a centre crop of the
+    test transform equals the centre of the bilinearly up-sampled image, not a crop of the original."""
+    from gfd.data import make_transform
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    out = make_transform("mini_x4", train=False, crop=48)(img)
+    plain = make_transform("mini", train=False, crop=48)(img)
+    up = torch.nn.functional.interpolate(torch.from_numpy(np.asarray(img)).permute(2, 0, 1)[None].float(),
+                                         size=256, mode="bilinear", antialias=True, align_corners=False)[0]
+    centre = up[:, 104:152, 104:152] / 127.5 - 1
+    assert out.shape == plain.shape == (3, 48, 48)
+    assert (out - centre).abs().max() < 0.05 and (out - plain).abs().max() > 0.5
