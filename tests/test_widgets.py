@@ -1,10 +1,16 @@
-"""Notebook 05's loss-toggle panel, built and clicked headless (no browser, no training)."""
+"""Notebook 05's loss-toggle panel and notebook 09's fingerprint explorer, built and used headless
+(no browser, no training)."""
+import io
+
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 from gfd.config import get_config
 from gfd.paper import ablation_name
 from gfd.runs.variant import RunResult, describe_changes
-from gfd.widgets import ablation_panel
+from gfd.widgets import ablation_panel, fingerprint_explorer
 
 PNG = b"\x89PNG\r\n\x1a\n"
 BASE = get_config("quick")
@@ -104,3 +110,162 @@ def test_static_copy_for_viewers_without_a_kernel(given):
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert "data:image/png;base64," in bundle["text/html"] and "gfd-runs" in bundle["text/html"]
     assert not bundle["text/plain"].startswith("VBox(") and "no D, no C, no L_percept" in bundle["text/plain"]
+
+
+# --------------------------------------------------------------------------------------------------
+# notebook 09: the fingerprint explorer, on a tiny untrained G and a tiny data set
+# --------------------------------------------------------------------------------------------------
+
+CROP = 32
+
+
+@pytest.fixture
+def tiny_bundle(make_dataset):
+    """real/ganA/ganB, 6 images per class and split, except ganB with 4 in test_open."""
+    from gfd.data import get_loaders
+    root = make_dataset(n=6)
+    for name in ("004.png", "005.png"):
+        (root / "test_open" / "ganB" / name).unlink()
+    return get_loaders(root, transform="mini", crop=CROP, batch_size=4, num_workers=0)
+
+
+@pytest.fixture
+def tiny_G():
+    from gfd.models.generator import FingerprintGenerator
+    torch.manual_seed(0)
+    g = FingerprintGenerator(num_classes=3, depth=2, width=8, max_width=16)
+    with torch.no_grad():  # non-trivial BatchNorm running statistics, so eval mode matters
+        g.train()
+        for _ in range(3):
+            g(torch.randn(4, 3, CROP, CROP) * 2 + 0.5)
+    return g
+
+
+def fingerprint_of(G, bundle, split, source, index):
+    """G's fingerprint (eval mode) of the index-th image of ``source`` in ``split``, computed here."""
+    ds = bundle.datasets[split]
+    label = bundle.classes.index(source)
+    i = [j for j, t in enumerate(ds.targets) if t == label][index]
+    x, _ = ds[i]
+    training = G.training
+    G.eval()
+    with torch.no_grad():
+        f = G.fingerprint(x[None])[0]
+    G.train(training)
+    return x, f
+
+
+def shown_fingerprint(explorer) -> np.ndarray:
+    """The RGB array drawn in the explorer's "fingerprint f" panel."""
+    ax = next(a for a in explorer.figure_.axes if a.get_title() == "fingerprint f")
+    return np.asarray(ax.images[0].get_array(), dtype=np.float32)
+
+
+def as_displayed(f: torch.Tensor) -> np.ndarray:
+    """A fingerprint as the course's figures draw it: divided by its largest |value|, mapped to [0, 1]."""
+    arr = f.numpy().transpose(1, 2, 0)
+    return np.clip(arr / np.abs(arr).max() * 0.5 + 0.5, 0, 1)
+
+
+def png_size(data) -> tuple[int, int]:
+    return Image.open(io.BytesIO(bytes(data))).size
+
+
+def test_explorer_builds_on_the_default_selection(tiny_G, tiny_bundle, one_thread):
+    ex = fingerprint_explorer(tiny_G, tiny_bundle)
+    v = ex.view
+    assert (v.world, v.split, v.source, v.index, v.count) == ("closed", "test_closed", "ganA", 0, 6)
+    assert bytes(ex.image.value).startswith(PNG) and min(png_size(ex.image.value)) > 100
+    x, f = fingerprint_of(tiny_G, tiny_bundle, "test_closed", "ganA", 0)
+    assert torch.equal(v.x, x)
+    torch.testing.assert_close(v.f, f, atol=1e-6, rtol=1e-5)
+    np.testing.assert_allclose(shown_fingerprint(ex), as_displayed(f), atol=1e-5)
+    torch.testing.assert_close(v.x_fp, (v.x_real + f).clamp(-1, 1), atol=1e-6, rtol=1e-5)
+    assert ex.source.options == ("real", "ganA", "ganB") and ex.index.max == 5
+    assert "ganA" in ex.status.value and "image 0 of 6" in ex.status.value
+    assert tiny_G.training  # G's own mode is left as it was
+
+
+def test_the_dropdown_and_the_slider_redraw_the_chosen_image(tiny_G, tiny_bundle, one_thread):
+    ex = fingerprint_explorer(tiny_G, tiny_bundle)
+    shown = []
+    ex.image.observe(lambda change: shown.append(bytes(change["new"])), names="value")
+    first = bytes(ex.image.value)
+    ex.source.value = "ganB"
+    assert len(shown) == 1 and shown[-1] != first and shown[-1].startswith(PNG)
+    _, f = fingerprint_of(tiny_G, tiny_bundle, "test_closed", "ganB", 0)
+    assert ex.view.source == "ganB" and ex.view.label == 2
+    torch.testing.assert_close(ex.view.f, f, atol=1e-6, rtol=1e-5)
+    np.testing.assert_allclose(shown_fingerprint(ex), as_displayed(f), atol=1e-5)
+    ex.index.value = 3
+    assert len(shown) == 2 and shown[-1] != shown[-2]
+    x, f = fingerprint_of(tiny_G, tiny_bundle, "test_closed", "ganB", 3)
+    assert ex.view.index == 3 and torch.equal(ex.view.x, x) and ex.view.path.endswith("ganB/003.png")
+    np.testing.assert_allclose(shown_fingerprint(ex), as_displayed(f), atol=1e-5)
+
+
+def test_the_world_switch_uses_the_open_split_and_clamps_the_slider(tiny_G, tiny_bundle, one_thread):
+    ex = fingerprint_explorer(tiny_G, tiny_bundle, source="ganB", index=5)
+    shown = []
+    ex.image.observe(lambda change: shown.append(bytes(change["new"])), names="value")
+    ex.world.value = "open"  # ganB has 4 images there: index 5 becomes 3, drawn once
+    assert len(shown) == 1 and ex.index.max == 3
+    v = ex.view
+    assert (v.world, v.split, v.index, v.count) == ("open", "test_open", 3, 4)
+    x, f = fingerprint_of(tiny_G, tiny_bundle, "test_open", "ganB", 3)
+    assert torch.equal(v.x, x) and "test_open" in v.path and "test_open" in v.real_path
+    torch.testing.assert_close(v.f, f, atol=1e-6, rtol=1e-5)
+
+
+def test_source_means_computed_once_and_equal_to_the_handed_in_ones(tiny_G, tiny_bundle, one_thread, monkeypatch):
+    from gfd.analysis import fingerprints as fp
+    calls = []
+    real_extract = fp.extract_fingerprints
+    monkeypatch.setattr(fp, "extract_fingerprints", lambda *a, **k: calls.append(1) or real_extract(*a, **k))
+    ex = fingerprint_explorer(tiny_G, tiny_bundle)
+    ex.index.value = 2
+    ex.source.value = "real"
+    ex.source.value = "ganA"
+    assert len(calls) == 2  # ganA once, real once; one image per selection otherwise
+    f_all, y_all = real_extract(tiny_G, tiny_bundle.datasets["test_closed"], progress=False)
+    means = fp.mean_fingerprint_by_source(f_all, y_all, 3)
+    torch.testing.assert_close(ex.view.mean, means[1], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(ex.view.spectrum, fp.log_spectrum(f_all[y_all == 1]).float(), atol=1e-5, rtol=1e-5)
+    assert ex.view.n_mean == 6
+    given = fingerprint_explorer(tiny_G, tiny_bundle, fingerprints={"closed": (f_all, y_all)})
+    assert len(calls) == 2  # handed in: G runs on the shown image only
+    torch.testing.assert_close(given.view.mean, means[1], atol=1e-6, rtol=1e-5)
+
+
+def test_a_failed_selection_is_shown_and_the_controls_work_again(tiny_G, tiny_bundle, one_thread, monkeypatch):
+    ex = fingerprint_explorer(tiny_G, tiny_bundle)
+    before = bytes(ex.image.value)
+
+    def broken(*args):
+        raise RuntimeError("no such image here")
+    monkeypatch.setattr(ex, "compute", broken)
+    ex.source.value = "real"  # the exception must not escape into the kernel's comm handler
+    assert "no such image here" in ex.status.value and bytes(ex.image.value) == before
+    monkeypatch.undo()
+    ex.source.value = "ganB"
+    assert ex.view.source == "ganB" and bytes(ex.image.value) != before
+
+
+def test_explorer_static_copy_for_viewers_without_a_kernel(tiny_G, tiny_bundle, one_thread):
+    import base64
+    ex = fingerprint_explorer(tiny_G, tiny_bundle)
+    bundle = ex._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    page = bundle["text/html"]
+    assert "gfd-explorer-static" in page and "ganA" in page
+    assert f"data:image/png;base64,{base64.b64encode(bytes(ex.image.value)).decode()}" in page
+    assert not bundle["text/plain"].startswith("VBox(") and "ganA image 0 of 6" in bundle["text/plain"]
+
+
+def test_explorer_checks_its_arguments(tiny_G, tiny_bundle, one_thread):
+    with pytest.raises(ValueError, match="unknown source"):
+        fingerprint_explorer(tiny_G, tiny_bundle, source="ganZ")
+    with pytest.raises(ValueError, match="unknown world"):
+        fingerprint_explorer(tiny_G, tiny_bundle, world="elsewhere")
+    with pytest.raises(ValueError, match="none of the splits"):
+        fingerprint_explorer(tiny_G, tiny_bundle, worlds={"x": "no_such_split"})

@@ -1,4 +1,5 @@
-"""Every notebook in JupyterLab, as a reader sees it, and notebook 05's training panel clicked.
+"""Every notebook in JupyterLab, as a reader sees it, notebook 05's training panel clicked, and notebook
+09's fingerprint explorer switched to another source (``-k 09`` runs notebook 09's tests only).
 
 ``GFD_BROWSER_CLICKS=N`` also runs N more training clicks in a row (each a new configuration, so each
 really trains) and counts those that drew their chart: the check behind issue 18.
@@ -16,6 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted(Path(os.environ.get("GFD_BROWSER_NOTEBOOKS", REPO / "notebooks")).glob("*.ipynb"))
 PANEL_CALL = "ablation_panel("
+EXPLORER_CALL = "fingerprint_explorer("
 CLICK_TIMEOUT = 900  # s: a new quick-preset configuration trains in 1-3 min on 2 busy cores
 SHOTS = os.environ.get("GFD_BROWSER_SCREENSHOTS")  # a folder: save screenshots of the panel there
 
@@ -274,3 +276,67 @@ def test_training_panel_repeated_clicks(notebook_05):
                      f"label {label!r}")
     print(f"\nipykernel {report['kernel']}: {good} of {n} clicks drew their chart and row\n" + "\n".join(lines))
     assert good == n, "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# notebook 09: run it down to the explorer, then pick another source
+# --------------------------------------------------------------------------------------------------
+
+EXPLORER_STATE = r"""
+const area = document.querySelector('[data-gfd-explorer] .jp-Cell-outputArea');
+if (!area) return null;
+const live = area.querySelector('.jupyter-widgets.widget-vbox');
+if (!live) return {live: false};
+const img = live.querySelector('img'), select = live.querySelector('.widget-dropdown select');
+const caption = live.querySelector('.gfd-fp-caption');
+return {live: true, src: img ? img.src : null, ok: !!img && img.complete && img.naturalWidth > 0,
+        width: img ? img.naturalWidth : 0, options: select ? [...select.options].map(o => o.textContent) : [],
+        selected: select && select.selectedIndex >= 0 ? select.options[select.selectedIndex].textContent : null,
+        caption: caption ? caption.textContent : '', text: area.innerText.slice(0, 600)};
+"""
+
+
+def explorer_state(lab) -> dict | None:
+    return lab.js(EXPLORER_STATE)
+
+
+def wait_for(lab, ok, timeout: float, what: str) -> dict:
+    """Poll the explorer's state until ``ok(state)``; fail saying ``what`` did not happen."""
+    deadline, state = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        state = explorer_state(lab)
+        if state and ok(state):
+            return state
+        time.sleep(0.5)
+    pytest.fail(f"{what} within {timeout:.0f} s; explorer: {state}\nconsole:\n{lab.console_tail(15)}")
+
+
+def test_fingerprint_explorer_09(lab):
+    """Run notebook 09 down to its explorer only (not the GLCM part below it); the explorer shows a
+    picture; choosing another source in the dropdown draws a new picture whose caption names it."""
+    path = lab.server.notebooks / "09_fingerprints.ipynb"
+    nb = load(path)
+    index = next(i for i, c in enumerate(nb["cells"]) if EXPLORER_CALL in "".join(c["source"]))
+    nid = lab.open(path.name, len(nb["cells"]))
+    try:
+        start = time.monotonic()
+        lab.js("const w = nb(arg.id); app.shell.activateById(arg.id); "
+               "w.content.widgets[arg.i].node.setAttribute('data-gfd-explorer', '1'); "
+               "w.content.activeCellIndex = arg.i + 1; app.commands.execute('notebook:run-all-above');",
+               {"id": nid, "i": index})  # every cell above the one after the explorer, the explorer included
+        first = wait_for(lab, lambda s: s["live"] and s["ok"] and s["caption"], 600,
+                         "notebook 09 did not show a live explorer with a picture")
+        ran = round(time.monotonic() - start, 1)
+        state = lab.js(RENDER_STATE, nid)
+        assert not state["errors"], f"notebook 09 raised: {state['errors']}"
+        other = next(o for o in first["options"] if o != first["selected"])
+        lab.page.locator("[data-gfd-explorer] .widget-dropdown select").first.select_option(label=other)
+        start = time.monotonic()
+        after = wait_for(lab, lambda s: s["ok"] and s["src"] != first["src"] and s["caption"].startswith(other + " "),
+                         60, f"no new picture of {other!r} after the dropdown change")
+        print(f"\nnotebook 09 down to the explorer in {ran} s; dropdown {first['selected']} -> {other}: "
+              f"new picture in {time.monotonic() - start:.1f} s; caption: {after['caption'][:160]}")
+        screenshot(lab, "[data-gfd-explorer]", "explorer-after-change")
+        assert after["selected"] == other and after["width"] > 100
+    finally:
+        lab.close(nid)
