@@ -235,7 +235,8 @@ def get_config(preset: str | None = None, overrides: list[str] | None = None, **
 
 
 def describe_presets(keys: tuple[str, ...] = ("benchmark_size", "transform", "crop", "batch_size", "unet_depth",
-                                             "unet_width", "classifier_arch", "steps", "c_pretrain_steps", "lr",
+                                             "unet_width", "disc_layers", "classifier_arch", "steps",
+                                             "c_pretrain_steps", "lr", "lr_schedule", "select", "patience",
                                              "w1", "w2", "w3", "w4")) -> str:
     """A plain-text table of the main fields of every preset, for the notebooks and the CLI."""
     names = list(PRESETS)
