@@ -1,6 +1,7 @@
 """``python -m gfd``: argument parsing only.  Every command calls the functions the notebooks call.
 
     python -m gfd train --preset quick [--set key=value ...] [--out DIR] [--fresh] [--skip-bad]
+    torchrun --nproc_per_node=N -m gfd train ...      (N processes, one per GPU: gfd.distributed)
     python -m gfd evaluate --checkpoint PATH [--data-root DIR] [--json FILE] [--skip-bad]
     python -m gfd attribute IMAGE_OR_FOLDER... [--checkpoint PATH]
     python -m gfd export --checkpoint PATH --out FILE
@@ -47,17 +48,33 @@ def say_error(message: str) -> None:
 
 
 def cmd_train(args) -> int:
+    """Train (or resume, or find) a run.  Under ``torchrun --nproc_per_node=N -m gfd train ...`` the N
+    processes train it together (:mod:`gfd.distributed`); rank 0 alone prints, evaluates and writes."""
+    from gfd import distributed
+
+    cfg = config_from(args)
+    with distributed.session(cfg.device):
+        return _train(args, cfg)
+
+
+def _train(args, cfg: Config) -> int:
+    from gfd import distributed
     from gfd.data import load_data
     from gfd.evaluate import evaluate_model
     from gfd.models.generator import EncoderHead
     from gfd.report import format_results
     from gfd.train import load_or_train
 
-    cfg = config_from(args)
-    bundle = load_data(cfg, progress=not args.no_progress, skip_bad=args.skip_bad)  # checked before anything is deleted
-    print(f"data: {bundle.root} ({len(bundle.classes)} classes: {', '.join(bundle.classes)})")
-    trainer = load_or_train(cfg, bundle, out_dir=args.out, fresh=args.fresh, progress=not args.no_progress,
-                            log=print)
+    main = distributed.is_main()
+    progress = not args.no_progress and main
+    with distributed.main_first():      # rank 0 builds the benchmark if needed; the others then read it
+        bundle = load_data(cfg, progress=progress, skip_bad=args.skip_bad)  # checked before anything is deleted
+    if main:
+        print(f"data: {bundle.root} ({len(bundle.classes)} classes: {', '.join(bundle.classes)})")
+    trainer = load_or_train(cfg, bundle, out_dir=args.out, fresh=args.fresh, progress=progress,
+                            log=print if main else None)
+    if not main:
+        return 0
     print(f"device: {trainer.device}, amp: {trainer.meta['amp']}; weights: C {trainer.meta['classifier_weights']}, "
           f"F {trainer.meta['perceptual_weights']}")
     if trainer.history["val_acc"]:

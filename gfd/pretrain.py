@@ -49,10 +49,11 @@ def c_stream(cfg: Config, bundle) -> BatchStream:
 
 def pretrain_classifier(C: nn.Module, cfg: Config, bundle, *, device: torch.device,
                         cache_dir: str | os.PathLike | None = None, prepare=None, autocast=None,
-                        progress: bool = True, log=None) -> dict[str, Any]:
+                        progress: bool = True, log=None, write: bool = True) -> dict[str, Any]:
     """Pre-train ``C`` (in place) with Eq. 3 on ``bundle``'s train split, or load the cached result;
     return the record (``loss``, ``eval_step``, ``val_acc``, ``best_val``, ``best_step``, ``stopped``,
-    ``steps``, ``cached``).  Without ``cache_dir`` nothing is cached."""
+    ``steps``, ``cached``).  Without ``cache_dir`` nothing is cached; with ``write=False`` the cache
+    is read but never written (the ranks but 0 of a distributed run)."""
     say = log or (lambda msg: None)
     path = None
     if cache_dir is not None:
@@ -76,7 +77,7 @@ def pretrain_classifier(C: nn.Module, cfg: Config, bundle, *, device: torch.devi
         patience=cfg.patience, device=device, prepare=prepare, progress=progress,
         desc="pre-train C (Eq. 3)", **kwargs)
     C.train()
-    if path is not None:
+    if path is not None and write:
         state = {"state_dict": {k: v.detach().cpu() for k, v in C.state_dict().items()}, "record": record}
         atomic_write(path, lambda p: torch.save(state, p))
         say(f"pre-trained C saved to {path}")

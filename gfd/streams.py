@@ -65,13 +65,25 @@ class BatchStream:
     ``(seed, e)``.  After :meth:`load_state_dict` the next batch replays the saved epoch up to the
     saved position first (so that random crops drawn in worker processes repeat too); the replay
     leaves the global RNG states untouched.
+
+    In a distributed run (:mod:`gfd.distributed`) ``batch_size`` is the *global* batch: every rank
+    draws the same global batch -- same samples, same crops, as one process draws it -- and keeps
+    its ``batch_size / world_size`` rows (rank ``r``: rows ``r*b`` to ``(r+1)*b - 1``).  Exact, at the
+    price of every rank decoding the whole global batch.  The state (:meth:`state_dict`) counts
+    global batches, so a checkpoint resumes on any number of ranks.
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, seed: int, num_workers: int = 0,
-                 collate_fn=None, worker_init_fn=None, pin_memory: bool = False):
+                 collate_fn=None, worker_init_fn=None, pin_memory: bool = False, *,
+                 rank: int = 0, world_size: int = 1):
         if len(dataset) == 0:
             raise ValueError("cannot stream batches from an empty dataset")
+        rows = min(batch_size, len(dataset))          # a dataset smaller than a batch: one short batch
+        if rows % world_size:
+            raise ValueError(f"a global batch of {rows} images does not split over {world_size} processes; "
+                             f"use a batch_size (and datasets) divisible by the number of processes")
         self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
+        self.rank, self.world_size = rank, world_size
         self.loader_kwargs = dict(num_workers=num_workers, worker_init_fn=worker_init_fn,
                                   pin_memory=pin_memory)
         if collate_fn is not None:
@@ -103,7 +115,12 @@ class BatchStream:
             self._start_epoch()
             batch = self._fetch()
         self.pos += 1
-        return batch
+        return self._shard(batch) if self.world_size > 1 else batch
+
+    def _shard(self, batch):
+        """This rank's rows of a global batch (of every tensor in it)."""
+        b = len(batch[0]) // self.world_size
+        return type(batch)(t[self.rank * b:(self.rank + 1) * b] for t in batch)
 
     def _fetch(self):
         """The next batch.  Without worker processes its random crops are drawn here, from torch's
@@ -122,12 +139,14 @@ class BatchStream:
         self._it = None  # replayed lazily, by the next batch
 
 
-def stream_for(loader: DataLoader, seed: int, dataset: Dataset | None = None) -> BatchStream:
+def stream_for(loader: DataLoader, seed: int, dataset: Dataset | None = None, *, rank: int = 0,
+               world_size: int = 1) -> BatchStream:
     """A :class:`BatchStream` with the batch size and workers of ``loader``, over its dataset (or
-    over ``dataset``, e.g. a subset of it)."""
+    over ``dataset``, e.g. a subset of it); ``rank`` / ``world_size`` shard it (distributed runs)."""
     return BatchStream(loader.dataset if dataset is None else dataset, loader.batch_size, seed,
                        num_workers=loader.num_workers, collate_fn=loader.collate_fn,
-                       worker_init_fn=loader.worker_init_fn, pin_memory=loader.pin_memory)
+                       worker_init_fn=loader.worker_init_fn, pin_memory=loader.pin_memory,
+                       rank=rank, world_size=world_size)
 
 
 def class_indices(dataset: Dataset, label: int) -> list[int]:

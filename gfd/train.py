@@ -26,6 +26,16 @@ all three off (``cfg.g_only``) G + H is trained with L_z alone, and only G_enc +
 Input pairing: ``x_real`` comes from a second, separately shuffled stream over the ``real`` class
 of the train split, so ``x_fp = x_real + f`` puts each fingerprint on a randomly drawn real image.
 
+Several processes (``torchrun --nproc_per_node=N -m gfd train``, :mod:`gfd.distributed`): the global
+batch stays ``cfg.batch_size``, each rank keeps its share of the same global batches (both streams),
+G, D and C normalise with the global batch's BatchNorm statistics and run under
+DistributedDataParallel in the training steps (D and C only in their own step: fixed in G's, they
+need no gradient sync), and the loss values are averaged over the ranks -- so a run on N processes
+follows the single-process run up to floating-point rounding.  C's pre-training runs whole on every
+rank (the same work, so no rank waits), val accuracy is measured by rank 0 and given to all (one
+measurement, one stop decision), checkpoints are written by rank 0 and resume on any number of ranks.
+In one process none of this runs.
+
 This is the only module that wires networks, losses, optimisers and data together.  Everything it
 needs to continue a run exactly -- models, optimisers, schedulers, RNG states, positions of both
 data streams (:mod:`gfd.streams`), history -- goes into the checkpoint (:mod:`gfd.checkpoint`).
@@ -45,7 +55,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
-from gfd import losses
+from gfd import distributed, losses
 from gfd.checkpoint import load_checkpoint, save_checkpoint
 from gfd.config import RESUMABLE_FIELDS, Config
 from gfd.evaluate import accuracy
@@ -162,6 +172,7 @@ class Trainer:
         self.sched_DC = (make_scheduler(self.opt_DC, cfg.lr_schedule, cfg.steps, cfg.lr_step, cfg.lr_gamma)
                          if self.opt_DC else None)
         self.selection = Selection(cfg.select, cfg.patience)   # which G weights are kept (gfd.protocol)
+        self._ddp: dict[str, nn.Module] = {}     # the DDP wrappers of a distributed run (see _distribute)
         self._last_G: dict[str, torch.Tensor] | None = None     # G's last weights while the kept ones are in
         fp16 = self.amp_dtype == torch.float16
         self.scaler_G = torch.amp.GradScaler("cuda", enabled=fp16)
@@ -192,13 +203,15 @@ class Trainer:
 
     def _attach_data(self, bundle) -> None:
         train_loader, train_ds = bundle.loaders["train"], bundle.datasets["train"]
-        self.train_stream = stream_for(train_loader, seed=self.cfg.seed * 2)
+        shard = {"rank": distributed.rank(), "world_size": distributed.world_size()}   # 0, 1 in one process
+        self.train_stream = stream_for(train_loader, seed=self.cfg.seed * 2, **shard)
         if not self.cfg.g_only:
             real = class_indices(train_ds, bundle.real_index)
             if not real:
                 raise ValueError(f"the train split of {bundle.root} has no image of class 'real'; "
                                  f"GFD-Net adds fingerprints to real images (Eq. 1)")
-            self.real_stream = stream_for(train_loader, seed=self.cfg.seed * 2 + 1, dataset=Subset(train_ds, real))
+            self.real_stream = stream_for(train_loader, seed=self.cfg.seed * 2 + 1, dataset=Subset(train_ds, real),
+                                          **shard)
         if "val" in bundle.datasets:
             self._init_snapshots(bundle.datasets["val"], bundle.real_index if "real" in self.classes else None)
 
@@ -232,7 +245,7 @@ class Trainer:
     def _finite(self, terms: dict[str, torch.Tensor], where: str, step: int | None = None) -> dict[str, float]:
         """All loss values as floats (one device sync); raise naming the first non-finite one."""
         step = self.step + 1 if step is None else step
-        values = torch.stack([t.detach().float() for t in terms.values()]).tolist()
+        values = distributed.mean(torch.stack([t.detach().float() for t in terms.values()])).tolist()
         out = dict(zip(terms, values))
         for name, v in out.items():
             if not math.isfinite(v):
@@ -264,7 +277,8 @@ class Trainer:
         cfg = self.cfg if steps is None else self.cfg.with_(c_pretrain_steps=steps)
         record = pretrain_classifier(
             self.C, cfg, self.bundle, device=self.device, prepare=self._to_device, autocast=self._autocast,
-            cache_dir=self.out_dir.parent if self.out_dir is not None else None, progress=progress)
+            cache_dir=self.out_dir.parent if self.out_dir is not None else None, progress=progress,
+            write=distributed.is_main())
         self.history["c_pretrain_loss"] = list(record["loss"])
         # val accuracy of the C that was kept (measured by the protocol's evaluations: no extra pass)
         self.history["c_val_acc"] = [record["best_val"] if cfg.select == "best" else record["val_acc"][-1]]
@@ -282,10 +296,11 @@ class Trainer:
         """
         cfg = self.cfg
         if cfg.g_only:
-            terms = {"L_z": losses.latent_cls(self.G.classify(x), y)}
+            classify = self._ddp.get("G", self.G.classify)     # DDP(G_enc + H) in a distributed run
+            terms = {"L_z": losses.latent_cls(classify(x), y)}
             x_fp = None
         else:
-            out = self.G(x)
+            out = self._ddp.get("G", self.G)(x)
             terms = {"L_z": losses.latent_cls(out.logits, y)}
             x_fp = losses.fingerprinted(x_real, out.fingerprint)
             if self.D is not None:
@@ -312,12 +327,13 @@ class Trainer:
         """Update D and C with Eq. 8, G fixed (``x_fp`` was made by G and is detached)."""
         if self.opt_DC is None:
             return {}
+        D, C = self._ddp.get("D", self.D), self._ddp.get("C", self.C)
         with self._autocast():
             terms: dict[str, torch.Tensor] = {}
-            if self.C is not None:
-                terms["L_cls_C"] = losses.cls_c(self.C(x), y)
-            if self.D is not None:
-                terms["L_adv_D"] = losses.adv_d(self.D(x), self.D(x_fp))
+            if C is not None:
+                terms["L_cls_C"] = losses.cls_c(C(x), y)
+            if D is not None:
+                terms["L_adv_D"] = losses.adv_d(D(x), D(x_fp))
             terms["L_DC"] = losses.dc_objective(terms)
         values = self._finite(terms, "D/C step")
         self._update(terms["L_DC"], self.opt_DC, self.scaler_DC, self.sched_DC)
@@ -336,15 +352,18 @@ class Trainer:
         """Train until ``steps`` iterations in total (default ``cfg.steps``); return the history.
 
         Pre-trains C first if not done yet; validates every ``eval_every`` steps; writes
-        ``out_dir/checkpoint.pt`` every ``ckpt_every`` steps and at the end.
+        ``out_dir/checkpoint.pt`` every ``ckpt_every`` steps and at the end.  In a distributed run
+        every rank calls it; rank 0 alone shows progress and writes.
         """
         if self.train_stream is None:
             raise RuntimeError("this Trainer has no data: build it with a DataBundle to call fit()")
         cfg = self.cfg
         target = cfg.steps if steps is None else steps
+        progress = progress and distributed.is_main()
         self.use_last()
         if not self.c_pretrained:
             self.pretrain_classifier(progress=progress)
+        self._distribute()
         bar = pbar(enabled=progress, total=target, initial=self.step, desc="GFD-Net")
         try:
             self._loop(target, bar, progress)
@@ -353,6 +372,24 @@ class Trainer:
         if self.step >= cfg.steps or self.selection.stop:
             self.use_selected()
         return self.history
+
+    def _distribute(self) -> None:
+        """In a distributed run, once, after C's pre-training: BatchNorm over the global batch in G, D
+        and C (:func:`gfd.distributed.sync_batchnorm`, in place) and their DDP wrappers, which the
+        training steps call (:attr:`G`, :attr:`D`, :attr:`C` stay the plain networks: checkpoints,
+        evaluation and methods use them).  DDP starts by giving every rank rank 0's weights."""
+        if self._ddp or not distributed.active():
+            return
+        for net in (self.G, self.D, self.C):
+            if net is not None:
+                distributed.sync_batchnorm(net)
+        # a G-only run trains G_enc + H alone: the decoder gets no gradient
+        self._ddp["G"] = (distributed.wrap(EncoderHead(self.G), find_unused_parameters=True) if self.cfg.g_only
+                          else distributed.wrap(self.G))
+        for name, net in (("D", self.D), ("C", self.C)):
+            if net is not None:
+                self._ddp[name] = distributed.wrap(net)
+        self.meta["processes"] = distributed.world_size()
 
     @property
     def done(self) -> bool:
@@ -406,7 +443,7 @@ class Trainer:
 
     def evaluate_step(self) -> float:
         """Validation accuracy of G_enc + H and a fingerprint snapshot, recorded in the history."""
-        acc = self.validate()
+        acc = distributed.from_main(self.validate)     # measured once (rank 0), the same for every rank
         self.history["eval_step"].append(self.step)
         self.history["val_acc"].append(acc)
         self.selection.update(self.step, acc, self.G)
@@ -453,12 +490,13 @@ class Trainer:
         }
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
-        """Write a checkpoint atomically (default ``out_dir/checkpoint.pt``)."""
+        """Write a checkpoint atomically (default ``out_dir/checkpoint.pt``).  In a distributed run
+        rank 0 alone writes (every rank holds the same state); the others only return the path."""
         if path is None:
             if self.out_dir is None:
                 raise ValueError("give a path, or build the Trainer with an out_dir")
             path = self.out_dir / CHECKPOINT_NAME
-        self.last_checkpoint = save_checkpoint(path, self.state_dict())
+        self.last_checkpoint = save_checkpoint(path, self.state_dict()) if distributed.is_main() else Path(path)
         return self.last_checkpoint
 
     def load(self, path: str | os.PathLike, resume_data: bool = True) -> "Trainer":
@@ -542,25 +580,28 @@ def load_or_train(cfg: Config, bundle, *, out_dir: str | os.PathLike | None = No
     key of the config and of the data, so a config on its data always finds its own run).  A finished run is loaded; an interrupted one resumes
     from its checkpoint exactly; otherwise a new run trains.  ``fresh`` first deletes the run's
     checkpoint (only that: see :func:`remove_run`).  Stale partial checkpoints are removed.  ``log``
-    (e.g. ``print``) is told which of these happened.
+    (e.g. ``print``) is told which of these happened.  In a distributed run every rank calls it: rank
+    0 deletes and builds first, then the others find the same run.
     """
     out = Path(out_dir) if out_dir is not None else default_run_dir(cfg, data=getattr(bundle, "identity", None))
     say = log or (lambda msg: None)
-    if fresh:
-        for p in remove_run(out):
-            say(f"--fresh: deleted {p}")
-    elif out.is_dir():
-        for tmp in stale_temporaries(out):
-            tmp.unlink()
-            say(f"deleted {tmp}, a partial checkpoint left by an interrupted run")
-    ckpt = out / CHECKPOINT_NAME
-    if ckpt.exists():
-        trainer = Trainer(cfg, bundle, out, pretrained=False).load(ckpt)
-        say(f"found the finished run {ckpt} (step {trainer.step})" if trainer.done
-            else f"resuming {ckpt} at step {trainer.step}/{cfg.steps}")
-    else:
-        trainer = Trainer(cfg, bundle, out)
-        say(f"new run in {out}")
+    with distributed.main_first():
+        if distributed.is_main():           # the other ranks would race it, or find nothing to delete
+            if fresh:
+                for p in remove_run(out):
+                    say(f"--fresh: deleted {p}")
+            elif out.is_dir():
+                for tmp in stale_temporaries(out):
+                    tmp.unlink()
+                    say(f"deleted {tmp}, a partial checkpoint left by an interrupted run")
+        ckpt = out / CHECKPOINT_NAME
+        if ckpt.exists():
+            trainer = Trainer(cfg, bundle, out, pretrained=False).load(ckpt)
+            say(f"found the finished run {ckpt} (step {trainer.step})" if trainer.done
+                else f"resuming {ckpt} at step {trainer.step}/{cfg.steps}")
+        else:
+            trainer = Trainer(cfg, bundle, out)
+            say(f"new run in {out}")
     if not trainer.done:
         trainer.fit(progress=progress)
     trainer.use_selected()
