@@ -284,7 +284,8 @@ class FingerprintView:
         return self.classes[int(self.probs.argmax())]
 
     def caption(self) -> str:
-        return (f"{self.source} image {self.index} of {self.count} ({self.world} world, {self.path}); "
+        return (f"{self.source} image {self.index} of {self.count} ({self.world} world, "
+                f"{self.split}/{self.source}/{Path(self.path).name}); "
                 f"G_enc + H says {self.predicted} ({self.probs.max().item():.1%}); "
                 f"f: energy {self.energy:.3f}, periodicity {self.periodicity:.3f}; "
                 f"mean f over {self.n_mean} {self.source} images")

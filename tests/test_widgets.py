@@ -260,6 +260,8 @@ def test_explorer_static_copy_for_viewers_without_a_kernel(tiny_G, tiny_bundle, 
     assert "gfd-explorer-static" in page and "ganA" in page
     assert f"data:image/png;base64,{base64.b64encode(bytes(ex.image.value)).decode()}" in page
     assert not bundle["text/plain"].startswith("VBox(") and "ganA image 0 of 6" in bundle["text/plain"]
+    assert "test_closed/ganA/000.png" in bundle["text/plain"]
+    assert str(tiny_bundle.root) not in bundle["text/plain"] + page  # no path of this machine in a stored file
 
 
 def test_explorer_checks_its_arguments(tiny_G, tiny_bundle, one_thread):
