@@ -273,6 +273,8 @@ class FingerprintView:
     classes: list[str]
     energy: float
     periodicity: float
+    glcm: np.ndarray | None = None        # (16,) GLCM correlation vector of f (Sec. 4.5, gfd.analysis.glcm)
+    glcm_mean: np.ndarray | None = None   # (16,) mean GLCM vector of the source's fingerprints
 
     @property
     def x_fp(self) -> torch.Tensor:
@@ -286,7 +288,8 @@ class FingerprintView:
     def caption(self) -> str:
         return (f"{self.source} image {self.index} of {self.count} ({self.world} world, "
                 f"{self.split}/{self.source}/{Path(self.path).name}); "
-                f"G_enc + H says {self.predicted} ({self.probs.max().item():.1%}); "
+                f"G_enc + H says {self.predicted} ("
+                + ", ".join(f"{c} {p:.1%}" for c, p in zip(self.classes, self.probs.tolist())) + "); "
                 f"f: energy {self.energy:.3f}, periodicity {self.periodicity:.3f}; "
                 f"mean f over {self.n_mean} {self.source} images")
 
@@ -300,8 +303,9 @@ def fingerprint_figure(view: FingerprintView) -> Figure:
     fingerprint rescaled by its own largest absolute value, as in every fingerprint figure).
     """
     from gfd.plots import _show_image
-    fig = Figure(figsize=(8.2, 4.7))
-    axes = fig.subplots(2, 4)
+    fig = Figure(figsize=(8.2, 6.6))
+    grid = fig.add_gridspec(3, 4, height_ratios=[1, 1, 0.8])
+    axes = [[fig.add_subplot(grid[r, c]) for c in range(4)] for r in range(2)]
     _show_image(axes[0][0], view.x, f"input x: {view.source} #{view.index}")
     _show_image(axes[0][1], view.f, "fingerprint f", signed=True)
     _show_image(axes[0][2], view.x_real, "real image")
@@ -315,6 +319,24 @@ def fingerprint_figure(view: FingerprintView) -> Figure:
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(title, fontsize=8)
+    if view.glcm is not None:         # Fig. 6 for one image: its GLCM vector beside its source's mean
+        ax = fig.add_subplot(grid[2, :3])
+        ax.plot(view.glcm, marker="o", ms=3, lw=1, label="this f")
+        if view.glcm_mean is not None:
+            ax.plot(view.glcm_mean, marker="s", ms=3, lw=1, ls="--", label=f"mean, {view.source}")
+        ax.set_xticks(range(0, len(view.glcm), 4))
+        ax.set_xticklabels([f"d={d}" for d in (2, 4, 8, 16)][:len(range(0, len(view.glcm), 4))], fontsize=7)
+        ax.set_ylim(-1.05, 1.05)
+        ax.set_ylabel("GLCM corr.", fontsize=8)
+        ax.set_title("GLCM correlation vector (4 angles per distance)", fontsize=8)
+        ax.legend(fontsize=7, loc="lower right")
+    ax = fig.add_subplot(grid[2, 3])
+    ax.barh(range(len(view.classes)), view.probs.tolist(), color="tab:blue")
+    ax.set_yticks(range(len(view.classes)))
+    ax.set_yticklabels(view.classes, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_title("G_enc + H: P(source)", fontsize=8)
     fig.suptitle(f"{view.world} world ({view.split}): {view.source} image {view.index} of {view.count}; "
                  f"G_enc + H: {view.predicted} {view.probs.max().item():.0%}", fontsize=9)
     fig.tight_layout()
@@ -343,7 +365,7 @@ class FingerprintExplorer(w.VBox):
         self.real = real
         self.max_per_source = max_per_source
         self.given = {k: v for k, v in (fingerprints or {}).items() if k in self.worlds}
-        self.cache: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor, int]] = {}  # (world, label) -> mean
+        self.cache: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor, int, np.ndarray]] = {}  # (world, label)
         self.view: FingerprintView | None = None
         self.figure_: Figure | None = None
         self._hold = False
@@ -380,8 +402,9 @@ class FingerprintExplorer(w.VBox):
             out[int(t)].append(i)
         return out
 
-    def source_mean(self, world: str, label: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """(mean f, mean log |FFT| of the gray f, count) of one source in one world, computed once.
+    def source_mean(self, world: str, label: int) -> tuple[torch.Tensor, torch.Tensor, int, np.ndarray]:
+        """(mean f, mean log |FFT| of the gray f, count, mean GLCM vector) of one source in one world,
+        computed once.
 
         From the fingerprints handed in for that world if any, else by running G over that source's
         images (at most ``max_per_source``) on first use."""
@@ -390,6 +413,7 @@ class FingerprintExplorer(w.VBox):
             from torch.utils.data import Subset
 
             from gfd.analysis import fingerprints as fp
+            from gfd.analysis.glcm import glcm_features
             if world in self.given:
                 f, y = self.given[world]
                 keep = torch.as_tensor(np.asarray(y)).reshape(-1).long() == label
@@ -401,7 +425,7 @@ class FingerprintExplorer(w.VBox):
             if len(f_k) == 0:
                 raise ValueError(f"no fingerprint of {self.classes[label]} in the {world} world")
             mean = fp.mean_fingerprint_by_source(f_k, torch.zeros(len(f_k), dtype=torch.long), 1)[0]
-            self.cache[key] = (mean, fp.log_spectrum(f_k).float(), len(f_k))
+            self.cache[key] = (mean, fp.log_spectrum(f_k).float(), len(f_k), glcm_features(f_k).mean(0))
         return self.cache[key]
 
     def compute(self, world: str, source: str, index: int) -> FingerprintView:
@@ -419,13 +443,15 @@ class FingerprintExplorer(w.VBox):
         x_real, _ = ds[reals[self.real % len(reals)]]
         f = inference.fingerprint(self.G, x)[0]
         probs = inference.attribute(self.G, x)[0]
-        mean, spectrum, n_mean = self.source_mean(world, label)
+        from gfd.analysis.glcm import glcm_features
+        mean, spectrum, n_mean, glcm_mean = self.source_mean(world, label)
         return FingerprintView(world=world, split=self.worlds[world], source=source, label=label, index=index,
                                count=len(members), path=str(ds.samples[members[index]][0]), x=x, f=f,
                                x_real=x_real, real_path=str(ds.samples[reals[self.real % len(reals)]][0]),
                                mean=mean, n_mean=n_mean, spectrum=spectrum, f_spectrum=fp.log_spectrum(f).float(),
                                probs=probs, classes=self.classes, energy=fp.energy(f).item(),
-                               periodicity=fp.periodicity(f).item())
+                               periodicity=fp.periodicity(f).item(), glcm=glcm_features(f[None])[0],
+                               glcm_mean=glcm_mean)
 
     def show(self, world: str | None = None, source: str | None = None, index: int | None = None) -> FingerprintView:
         """Draw a selection (default: the controls'), setting the controls to it; what a change does."""

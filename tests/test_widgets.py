@@ -271,3 +271,23 @@ def test_explorer_checks_its_arguments(tiny_G, tiny_bundle, one_thread):
         fingerprint_explorer(tiny_G, tiny_bundle, world="elsewhere")
     with pytest.raises(ValueError, match="none of the splits"):
         fingerprint_explorer(tiny_G, tiny_bundle, worlds={"x": "no_such_split"})
+
+
+def test_explorer_shows_the_glcm_vector_beside_the_source_mean_and_every_probability(tiny_G, tiny_bundle, one_thread):
+    """Issue 14's explorer: the GLCM vector of this f (Sec. 4.5) beside the mean over the source's
+    fingerprints, and G_enc + H's probability for every source."""
+    from gfd import inference
+    from gfd.analysis.glcm import glcm_features
+    ex = fingerprint_explorer(tiny_G, tiny_bundle)
+    v = ex.view
+    x, f = fingerprint_of(tiny_G, tiny_bundle, "test_closed", "ganA", 0)
+    np.testing.assert_allclose(v.glcm, glcm_features(f[None].numpy())[0], atol=1e-6)
+    all_f = torch.stack([fingerprint_of(tiny_G, tiny_bundle, "test_closed", "ganA", i)[1] for i in range(6)])
+    np.testing.assert_allclose(v.glcm_mean, glcm_features(all_f.numpy()).mean(0), atol=1e-5)
+    probs = inference.attribute(tiny_G, x)[0]
+    torch.testing.assert_close(v.probs, probs)
+    for c, p in zip(v.classes, probs.tolist()):
+        assert f"{c} {p:.1%}" in v.caption()
+    glcm_ax = [a for a in ex.figure_.axes if a.get_title().startswith("GLCM")]
+    assert len(glcm_ax) == 1 and np.allclose(glcm_ax[0].lines[0].get_ydata(), v.glcm)
+    assert np.allclose(glcm_ax[0].lines[1].get_ydata(), v.glcm_mean)
