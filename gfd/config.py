@@ -135,14 +135,22 @@ class Config:
 
     def key(self, **extra: Any) -> str:
         """The run key: a short hash of every field (plus ``extra``, e.g. a baseline's name and
-        options).  Two configs that differ in any field never share a run."""
-        return stable_hash({"config": self.to_dict(), **extra} if extra else self.to_dict())
+        options).  Two configs that differ in any field never share a run.  A field listed in
+        :data:`KEY_OMITS_AT_DEFAULT` (one added after runs were recorded) enters the key only when it
+        is set away from its default, so adding a knob does not orphan every stored run."""
+        fields_ = {k: v for k, v in self.to_dict().items()
+                   if not (k in KEY_OMITS_AT_DEFAULT and v == KEY_OMITS_AT_DEFAULT[k])}
+        return stable_hash({"config": fields_, **extra} if extra else fields_)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Config":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
+
+KEY_OMITS_AT_DEFAULT: dict[str, Any] = {}
+"""Fields added to :class:`Config` after runs were recorded -> their default.  At that value they are
+left out of :meth:`Config.key`, so a stored run keeps its key; set to anything else, they enter it."""
 
 RESUMABLE_FIELDS = ("steps", "patience", "eval_every", "ckpt_every", "device", "num_workers", "amp", "data_root",
                     "classifier_weights", "perceptual_weights")

@@ -151,3 +151,16 @@ def test_torch_ranges_admit_this_machine_and_colab():
     assert "2.9.0" in SpecifierSet(deps["torch"][len("torch"):])
     assert "0.29.1" in SpecifierSet(deps["torchvision"][len("torchvision"):])
     assert "0.24.0" in SpecifierSet(deps["torchvision"][len("torchvision"):])
+
+
+def test_a_field_added_later_enters_the_key_only_away_from_its_default(monkeypatch):
+    """Adding a knob must not orphan stored runs: at its default it is left out of Config.key."""
+    from gfd import config
+    from gfd.utils import stable_hash
+    cfg = get_config("quick")
+    before = cfg.key()
+    assert before == stable_hash(cfg.to_dict())               # nothing omitted today: keys as they were
+    monkeypatch.setitem(config.KEY_OMITS_AT_DEFAULT, "hflip", False)
+    without = {k: v for k, v in cfg.to_dict().items() if k != "hflip"}
+    assert cfg.key() == stable_hash(without) != before
+    assert cfg.with_(hflip=True).key() == stable_hash(cfg.with_(hflip=True).to_dict()) != cfg.key()
