@@ -11,6 +11,9 @@ Presets
             steps on a 2-core CPU (<= 2 min).
 ``course``  the notebooks' default: the ``default`` mini benchmark, a small U-Net (<= 10 min on a
             2-core CPU).
+``detect``  Sec. 4.3 / Table 3 (cross-generator binary detection, :mod:`gfd.detection`): ``course``
+            with the paper's detection loss weights w1..w4 = 10, 0.01, 1, 1; two classes (real,
+            fake) come from the data (the detection view of the benchmark, or ``data_root``).
 ``paper``   the paper's setting for a GPU: 224 px crops (``p128`` transform), ResNet-50 as C,
             ImageNet weights, the paper's hyper-parameters.  Point ``data_root`` at a real dataset.
 
@@ -187,6 +190,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         lr=1e-4, lr_schedule="step", lr_step=500, lr_gamma=0.9, select="last", patience=0,
     ),
 }
+
+PRESETS["detect"] = {**PRESETS["course"], "w2": 0.01}
+"""Sec. 4.1: "We set w1, w2, w3 and w4 as 10, 1e-1, 1, 1 for fake image attribution experiment and
+10, 1e-2, 1, 1 for fake image detection experiment"; the rest is the course preset."""
 
 
 def default_preset() -> str:
