@@ -28,6 +28,7 @@ def fit_classifier(model: nn.Module, batches: Iterator, steps: int, *, lr: float
                    device: torch.device | str = "cpu",
                    prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
                    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+                   loss_fn: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
                    progress: bool = True, desc: str = "train") -> dict[str, Any]:
     """Train ``model`` with cross-entropy (Eq. 3 when the model is C) with Adam (``lr``, ``betas``,
     ``weight_decay``) for at most ``steps`` steps on ``batches``, by the protocol of
@@ -38,7 +39,9 @@ def fit_classifier(model: nn.Module, batches: Iterator, steps: int, *, lr: float
     Returns ``{"loss": [per step], "eval_step": [...], "val_acc": [...], "steps": n}`` plus the
     selection summary (``best_val``, ``best_step``, ``stopped``).  ``prepare`` moves a batch tensor
     to the model's device (default ``.to(device)``); ``autocast`` is a context factory for mixed
-    precision.  A non-finite loss stops before any weight is touched by it.
+    precision.  ``loss_fn(model, x, y)`` replaces the cross-entropy of ``model(x)`` where a method
+    trains on another loss than its scores' (PatchForensics: one cross-entropy per patch).  A
+    non-finite loss stops before any weight is touched by it.
     """
     if select == "best" and validate is None:
         raise ValueError("select='best' needs a validate function (accuracy on the val split)")
@@ -65,7 +68,7 @@ def fit_classifier(model: nn.Module, batches: Iterator, steps: int, *, lr: float
         x, y = next(batches)
         x, y = prepare(x), prepare(y)
         with autocast():
-            loss = losses.cls_c(model(x), y)
+            loss = loss_fn(model, x, y) if loss_fn is not None else losses.cls_c(model(x), y)
         value = loss.item()
         if not math.isfinite(value):
             raise losses.NonFiniteLossError(f"{desc}: cross-entropy {value} at step {step}; training "

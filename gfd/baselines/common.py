@@ -94,7 +94,8 @@ def train_to_plateau(model: nn.Module, bundle: Any, opts: Any, seed: int, progre
     ``opts.weight_decay`` if it has one) and the course's protocol (``opts.lr_schedule``, val
     accuracy every ``opts.eval_every`` steps, ``opts.select``, ``opts.patience``) for at most
     ``opts.epochs`` epochs of the ``train`` split, on a batch stream seeded by ``seed`` (and the
-    baseline's name).  Returns :func:`gfd.supervised.fit_classifier`'s record."""
+    baseline's name).  A model with a ``training_loss(model, x, y)`` method trains on that loss
+    instead of the cross-entropy of its scores.  Returns :func:`gfd.supervised.fit_classifier`'s record."""
     loader = bundle["train"]
     ds = loader.dataset
     steps = max(1, math.ceil(opts.epochs * len(ds) / opts.batch_size))
@@ -106,6 +107,6 @@ def train_to_plateau(model: nn.Module, bundle: Any, opts: Any, seed: int, progre
                             weight_decay=getattr(opts, "weight_decay", 0.0), lr_schedule=opts.lr_schedule,
                             validate=lambda m: accuracy(m, val, device), eval_every=opts.eval_every,
                             select=opts.select, patience=opts.patience, device=device, progress=progress,
-                            desc=desc)
+                            desc=desc, loss_fn=getattr(model, "training_loss", None))
     model.training_record = record
     return record
