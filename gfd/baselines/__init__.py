@@ -5,6 +5,11 @@ evaluated by the same :mod:`gfd.evaluate`:
 ``dct``     Frank et al. 2020: standardised log-DCT spectrum + a classifier         (ref. [10])
 ``attnet``  Yu et al. 2019: ProGAN-discriminator-like CNN                            (ref. [33])
 
+and the detectors of Sec. 4.3 / Table 3 (binary real / fake, :mod:`gfd.detection`):
+
+``cnndetect``       Wang et al. 2020: a ResNet binary classifier, blur+JPEG optional      (ref. [32])
+``patchforensics``  Chai et al. 2020: truncated backbone, per-patch 1x1 head, averaged    (ref. [3])
+
 Each module offers ``fit(bundle, options=None, seed=0, progress=True, **changes) -> model``;
 ``model(x)`` gives (B, K) scores, measured by :func:`gfd.evaluate.predict` like every other model.
 The direct classifier (G-only of Table 4) is a GFD-Net configuration trained by :mod:`gfd.train`.
@@ -18,14 +23,16 @@ from typing import Any
 
 from torch import nn
 
-from gfd.baselines import attnet, dct, prnu
+from gfd.baselines import attnet, cnndetect, dct, patchforensics, prnu
 
-BASELINES = {"prnu": prnu, "dct": dct, "attnet": attnet}
-"""name -> module; names as in the paper's tables: PRNU, DCT, AttNet."""
-OPTIONS = {"prnu": prnu.PRNUOptions, "dct": dct.DCTOptions, "attnet": attnet.AttNetOptions}
+BASELINES = {"prnu": prnu, "dct": dct, "attnet": attnet, "cnndetect": cnndetect, "patchforensics": patchforensics}
+"""name -> module; names as in the paper's tables: PRNU, DCT, AttNet, CNNDetect, PatchForensics."""
+OPTIONS = {"prnu": prnu.PRNUOptions, "dct": dct.DCTOptions, "attnet": attnet.AttNetOptions,
+           "cnndetect": cnndetect.CNNDetectOptions, "patchforensics": patchforensics.PatchForensicsOptions}
 """name -> the options dataclass its ``fit`` resolves: each baseline's knobs and defaults, in one place
 (the fields it takes from a ``Config`` are listed in its ``FROM_CONFIG``)."""
-TABLE_NAMES = {"PRNU": "prnu", "DCT": "dct", "AttNet": "attnet"}
+TABLE_NAMES = {"PRNU": "prnu", "DCT": "dct", "AttNet": "attnet", "CNNDetect": "cnndetect",
+               "PatchForensics": "patchforensics"}
 """The paper's row name -> baseline name."""
 DETERMINISTIC = frozenset({"prnu"})
 """Baselines with no randomness at all: every seed gives the same model (tables say so)."""
@@ -40,4 +47,5 @@ def fit_baseline(name: str, bundle: Any, options: Any = None, seed: int = 0, pro
     return BASELINES[key].fit(bundle, options, seed=seed, progress=progress, **changes)
 
 
-__all__ = ["BASELINES", "OPTIONS", "TABLE_NAMES", "DETERMINISTIC", "fit_baseline", "prnu", "dct", "attnet"]
+__all__ = ["BASELINES", "OPTIONS", "TABLE_NAMES", "DETERMINISTIC", "fit_baseline", "prnu", "dct", "attnet", "cnndetect",
+           "patchforensics"]
