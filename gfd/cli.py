@@ -5,7 +5,7 @@
     python -m gfd evaluate --checkpoint PATH [--data-root DIR] [--json FILE] [--skip-bad]
     python -m gfd attribute IMAGE_OR_FOLDER... [--checkpoint PATH]
     python -m gfd export --checkpoint PATH --out FILE
-    python -m gfd reproduce --table 1|4 [--preset course] [--seeds 0 1 2 3 4] [--methods ROW ...] [--commit]
+    python -m gfd reproduce --table 1|3|4 [--preset course] [--seeds 0 1 2 3 4] [--methods ROW ...] [--commit]
     python -m gfd benchmark [--size quick|default] [--calibrate] [--figures DIR]
     python -m gfd speed [--preset course] [--steps 10]
     python -m gfd weights [--arch resnet18 vgg16] [--from FILE]
@@ -136,10 +136,12 @@ def cmd_export(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from gfd.runs.reproduce import reproduce
+    from gfd.runs.reproduce import DETECTION_PRESET, reproduce
     from gfd.utils import results_dir
 
     out = Path(args.out) if args.out else results_dir()
+    if args.preset is None:        # Table 3 (detection) has its own preset: the paper's detection weights
+        args.preset = DETECTION_PRESET if args.table == 3 else "course"
     command = " ".join(["python -m gfd reproduce", f"--table {args.table}", f"--preset {args.preset}",
                         "--seeds", *map(str, args.seeds), *(f"--set {kv}" for kv in args.set),
                         *(["--methods", *args.methods] if args.methods else [])])
@@ -256,9 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True, metavar="FILE", help="the export to write (not the checkpoint)")
     x.set_defaults(func=cmd_export)
 
-    r = sub.add_parser("reproduce", help="Table 1 (PRNU, DCT, AttNet, GFD-Net) or Table 4 (ablation) over seeds")
-    r.add_argument("--table", type=int, required=True, choices=(1, 4))
-    _preset_and_set(r)
+    r = sub.add_parser("reproduce", help="Table 1 (PRNU, DCT, AttNet, GFD-Net), Table 3 (detection: PatchForensics, "
+                                         "CNNDetect, GFD-Net) or Table 4 (ablation) over seeds")
+    r.add_argument("--table", type=int, required=True, choices=(1, 3, 4))
+    _preset_and_set(r, default=None)
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="training seeds (default 0 1 2 3 4)")
     r.add_argument("--methods", nargs="+", default=None, metavar="ROW",
                    help="only these rows, e.g. --methods G G+C (default: every row of the table)")

@@ -1,13 +1,17 @@
-"""``python -m gfd reproduce``: the paper's Table 1 and Table 4, measured on our data over seeds.
+"""``python -m gfd reproduce``: the paper's Tables 1, 3 and 4, measured on our data over seeds.
 
 Table 1 (Sec. 4.2.1) compares GFD-Net with three attribution baselines (PRNU, DCT, AttNet);
 Table 4 (Sec. 4.4) ablates GFD-Net: G, G+D, G+C, G+D+C, G+D+C+L_percept.  Both report top-1
-accuracy in the closed and the open world.  Here every row is measured over several training seeds
+accuracy in the closed and the open world.  Table 3 (Sec. 4.3) is binary fake detection across
+generators: PatchForensics, CNNDetect and GFD-Net trained on real vs. one generator family and
+measured on every test set of :mod:`gfd.detection` and their average (preset ``detect``: the
+paper's detection loss weights).  Here every row is measured over several training seeds
 on one benchmark (the data stay fixed; the seed changes initialisation and batch order).
 
 How a table is made::
 
     reproduce(table=1, preset="course", seeds=(0, 1, 2))          # -> <repository>/results
+    reproduce(table=3, preset="detect", seeds=(0, 1, 2))          # detection (Sec. 4.3)
 
 1. One *run* = one method, one seed, trained and measured by :func:`gfd.runs.train_and_measure`.
    Its record goes to ``<out_dir>/runs/<preset>/<method>-seed<k>.json`` with its run key
@@ -19,7 +23,8 @@ How a table is made::
    (or the baseline's options) and the last weights are measured; the closed-world validation
    accuracy is recorded beside the test numbers.
 3. :func:`gfd.report.write_table` writes ``table<N>.json`` (every per-seed number and confusion
-   matrix) and ``table<N>.md`` beside the paper's numbers.
+   matrix) and ``table<N>.md`` beside the paper's numbers (Table 3:
+   :func:`gfd.report.write_detection_table`, one row per test set and the average).
 
 The GFD-Net row of Table 1 and the G+D+C+L_percept row of Table 4 are the same configuration and
 share their runs.
@@ -35,14 +40,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from gfd.config import Config, get_config
+from gfd.config import PRESETS, Config, get_config
 from gfd.data import load_data
 from gfd.paper import GFD_ROWS, TABLES
-from gfd.report import benchmark_label, write_table
+from gfd.report import benchmark_label, write_detection_table, write_table
 from gfd.runs.variant import train_and_measure
 from gfd.utils import atomic_write, pbar, results_dir
 
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
+DETECTION_PRESET = "detect"
+"""Table 3's default preset: the paper's detection loss weights (Sec. 4.1)."""
 BASELINE_PROTOCOL = 3
 """Enters a baseline run's key.  2: learned baselines train on a stream seeded by the run's seed
 (:class:`gfd.streams.BatchStream`), no longer on the loader's shared shuffle; 3: each by its own
@@ -98,7 +105,7 @@ def load_run(path: Path, key: str) -> dict[str, Any] | None:
 def select_methods(table: int, only: Sequence[str] | None = None) -> tuple[str, ...]:
     """The rows of Table ``table``, or those of ``only`` in the table's order (unknown names fail)."""
     if table not in TABLES:
-        raise ValueError(f"the paper's attribution tables reproduced here are {sorted(TABLES)}; got {table!r}")
+        raise ValueError(f"the paper's tables reproduced here are {sorted(TABLES)}; got {table!r}")
     rows = TABLES[table]
     unknown = [m for m in only or () if m not in rows]
     if unknown:
@@ -128,10 +135,13 @@ def collect_runs(table: int, cfg: Config, seeds: Sequence[int], bundle, out_dir:
                        benchmark=benchmark_label(bundle, res.cfg), weights=res.weights, seconds=res.seconds,
                        deterministic=res.deterministic, training=res.training, results=res.results)
             atomic_write(path, lambda p: p.write_text(json.dumps(run, indent=1), encoding="utf-8"))
-            opened = f"{res.open:.1%}" if res.open is not None else "n/a"
             c_val = f"  C val {res.c_val:.1%}" if res.c_val is not None else ""
-            log(f"{spec.method:16s} seed {spec.seed}: closed {res.closed:.1%}  open {opened}{c_val}  "
-                f"({res.seconds:.0f} s) -> {path}")
+            if res.detection is not None:
+                measured = f"val {res.val:.1%}  average over test sets {res.detection['Avg']:.1%}"
+            else:
+                opened = f"{res.open:.1%}" if res.open is not None else "n/a"
+                measured = f"closed {res.closed:.1%}  open {opened}"
+            log(f"{spec.method:16s} seed {spec.seed}: {measured}{c_val}  ({res.seconds:.0f} s) -> {path}")
             if on_record is not None:
                 on_record(path)
         runs[spec.method][spec.seed] = run
@@ -150,14 +160,29 @@ def reproduce(table: int, preset: str | None = None, seeds: Sequence[int] = DEFA
     ``python -m gfd train``; the data are ``bundle``, else :func:`gfd.data.load_data` of the config.
     GFD-Net networks live under ``runs_root`` (default ``data/runs``).  ``only`` keeps some rows
     (e.g. ``["G", "G+C"]``).  Returns ``{method: {seed: run record}}``.
+
+    Table 3 reads detection data (:func:`gfd.detection.load_detection_data`: the detection view of
+    the built-in benchmark, or a ``data_root`` in the detection layout); its preset defaults to
+    ``detect`` (the paper's detection weights, w2 = 0.01).
     """
     select_methods(table, only)          # a typo fails before any data is loaded
     out_dir = Path(out_dir or results_dir())
-    cfg = get_config(preset, list(overrides))
-    bundle = bundle if bundle is not None else load_data(cfg, progress=progress)
+    if table == 3:
+        from gfd.detection import DetectionBundle, load_detection_data
+        cfg = get_config(preset or DETECTION_PRESET, list(overrides))
+        if cfg.w2 != PRESETS[DETECTION_PRESET]["w2"]:
+            warnings.warn(f"Table 3 with w2={cfg.w2}: the paper's detection experiment uses w2="
+                          f"{PRESETS[DETECTION_PRESET]['w2']} (Sec. 4.1; preset {DETECTION_PRESET!r})", stacklevel=2)
+        bundle = bundle if bundle is not None else load_detection_data(cfg, progress=progress, log=log)
+        if not isinstance(bundle, DetectionBundle):
+            raise ValueError("Table 3 needs detection data (gfd.detection.load_detection / load_detection_data), "
+                             f"got a {type(bundle).__name__}")
+    else:
+        cfg = get_config(preset, list(overrides))
+        bundle = bundle if bundle is not None else load_data(cfg, progress=progress)
     runs = collect_runs(table, cfg, list(seeds), bundle, out_dir, runs_root, progress=progress, log=log,
                         only=only, on_record=commit_record if commit else None)
-    write_table(table, runs, out_dir, command=command)
+    (write_detection_table if table == 3 else write_table)(table, runs, out_dir, command=command)
     if commit:
         for name in (f"table{table}.md", f"table{table}.json"):
             commit_record(out_dir / name)

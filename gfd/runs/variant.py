@@ -51,14 +51,24 @@ class RunResult:
         return self.results[SELECTION_SPLIT]["acc"]
 
     @property
-    def closed(self) -> float:
-        return self.results["test_closed"]["acc"]
+    def closed(self) -> float | None:
+        """Closed-world test accuracy (``None`` for a detection run: see :attr:`detection`)."""
+        return self.results["test_closed"]["acc"] if "test_closed" in self.results else None
+
+    @property
+    def detection(self) -> dict[str, float] | None:
+        """A detection run's accuracy per test set and their average (``"Avg"``), else ``None``."""
+        from gfd.detection import detection_accuracies
+        tests = [k for k in self.results if k.startswith("test/")]
+        return detection_accuracies(self.results) if tests else None
 
     @property
     def open(self) -> float | None:
         return self.results["test_open"]["acc"] if "test_open" in self.results else None
 
     def summary(self) -> str:
+        if self.detection is not None:
+            return f"{self.method:18s} val {self.val:6.1%}  average over test sets {self.detection['Avg']:6.1%}"
         opened = f"{self.open:.1%}" if self.open is not None else "n/a"
         return f"{self.method:18s} val {self.val:6.1%}  closed {self.closed:6.1%}  open {opened:>6s}"
 
@@ -101,8 +111,10 @@ def train_and_measure(cfg: Config, bundle, method: str | None = None, *, runs_ro
     measure it.
 
     ``method`` is a GFD-Net row (``"G"`` ... ``"G+D+C+L_percept"``, ``"GFD-Net"``: its switches are
-    set on ``cfg``) or a baseline of Table 1 (``"PRNU"``, ``"DCT"``, ``"AttNet"``).  GFD-Net runs
-    live under ``runs_root`` (default ``data/runs``).
+    set on ``cfg``) or a baseline of Table 1 (``"PRNU"``, ``"DCT"``, ``"AttNet"``) or Table 3
+    (``"CNNDetect"``, ``"PatchForensics"``).  GFD-Net runs live under ``runs_root`` (default
+    ``data/runs``).  A detection bundle (:mod:`gfd.detection`) is measured on ``val`` and its test
+    sets (:func:`measure`).
     """
     gfd_net = method is None or method in GFD_ROWS  # no method: GFD-Net with cfg's own switches
     method = method or ablation_name(cfg)
@@ -125,11 +137,21 @@ def train_and_measure(cfg: Config, bundle, method: str | None = None, *, runs_ro
         model = fit_baseline(TABLE_NAMES[method], bundle, options=cfg, seed=cfg.seed, progress=progress)
         record = getattr(model, "training_record", None)
         training = ({k: record[k] for k in ("steps", "best_step", "best_val", "stopped")} if record else None)
-        weights = NO_PRETRAINED
-    results = evaluate_model(model, bundle, splits=MEASURED_SPLITS)
+        used = getattr(model, "weights_used", "random")         # CNNDetect may start from ImageNet
+        weights = NO_PRETRAINED if used == "random" else f"{method} {used}"
+    results = measure(model, bundle)
     deterministic = not gfd_net and TABLE_NAMES[method] in DETERMINISTIC
     return RunResult(method, cfg, model, results, weights, round(time.perf_counter() - start, 1), trainer,
                      deterministic, training)
+
+
+def measure(model: nn.Module, bundle) -> dict[str, Any]:
+    """The splits a run is measured on: ``val`` and both worlds (attribution, Sec. 4.2), or ``val``
+    and every test set of a :class:`gfd.detection.DetectionBundle` (detection, Sec. 4.3)."""
+    from gfd.detection import DetectionBundle, evaluate_detection
+    if isinstance(bundle, DetectionBundle):
+        return evaluate_detection(model, bundle)
+    return evaluate_model(model, bundle, splits=MEASURED_SPLITS)
 
 
 def training_summary(trainer: Trainer) -> dict[str, Any]:
