@@ -284,10 +284,10 @@ def benchmark_label(bundle, cfg: Config) -> str:
     test_sets = getattr(bundle, "test_sets", None)
     if test_sets is not None:
         from gfd.detection import read_view
-        family = (read_view(bundle.root) or {}).get("family", "fake")
+        view = read_view(bundle.root)
+        what = f"detection view of the {name}: real vs {view['family']}" if view else f"{name} (detection layout)"
         counts = "/".join(str(len(bundle.datasets[s]) // k) for s in ("train", "val"))
-        return (f"detection view of the {name}: real vs {family}, {counts} images per class (train/val), "
-                f"{len(test_sets)} test sets, {cfg.crop} px crops")
+        return f"{what}, {counts} images per class (train/val), {len(test_sets)} test sets, {cfg.crop} px crops"
     counts = "/".join(str(len(bundle.datasets[s]) // k)
                       for s in ("train", "val", "test_closed", "test_open") if s in bundle.datasets)
     return f"{name}: {counts} images per class (train/val/closed/open), {cfg.crop} px crops"
