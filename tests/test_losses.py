@@ -100,3 +100,12 @@ def test_dc_objective_eq8_sums_the_terms():
         losses.dc_objective({})
     with pytest.raises(KeyError, match=r"non-empty subset of \['L_adv_D', 'L_cls_C'\]; got \['L_adv_D', 'L_typo'\]"):
         losses.dc_objective({"L_adv_D": torch.tensor(1.3), "L_typo": torch.tensor(1.0)})
+
+
+def test_fingerprinted_image_is_clamped_to_the_image_range_at_both_ends():
+    """x_fp = x_real + f stays in [-1, 1] (no pixel D could tell by its range alone), and only the
+    pixels outside it change."""
+    x_real = torch.tensor([[[[-0.9, 0.9], [0.2, -0.2]]]])
+    f = torch.tensor([[[[-0.5, 0.5], [0.3, -0.3]]]])
+    out = losses.fingerprinted(x_real, f)
+    torch.testing.assert_close(out, torch.tensor([[[[-1.0, 1.0], [0.5, -0.5]]]]))
