@@ -18,24 +18,23 @@ protocol (:func:`gfd.baselines.common.train_to_plateau`) on a stream seeded by t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
 
-from gfd.baselines.common import PROTOCOL_FIELDS, num_classes, resolve_options, train_to_plateau
+from gfd.baselines.common import ProtocolOptions, num_classes, resolve_options, train_to_plateau
 from gfd.utils import seeded
 
 __all__ = ["AttNetOptions", "AttNet", "fit"]
 
 
 @dataclass(frozen=True)
-class AttNetOptions:
+class AttNetOptions(ProtocolOptions):
     """AttNet's own recipe: Yu et al.'s released classifier configuration trains with Adam
     (beta1 0, beta2 0.99, eps 1e-8, the ProGAN settings), lr 1e-3 at 128 px and minibatch 32.
     Budget, schedule and weight selection follow the course's protocol (:mod:`gfd.protocol`)."""
 
-    FROM_CONFIG: ClassVar[tuple[str, ...]] = PROTOCOL_FIELDS   # the protocol, taken from a Config
     width: int = 8         # channels at full resolution (ProGAN: 16 at 1024 px, up to 512)
     max_width: int = 64    # channel cap for the low resolutions
     epochs: float = 30     # budget, in epochs of the train split (early stop on a val plateau): with
@@ -43,11 +42,6 @@ class AttNetOptions:
     lr: float = 1e-3
     betas: tuple[float, float] = (0.0, 0.99)
     batch_size: int = 32
-    lr_schedule: str = "cosine"
-    eval_every: int = 100
-    select: str = "best"
-    patience: int = 3
-    device: str = "auto"
 
 
 def lrelu() -> nn.LeakyReLU:

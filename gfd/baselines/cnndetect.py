@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from PIL import Image
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
-from gfd.baselines.common import PROTOCOL_FIELDS, num_classes, resolve_options, train_to_plateau
+from gfd.baselines.common import ProtocolOptions, num_classes, resolve_options, train_to_plateau
 from gfd.models.classifier import AuxiliaryClassifier
 from gfd.utils import seeded
 
@@ -36,12 +36,11 @@ AUGMENTATIONS = ("none", "blur_jpeg")
 
 
 @dataclass(frozen=True)
-class CNNDetectOptions:
+class CNNDetectOptions(ProtocolOptions):
     """CNNDetect's own recipe (Wang et al.): Adam lr 1e-4, betas (0.9, 0.999), batch 64; optional
     blur + JPEG augmentation with probability 0.5 each.  Budget, schedule and selection follow the
     course's protocol (:mod:`gfd.protocol`)."""
 
-    FROM_CONFIG: ClassVar[tuple[str, ...]] = PROTOCOL_FIELDS   # the protocol, taken from a Config
     arch: str = "resnet18"       # Wang et al.: resnet50 (gfd.models.classifier.ARCHS, not "compact")
     weights: str = "random"      # Wang et al.: "imagenet" (see gfd.models.weights)
     augment: str = "none"        # "none" | "blur_jpeg" (Wang et al.'s Blur+JPEG)
@@ -54,11 +53,7 @@ class CNNDetectOptions:
     lr: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
     batch_size: int = 64
-    lr_schedule: str = "cosine"
-    eval_every: int = 50
-    select: str = "best"
-    patience: int = 3
-    device: str = "auto"
+    eval_every: int = 50                # validation more often than the protocol's default
 
     def __post_init__(self):
         if self.augment not in AUGMENTATIONS:

@@ -14,7 +14,7 @@ import copy
 import dataclasses
 import math
 import warnings
-from typing import Any, Mapping, TypeVar
+from typing import Any, ClassVar, Mapping, TypeVar
 
 from torch import nn
 from torch.utils.data import DataLoader
@@ -26,9 +26,19 @@ from gfd.streams import BatchStream
 from gfd.supervised import fit_classifier
 from gfd.utils import choose_device, derived_seed
 
-PROTOCOL_FIELDS = ("lr_schedule", "eval_every", "select", "patience", "device")
-"""What a learned baseline takes from a ``Config``: the course's training protocol (gfd.protocol) and
-the device.  Its optimiser, batch size and budget are its own recipe's (its options' defaults)."""
+@dataclasses.dataclass(frozen=True)
+class ProtocolOptions:
+    """The options every learned baseline shares: the course's training protocol (gfd.protocol) and
+    the device, taken from a ``Config`` when given one.  Each baseline's options class adds its own
+    recipe (optimiser, batch size, budget) and may override a default here."""
+
+    FROM_CONFIG: ClassVar[tuple[str, ...]] = ("lr_schedule", "eval_every", "select", "patience", "device")
+    lr_schedule: str = "cosine"
+    eval_every: int = 100
+    select: str = "best"
+    patience: int = 3
+    device: str = "auto"
+
 
 O = TypeVar("O")
 

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterable
+from typing import Any, Iterable
 
 import torch
 from torch import nn
 
 from gfd.analysis.spectra import dct2, dct_matrix, log_dct  # noqa: F401 (the transform, re-exported)
-from gfd.baselines.common import (PROTOCOL_FIELDS, deterministic_loader, num_classes, resolve_options,
+from gfd.baselines.common import (ProtocolOptions, deterministic_loader, num_classes, resolve_options,
                                   train_to_plateau)
 from gfd.utils import pbar, seeded
 
@@ -36,12 +36,11 @@ __all__ = ["DCTOptions", "DCTClassifier", "dct_matrix", "dct2", "log_dct", "dct_
 
 
 @dataclass(frozen=True)
-class DCTOptions:
+class DCTOptions(ProtocolOptions):
     """The DCT baseline's own recipe: Frank et al.'s released classifier trains with Adam, lr 1e-3,
     batch 32, and keeps the best weights on validation (early stopping).  Budget, schedule and
     selection follow the course's protocol (:mod:`gfd.protocol`)."""
 
-    FROM_CONFIG: ClassVar[tuple[str, ...]] = PROTOCOL_FIELDS   # the protocol, taken from a Config
     classifier: str = "cnn"      # "cnn" | "linear"
     width: int = 8               # channels of the CNN's first conv (then 2x, 4x, 4x)
     eps: float = 1e-6            # log(|x| + eps)
@@ -50,11 +49,6 @@ class DCTOptions:
     betas: tuple[float, float] = (0.9, 0.999)
     batch_size: int = 32
     weight_decay: float = 0.0    # L2 penalty; defaults to 1e-4 for "linear" if left at 0
-    lr_schedule: str = "cosine"
-    eval_every: int = 100
-    select: str = "best"
-    patience: int = 3
-    device: str = "auto"
 
     def __post_init__(self):
         if self.classifier not in CLASSIFIERS:

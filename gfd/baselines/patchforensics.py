@@ -17,24 +17,23 @@ seeded by the run's seed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gfd.baselines.common import PROTOCOL_FIELDS, num_classes, resolve_options, train_to_plateau
+from gfd.baselines.common import ProtocolOptions, num_classes, resolve_options, train_to_plateau
 from gfd.utils import seeded
 
 __all__ = ["PatchForensicsOptions", "PatchForensics", "receptive_field", "fit"]
 
 
 @dataclass(frozen=True)
-class PatchForensicsOptions:
+class PatchForensicsOptions(ProtocolOptions):
     """PatchForensics' own recipe (Chai et al.: Adam lr 1e-3, batch 32, per-patch cross-entropy).
     Budget, schedule and selection follow the course's protocol (:mod:`gfd.protocol`)."""
 
-    FROM_CONFIG: ClassVar[tuple[str, ...]] = PROTOCOL_FIELDS   # the protocol, taken from a Config
     width: int = 16              # channels of the stem (doubled by each down-sampling block); 16 keeps a
                                  # step at batch 32, 48 px near 0.4 s on 2 busy cores (32: 1.2 s)
     blocks: int = 3              # residual blocks kept: the truncation point
@@ -43,11 +42,6 @@ class PatchForensicsOptions:
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
     batch_size: int = 32
-    lr_schedule: str = "cosine"
-    eval_every: int = 100
-    select: str = "best"
-    patience: int = 3
-    device: str = "auto"
 
 
 class BasicBlock(nn.Module):
