@@ -55,3 +55,16 @@ def offline_hub(tmp_path, monkeypatch):
         raise OSError("[Errno -2] Name or service not known")
     monkeypatch.setattr(weights, "download", no_network)
     return tmp_path / "torch_home" / "hub" / "checkpoints"
+
+
+def warmed_generator(side: int, num_classes: int = 3):
+    """A tiny U-Net G (depth 2, width 8) whose BatchNorm running statistics are non-trivial, so that
+    eval mode matters; inputs of ``side`` px."""
+    from gfd.models.generator import FingerprintGenerator
+    torch.manual_seed(0)
+    g = FingerprintGenerator(num_classes=num_classes, depth=2, width=8, max_width=16)
+    with torch.no_grad():
+        g.train()
+        for _ in range(3):
+            g(torch.randn(4, 3, side, side) * 2 + 0.5)
+    return g

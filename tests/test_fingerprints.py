@@ -6,11 +6,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from conftest import warmed_generator
+
 from gfd.analysis.fingerprints import (cosine_similarity_within_between, extract_fingerprints,
                                        log_spectrum, mean_fingerprint_by_source)
 from gfd.analysis.glcm import (ANGLES, DISTANCES, feature_names, glcm_correlation, glcm_distinctness,
                                glcm_features, glcm_stats, to_gray_levels)
-from gfd.models.generator import FingerprintGenerator
 
 SIZE = 48
 
@@ -171,13 +172,7 @@ def test_distinctness_is_reproducible_and_checks_input():
 
 @pytest.fixture
 def tiny_generator():
-    torch.manual_seed(0)
-    g = FingerprintGenerator(num_classes=3, depth=2, width=8, max_width=16)
-    with torch.no_grad():  # non-trivial BatchNorm running statistics, so eval mode matters
-        g.train()
-        for _ in range(3):
-            g(torch.randn(4, 3, 16, 16) * 2 + 0.5)
-    return g
+    return warmed_generator(16)
 
 
 def test_extract_restores_mode_and_batches_consistently(tiny_generator, one_thread):

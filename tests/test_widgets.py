@@ -7,6 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import warmed_generator
+
 from gfd.config import get_config
 from gfd.paper import ablation_name
 from gfd.runs.variant import RunResult, describe_changes
@@ -131,14 +133,7 @@ def tiny_bundle(make_dataset):
 
 @pytest.fixture
 def tiny_G():
-    from gfd.models.generator import FingerprintGenerator
-    torch.manual_seed(0)
-    g = FingerprintGenerator(num_classes=3, depth=2, width=8, max_width=16)
-    with torch.no_grad():  # non-trivial BatchNorm running statistics, so eval mode matters
-        g.train()
-        for _ in range(3):
-            g(torch.randn(4, 3, CROP, CROP) * 2 + 0.5)
-    return g
+    return warmed_generator(CROP)
 
 
 def fingerprint_of(G, bundle, split, source, index):
