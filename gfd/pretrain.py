@@ -24,7 +24,7 @@ from torch import nn
 
 from gfd.config import Config
 from gfd.evaluate import accuracy
-from gfd.streams import BatchStream
+from gfd.streams import BatchStream, stream_for
 from gfd.supervised import fit_classifier
 from gfd.utils import atomic_write, derived_seed, stable_hash
 
@@ -41,10 +41,7 @@ def classifier_key(cfg: Config, data: str | None) -> str:
 
 def c_stream(cfg: Config, bundle) -> BatchStream:
     """C's own batch stream over the train split (seed derived from the run's seed and "C")."""
-    loader = bundle.loaders["train"]
-    return BatchStream(loader.dataset, cfg.batch_size, derived_seed(cfg.seed, "C pre-training"),
-                       num_workers=loader.num_workers, collate_fn=loader.collate_fn,
-                       worker_init_fn=loader.worker_init_fn, pin_memory=loader.pin_memory)
+    return stream_for(bundle.loaders["train"], derived_seed(cfg.seed, "C pre-training"), batch_size=cfg.batch_size)
 
 
 def pretrain_classifier(C: nn.Module, cfg: Config, bundle, *, device: torch.device,

@@ -139,11 +139,12 @@ class BatchStream:
         self._it = None  # replayed lazily, by the next batch
 
 
-def stream_for(loader: DataLoader, seed: int, dataset: Dataset | None = None, *, rank: int = 0,
-               world_size: int = 1) -> BatchStream:
-    """A :class:`BatchStream` with the batch size and workers of ``loader``, over its dataset (or
-    over ``dataset``, e.g. a subset of it); ``rank`` / ``world_size`` shard it (distributed runs)."""
-    return BatchStream(loader.dataset if dataset is None else dataset, loader.batch_size, seed,
+def stream_for(loader: DataLoader, seed: int, dataset: Dataset | None = None, *, batch_size: int | None = None,
+               rank: int = 0, world_size: int = 1) -> BatchStream:
+    """A :class:`BatchStream` with the workers of ``loader`` and its batch size (or ``batch_size``),
+    over its dataset (or over ``dataset``, e.g. a subset of it); ``rank`` / ``world_size`` shard it
+    (distributed runs)."""
+    return BatchStream(loader.dataset if dataset is None else dataset, batch_size or loader.batch_size, seed,
                        num_workers=loader.num_workers, collate_fn=loader.collate_fn,
                        worker_init_fn=loader.worker_init_fn, pin_memory=loader.pin_memory,
                        rank=rank, world_size=world_size)

@@ -22,7 +22,7 @@ from torchvision.transforms import v2
 
 from gfd.config import Config
 from gfd.evaluate import accuracy
-from gfd.streams import BatchStream
+from gfd.streams import stream_for
 from gfd.supervised import fit_classifier
 from gfd.utils import choose_device, derived_seed
 
@@ -109,8 +109,7 @@ def train_to_plateau(model: nn.Module, bundle: Any, opts: Any, seed: int, progre
     loader = bundle["train"]
     ds = loader.dataset
     steps = max(1, math.ceil(opts.epochs * len(ds) / opts.batch_size))
-    stream = BatchStream(ds, opts.batch_size, derived_seed(seed, desc), num_workers=loader.num_workers,
-                         collate_fn=loader.collate_fn, worker_init_fn=loader.worker_init_fn)
+    stream = stream_for(loader, derived_seed(seed, desc), batch_size=opts.batch_size)
     device = choose_device(opts.device)
     val = bundle["val"]
     record = fit_classifier(model, stream, steps, lr=opts.lr, betas=tuple(opts.betas),
