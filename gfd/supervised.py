@@ -82,8 +82,7 @@ def fit_classifier(model: nn.Module, batches: Iterator, steps: int, *, lr: float
         if step % 10 == 0:
             bar.set_postfix(loss=f"{sum(out['loss'][-10:]) / 10:.3f}")
         if validate is not None and ((eval_every and step % eval_every == 0) or step == steps):
-            if not out["eval_step"] or out["eval_step"][-1] != step:
-                evaluate(step)
+            evaluate(step)
             if selection.stop:
                 break
     bar.close()
