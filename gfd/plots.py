@@ -401,3 +401,25 @@ def save_benchmark_figures(root: str | os.PathLike, folder: str | os.PathLike, n
         plt.close(fig)
         written.append(folder / name)
     return written
+
+
+def plot_steps_over_seeds(summary: dict[str, dict], title: str | None = None) -> plt.Figure:
+    """The Fig. 7 question over seeds (:func:`gfd.analysis.factors.steps_over_seeds`): per measure,
+    each single-factor step's distance for every seed (dots) and their mean (bar); construction
+    steps in blue, the width step in orange."""
+    measures = list(summary)
+    fig, axes = plt.subplots(1, len(measures), figsize=(4.2 * len(measures), 3.6), squeeze=False)
+    for ax, measure in zip(axes[0], measures):
+        res = summary[measure]
+        for i, (step, kind, values) in enumerate(res["steps"]):
+            colour = "tab:orange" if kind == "width" else "tab:blue"
+            ax.bar(i, float(np.mean(values)), color=colour, alpha=0.35, width=0.7)
+            ax.plot(np.full(len(values), i) + np.linspace(-0.15, 0.15, len(values)), values, "o", color=colour, ms=4)
+        ax.set_xticks(range(len(res["steps"])))
+        ax.set_xticklabels([step.split(" (")[0] for step, _, _ in res["steps"]])
+        ax.set_title(f"{measure}: width smallest on {res['holds']}/{len(res['seeds'])} seeds", fontsize=9)
+        ax.set_ylabel("distance")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -324,3 +324,55 @@ def test_config_fingerprints_reads_every_configuration(tmp_path):
     assert g.training                                                                 # mode restored
     mats = factors.distance_matrices(cf, num_classes=3)
     assert mats["fingerprint"].shape == (2, 2) and mats["fingerprint"][0, 1] > 0
+    verdict = factors.seed_verdict(g, tmp_path, crop=32, num_classes=3, n=2)     # the unit gathered over seeds
+    assert verdict == factors.compare_steps(mats, sorted(cf.fingerprints))
+    assert verdict["fingerprint"]["steps"][0][2] == pytest.approx(mats["fingerprint"][0, 1])
+
+
+def _verdict(distances: list[float], names=("cfgA_adain", "cfgB_demod", "cfgD_demod_skip", "cfgE_demod_resid",
+                                              "cfgF_demod_resid_w2")) -> dict:
+    """A compare_steps verdict on one measure whose four steps have the given distances."""
+    from gfd.analysis import factors
+    k = len(names)
+    m = np.full((k, k), 9.0)
+    np.fill_diagonal(m, 0)
+    for (a, b, _, _), d in zip(factors.factor_steps(list(names)), distances):
+        i, j = names.index(a), names.index(b)
+        m[i, j] = m[j, i] = d
+    return factors.compare_steps({"fingerprint": m}, list(names))
+
+
+def test_steps_over_seeds_gathers_values_margins_and_verdicts():
+    from gfd.analysis import factors
+    summary = factors.steps_over_seeds({3: _verdict([0.5, 0.4, 0.3, 0.1]),     # width smallest: holds
+                                        1: _verdict([0.5, 0.2, 0.3, 0.6])})    # width largest: fails
+    res = summary["fingerprint"]
+    assert res["seeds"] == [1, 3]                                               # sorted, values in that order
+    assert [kind for _, kind, _ in res["steps"]] == ["construction"] * 3 + ["width"]
+    assert res["steps"][0][2] == [0.5, 0.5] and res["steps"][3][2] == [0.6, 0.1]
+    assert res["margin"] == pytest.approx([0.6 - 0.2, 0.1 - 0.3])               # width - smallest construction
+    assert res["width_smallest"] == [False, True] and res["holds"] == 1
+    assert [m < 0 for m in res["margin"]] == res["width_smallest"]
+
+
+def test_steps_over_seeds_refuses_seeds_that_measured_other_steps():
+    from gfd.analysis import factors
+    short = factors.compare_steps({"fingerprint": np.array([[0.0, 1.0], [1.0, 0.0]])}, ["cfgA_adain", "cfgB_demod"])
+    with pytest.raises(ValueError, match="seed 1 measured other steps"):
+        factors.steps_over_seeds({0: _verdict([0.5, 0.4, 0.3, 0.1]), 1: short})
+    with pytest.raises(ValueError, match="at least one seed"):
+        factors.steps_over_seeds({})
+
+
+def test_plot_steps_over_seeds_draws_every_seed_and_the_mean():
+    import matplotlib.pyplot as plt
+    from gfd import plots
+    from gfd.analysis import factors
+    summary = factors.steps_over_seeds({0: _verdict([0.5, 0.4, 0.3, 0.1]), 1: _verdict([0.5, 0.2, 0.3, 0.6])})
+    fig = plots.plot_steps_over_seeds(summary)
+    (ax,) = fig.axes
+    assert ax.get_title() == "fingerprint: width smallest on 1/2 seeds"
+    assert [b.get_height() for b in ax.patches] == pytest.approx([0.5, 0.3, 0.3, 0.35])
+    dots = [line.get_ydata().tolist() for line in ax.lines]
+    assert dots == [[0.5, 0.5], [0.4, 0.2], [0.3, 0.3], [0.1, 0.6]]
+    plt.close(fig)

@@ -15,7 +15,10 @@ F (E at double width), all fed the same real images.  Here, per configuration, t
 * ``attribution``: total-variation distance of the two distributions of GFD-Net's predicted class.
 
 :func:`factor_steps` names the single-factor steps and :func:`compare_steps` says, with the numbers,
-whether the width step is smaller than every construction step.
+whether the width step is smaller than every construction step.  :func:`steps_over_seeds` gathers
+that answer over GFD-Nets trained with different seeds, step by step and measure by measure, with
+the per-seed margin ``width step - smallest construction step`` (negative where the paper's reading
+holds) that makes the seeds' verdicts comparable.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -133,4 +137,44 @@ def compare_steps(matrices: dict[str, np.ndarray], names: list[str]) -> dict[str
         construction = [d for _, kind, d in steps if kind == "construction"]
         holds = bool(width and construction and max(width) < min(construction))
         out[measure] = {"steps": steps, "width_smallest": holds}
+    return out
+
+
+def seed_verdict(generator, root: str | os.PathLike, crop: int, num_classes: int, n: int | None = None) -> dict[str, dict]:
+    """One trained GFD-Net's answer to the Fig. 7 question: :func:`compare_steps` on the distances of
+    :func:`config_fingerprints` (the unit that :func:`steps_over_seeds` gathers over seeds)."""
+    cf = config_fingerprints(generator, root, crop, n)
+    return compare_steps(distance_matrices(cf, num_classes), sorted(cf.fingerprints))
+
+
+def steps_over_seeds(verdicts: Mapping[int, dict[str, dict]]) -> dict[str, dict]:
+    """Gather :func:`compare_steps` results of several seeds (``{seed: verdict}``), per measure:
+
+    * ``seeds``: the seeds, sorted; ``steps``: ``[(step, kind, values)]``, one value per seed in that order;
+    * ``margin``: per seed, the width step's distance minus the smallest construction step's
+      (below 0 exactly where that seed's ``width_smallest`` is True);
+    * ``width_smallest``: per seed, the verdict; ``holds``: on how many seeds it is True.
+
+    Every seed must have measured the same steps (same configurations): else a ``ValueError``.
+    """
+    if not verdicts:
+        raise ValueError("steps_over_seeds needs the verdict of at least one seed")
+    seeds = sorted(verdicts)
+    out: dict[str, dict] = {}
+    for measure in verdicts[seeds[0]]:
+        per_seed = [verdicts[s][measure]["steps"] for s in seeds]
+        labels = [(step, kind) for step, kind, _ in per_seed[0]]
+        for s, steps in zip(seeds, per_seed):
+            if [(step, kind) for step, kind, _ in steps] != labels:
+                raise ValueError(f"seed {s} measured other steps for {measure!r} than seed {seeds[0]}")
+        values = np.array([[d for _, _, d in steps] for steps in per_seed])       # (seeds, steps)
+        width = np.array([kind == "width" for _, kind in labels])
+        if width.any() and (~width).any():
+            margin = values[:, width].max(1) - values[:, ~width].min(1)
+        else:
+            margin = np.full(len(seeds), np.nan)
+        verdict = [bool(verdicts[s][measure]["width_smallest"]) for s in seeds]
+        out[measure] = {"seeds": seeds,
+                        "steps": [(step, kind, values[:, i].tolist()) for i, (step, kind) in enumerate(labels)],
+                        "margin": margin.tolist(), "width_smallest": verdict, "holds": sum(verdict)}
     return out
