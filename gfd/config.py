@@ -46,6 +46,8 @@ DEFAULT_PRESET = "course"
 TRANSFORMS = ("p128", "p1024", "mini", "mini_x4")
 BENCHMARK_SIZES = ("quick", "default")
 CLASSIFIER_ARCHS = ("compact", "resnet18", "resnet34", "resnet50", "resnet101", "densenet121", "densenet169", "densenet201")
+ENCODER_ARCHS = ("unet", "resnet", "densenet")
+ENCODER_SIZES = ("small", "full")
 LR_SCHEDULES = ("step", "cosine", "constant")
 SELECTIONS = ("best", "last")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -83,6 +85,11 @@ class Config:
     perceptual_weights: str = "auto"
     perceptual_layer: str = "relu2_2"   # last VGG-16 layer used by F
     fingerprint_scale: float = 1.0      # f = scale * tanh(decoder output); images live in [-1, 1]
+    # G's encoder (Sec. 4.3 / Table 3 builds it on a backbone; gfd.models.backbones):
+    encoder_arch: str = "unet"          # "unet" (Sec. 3.2) | "resnet" | "densenet"
+    encoder_size: str = "small"         # backbones: "small" (CPU: stride-1 3x3 stem, unet_* widths) | "full"
+                                        # (torchvision's resnet50 / densenet121, the paper's)
+    encoder_weights: str = "random"     # the full backbones' weights, as classifier_weights ("imagenet", ...)
 
     # --- losses (Eq. 7) --------------------------------------------------------------------------
     w1: float = 10.0                    # L_z        (Eq. 6)
@@ -112,6 +119,7 @@ class Config:
         """Refuse a field value the code cannot use, naming the field and the allowed values."""
         for name, allowed in (("transform", TRANSFORMS), ("benchmark_size", BENCHMARK_SIZES),
                               ("classifier_arch", CLASSIFIER_ARCHS), ("lr_schedule", LR_SCHEDULES),
+                              ("encoder_arch", ENCODER_ARCHS), ("encoder_size", ENCODER_SIZES),
                               ("select", SELECTIONS)):
             value = getattr(self, name)
             if value not in allowed:
@@ -151,12 +159,12 @@ class Config:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-KEY_OMITS_AT_DEFAULT: dict[str, Any] = {}
+KEY_OMITS_AT_DEFAULT: dict[str, Any] = {"encoder_arch": "unet", "encoder_size": "small", "encoder_weights": "random"}
 """Fields added to :class:`Config` after runs were recorded -> their default.  At that value they are
 left out of :meth:`Config.key`, so a stored run keeps its key; set to anything else, they enter it."""
 
 RESUMABLE_FIELDS = ("steps", "patience", "eval_every", "ckpt_every", "device", "num_workers", "amp", "data_root",
-                    "classifier_weights", "perceptual_weights")
+                    "classifier_weights", "perceptual_weights", "encoder_weights")
 """Fields a checkpoint may be continued or evaluated with at another value: none changes a network's
 shape.  Not all leave results alone -- more ``steps`` extend a run, ``data_root`` may point to a
 moved (or another) dataset, the weights fields only matter before C and F are first built -- so
@@ -188,6 +196,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         classifier_arch="resnet50", classifier_weights="imagenet", perceptual_weights="imagenet",
         steps=20000, c_pretrain_steps=2000, eval_every=1000, ckpt_every=1000,
         lr=1e-4, lr_schedule="step", lr_step=500, lr_gamma=0.9, select="last", patience=0,
+        encoder_size="full", encoder_weights="imagenet",    # Table 3's backbones: ResNet-50 / DenseNet-121
     ),
 }
 

@@ -33,7 +33,7 @@ def _load(path: str, mtime: float) -> tuple[FingerprintGenerator, Config, list[s
     state = load_checkpoint(path, allow_export=True)
     cfg = Config.from_dict(state["config"])
     classes = list(state["classes"])
-    generator = build_generator(cfg, len(classes))
+    generator = build_generator(cfg, len(classes), pretrained=False)   # the checkpoint holds its weights
     try:
         generator.load_state_dict(state["models"]["G"])
     except (KeyError, RuntimeError) as err:

@@ -8,7 +8,9 @@ code ``z``; the head H (global average pool + linear) reads the source out of it
 time only G_enc + H are needed (``classify``); the decoder exists to produce the fingerprint f.
 
 Depth and width come from the config: the ``paper`` preset (224 px crops) and the CPU presets
-(48 px crops) use this same class.
+(48 px crops) use this same class.  For Table 3 (Sec. 4.3) G_enc may instead be a ResNet or DenseNet
+backbone (``Config.encoder_arch``, :mod:`gfd.models.backbones`); the decoder then adapts its skip
+concatenations to the backbone's stage widths.
 """
 from __future__ import annotations
 
@@ -55,16 +57,26 @@ class UNetEncoder(nn.Module):
 
 
 class UNetDecoder(nn.Module):
-    """G_dec: transposed-conv up-sampling, concatenation with the skip of the same level."""
+    """G_dec: transposed-conv up-sampling, concatenation with the skip of the same level.
 
-    def __init__(self, widths: list[int], out_ch: int):
+    ``widths`` are the encoder's (skips ``widths[:-1]``, z ``widths[-1]``); ``dec_widths`` (one per
+    skip) the decoder's own, by default the encoder's (the U-Net).  A backbone encoder
+    (:mod:`gfd.models.backbones`) has other widths than the decoder: level i concatenates
+    ``widths[i]`` skip channels with ``dec_widths[i]`` up-sampled ones."""
+
+    def __init__(self, widths: list[int], out_ch: int, dec_widths: list[int] | None = None):
         super().__init__()
+        dec = list(widths[:-1]) if dec_widths is None else list(dec_widths)
+        if len(dec) != len(widths) - 1:
+            raise ValueError(f"one decoder width per skip: {len(widths) - 1} skips, got {len(dec)} widths")
         self.ups = nn.ModuleList()
         self.levels = nn.ModuleList()
-        for deep, shallow in zip(widths[:0:-1], widths[-2::-1]):
+        deep = widths[-1]
+        for skip, shallow in zip(widths[-2::-1], dec[::-1]):      # U-Net: skip == shallow
             self.ups.append(nn.ConvTranspose2d(deep, shallow, 2, stride=2))
-            self.levels.append(double_conv(2 * shallow, shallow))
-        self.out = nn.Conv2d(widths[0], out_ch, 1)
+            self.levels.append(double_conv(skip + shallow, shallow))
+            deep = shallow
+        self.out = nn.Conv2d(dec[0], out_ch, 1)
 
     def forward(self, z: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
         x = z                                             # (B, w_d, H / 2^d, W / 2^d)
@@ -105,15 +117,26 @@ class FingerprintGenerator(nn.Module):
     """
 
     def __init__(self, num_classes: int, depth: int = 3, width: int = 32, max_width: int = 256,
-                 in_ch: int = 3, fingerprint_scale: float = 1.0):
+                 in_ch: int = 3, fingerprint_scale: float = 1.0, encoder_arch: str = "unet",
+                 encoder_size: str = "small", encoder_weights: str = "random"):
         super().__init__()
-        if depth < 1:
-            raise ValueError(f"U-Net depth must be >= 1, got {depth}")
-        self.widths = [min(width * 2**i, max_width) for i in range(depth + 1)]
-        self.depth = depth
         self.fingerprint_scale = fingerprint_scale
-        self.encoder = UNetEncoder(in_ch, self.widths)
-        self.decoder = UNetDecoder(self.widths, in_ch)
+        self.encoder_arch = encoder_arch
+        if encoder_arch == "unet":
+            if depth < 1:
+                raise ValueError(f"U-Net depth must be >= 1, got {depth}")
+            self.widths = [min(width * 2**i, max_width) for i in range(depth + 1)]
+            self.depth = depth
+            self.encoder = UNetEncoder(in_ch, self.widths)
+            self.decoder = UNetDecoder(self.widths, in_ch)
+            self.weights_used = "random"
+        else:   # a ResNet / DenseNet backbone as G_enc (Sec. 4.3), the U-Net decoder with its own widths
+            from gfd.models.backbones import build_encoder
+            self.encoder = build_encoder(encoder_arch, encoder_size, in_ch, width, depth, max_width, encoder_weights)
+            self.widths = self.encoder.widths
+            self.depth = len(self.widths) - 1
+            self.decoder = UNetDecoder(self.widths, in_ch, [min(width * 2**i, max_width) for i in range(self.depth)])
+            self.weights_used = self.encoder.weights_used
         self.head = ClassificationHead(self.widths[-1], num_classes)
 
     def forward(self, x: torch.Tensor) -> GeneratorOutput:
@@ -146,7 +169,15 @@ class EncoderHead(nn.Module):
         return self.generator.classify(x)
 
 
-def build_generator(cfg, num_classes: int) -> FingerprintGenerator:
-    """G + H sized by a :class:`gfd.config.Config`."""
-    return FingerprintGenerator(num_classes, depth=cfg.unet_depth, width=cfg.unet_width,
-                                max_width=cfg.unet_max_width, fingerprint_scale=cfg.fingerprint_scale)
+def build_generator(cfg, num_classes: int, pretrained: bool = True) -> FingerprintGenerator:
+    """G + H sized by a :class:`gfd.config.Config`: the U-Net (``encoder_arch="unet"``) or a ResNet /
+    DenseNet encoder (:mod:`gfd.models.backbones`, ``encoder_size``, ``encoder_weights``).
+    ``pretrained=False`` skips the encoder's pretrained weights (a checkpoint will overwrite them)."""
+    arch = getattr(cfg, "encoder_arch", "unet")
+    if arch == "unet":
+        return FingerprintGenerator(num_classes, depth=cfg.unet_depth, width=cfg.unet_width,
+                                    max_width=cfg.unet_max_width, fingerprint_scale=cfg.fingerprint_scale)
+    return FingerprintGenerator(num_classes, depth=cfg.unet_depth, width=cfg.unet_width, max_width=cfg.unet_max_width,
+                                fingerprint_scale=cfg.fingerprint_scale, encoder_arch=arch,
+                                encoder_size=cfg.encoder_size,
+                                encoder_weights=cfg.encoder_weights if pretrained else "random")
