@@ -14,6 +14,8 @@ Presets
 ``detect``  Sec. 4.3 / Table 3 (cross-generator binary detection, :mod:`gfd.detection`): ``course``
             with the paper's detection loss weights w1..w4 = 10, 0.01, 1, 1; two classes (real,
             fake) come from the data (the detection view of the benchmark, or ``data_root``).
+``gpu``     the notebooks' default on a CUDA GPU (issue 16): the ``course`` chapters on the same
+            built-in benchmark, sized for one GPU (wider networks, batch 64, more steps).
 ``paper``   the paper's setting for a GPU: 224 px crops (``p128`` transform), ResNet-50 as C,
             ImageNet weights, the paper's hyper-parameters.  Point ``data_root`` at a real dataset.
 
@@ -25,7 +27,7 @@ next to that method, with their defaults in one place (``gfd.baselines.OPTIONS``
 
 Environment variables: ``GFD_PRESET`` picks the default preset (:func:`default_preset`; the tests
 set it to ``quick`` so that notebooks run fast under nbval, while a reader who opens a notebook gets
-``course``).  The only other one ``gfd`` reads is ``TQDM_DISABLE`` (:func:`gfd.utils.pbar`).
+``course``, or ``gpu`` where torch sees a CUDA GPU).  The only other one ``gfd`` reads is ``TQDM_DISABLE`` (:func:`gfd.utils.pbar`).
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ from gfd.utils import stable_hash
 
 PRESET_ENV = "GFD_PRESET"
 DEFAULT_PRESET = "course"
+GPU_PRESET = "gpu"          # the default where torch sees a CUDA GPU (default_preset)
 
 # The allowed values of the fields that name something.  Written out here so that this module stays
 # import-light; the tests check that they equal their homes: gfd.data.TRANSFORM_PRESETS,
@@ -114,6 +117,7 @@ class Config:
     seed: int = 0
     device: str = "auto"                # "auto" (cuda, then mps, then cpu) | "cpu" | "cuda" | ...
     amp: bool = True                    # mixed precision, used only on CUDA
+    compile: bool = False               # torch.compile the networks for training (issue 16; off: no start-up cost)
 
     def __post_init__(self) -> None:
         """Refuse a field value the code cannot use, naming the field and the allowed values."""
@@ -159,12 +163,13 @@ class Config:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-KEY_OMITS_AT_DEFAULT: dict[str, Any] = {"encoder_arch": "unet", "encoder_size": "small", "encoder_weights": "random"}
+KEY_OMITS_AT_DEFAULT: dict[str, Any] = {"encoder_arch": "unet", "encoder_size": "small", "encoder_weights": "random",
+                                         "compile": False}
 """Fields added to :class:`Config` after runs were recorded -> their default.  At that value they are
 left out of :meth:`Config.key`, so a stored run keeps its key; set to anything else, they enter it."""
 
 RESUMABLE_FIELDS = ("steps", "patience", "eval_every", "ckpt_every", "device", "num_workers", "amp", "data_root",
-                    "classifier_weights", "perceptual_weights", "encoder_weights")
+                    "classifier_weights", "perceptual_weights", "encoder_weights", "compile")
 """Fields a checkpoint may be continued or evaluated with at another value: none changes a network's
 shape.  Not all leave results alone -- more ``steps`` extend a run, ``data_root`` may point to a
 moved (or another) dataset, the weights fields only matter before C and F are first built -- so
@@ -189,6 +194,19 @@ PRESETS: dict[str, dict[str, Any]] = {
         steps=600, c_pretrain_steps=1500, eval_every=100, ckpt_every=100, lr=1e-3,
         lr_schedule="cosine", select="best", patience=3,
     ),
+    # One GPU (a free Colab T4 to an H100) on the built-in benchmark, so every chapter runs there
+    # without real data: the course's data, crop and protocol (cosine lr, best val weights, stop on a
+    # plateau), with what a GPU affords: batch 64 (4x), a U-Net and D twice as wide, the paper's
+    # 3-layer PatchGAN D (70 px patches), ResNet-18 as C and VGG-16 to relu2_2 for F with ImageNet
+    # weights where they can be had ("auto": downloaded on Colab, random init with a warning offline),
+    # and 5x the course's steps.  Not measured here (no GPU was lent); mixed precision as every CUDA run.
+    "gpu": dict(
+        benchmark_size="default", transform="mini", crop=48, batch_size=64, perceptual_layer="relu2_2",
+        unet_depth=3, unet_width=64, unet_max_width=512, disc_width=64, disc_layers=3,
+        classifier_arch="resnet18", classifier_weights="auto", perceptual_weights="auto",
+        steps=3000, c_pretrain_steps=1500, eval_every=250, ckpt_every=250, lr=1e-3,
+        lr_schedule="cosine", select="best", patience=3,
+    ),
     "paper": dict(
         # batch size and step counts are not given in the paper: these are our choices
         benchmark_size="default", transform="p128", crop=224, batch_size=16,
@@ -206,8 +224,24 @@ PRESETS["detect"] = {**PRESETS["course"], "w2": 0.01}
 
 
 def default_preset() -> str:
-    """The preset notebooks use: ``$GFD_PRESET`` if set (tests set ``quick``), else ``course``."""
-    return os.environ.get(PRESET_ENV, DEFAULT_PRESET)
+    """The preset notebooks use: ``$GFD_PRESET`` if set (tests set ``quick``), else ``gpu`` where torch
+    sees a CUDA GPU (issue 16: a Colab GPU runtime gets a GPU-sized run), else ``course``."""
+    if os.environ.get(PRESET_ENV):
+        return os.environ[PRESET_ENV]
+    import torch        # here, not at the top: this module stays import-light
+    return GPU_PRESET if torch.cuda.is_available() else DEFAULT_PRESET
+
+
+_told_gpu_pick = False
+
+
+def _tell_gpu_pick(name: str) -> None:
+    """Say once per process, in one line, that the GPU rule of :func:`default_preset` chose the preset."""
+    global _told_gpu_pick
+    if name == GPU_PRESET and not os.environ.get(PRESET_ENV) and not _told_gpu_pick:
+        _told_gpu_pick = True
+        print(f"gfd: torch sees a CUDA GPU, so the default preset is {GPU_PRESET!r} (a GPU-sized run on the "
+              f"built-in benchmark); set GFD_PRESET=course, or pass a preset, for the CPU-sized one")
 
 
 def _coerce(value: str, annotation: str, name: str) -> Any:
@@ -242,6 +276,8 @@ def get_config(preset: str | None = None, overrides: list[str] | None = None, **
     10
     """
     name = preset or default_preset()
+    if not preset:
+        _tell_gpu_pick(name)
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     cfg = Config(preset=name, **PRESETS[name])

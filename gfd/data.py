@@ -192,12 +192,20 @@ class AttributionFolder(datasets.ImageFolder):
 # loaders
 # --------------------------------------------------------------------------------------------------
 
-def default_num_workers() -> int:
-    """0 on a 2-core CPU machine (the trainer already uses both cores), more with a GPU to feed."""
+def default_num_workers(cuda: bool | None = None) -> int:
+    """0 on a 2-core CPU machine (the trainer already uses both cores), more with a GPU to feed
+    (``cuda``: the run trains on one, see :func:`feeds_cuda`; default: torch sees one)."""
     cores = os.cpu_count() or 1
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() if cuda is None else cuda:
         return max(1, min(4, cores))
     return 0 if cores <= 2 else min(4, cores // 2)
+
+
+def feeds_cuda(cfg: Config) -> bool:
+    """The config trains on a CUDA GPU (``device`` auto or cuda, and torch sees one).  Its loaders
+    then decode in worker processes and pin their batches, so that the copy to the GPU overlaps
+    the step (issue 16); a CPU run, or ``device=cpu`` on a GPU machine, does neither."""
+    return torch.cuda.is_available() and cfg.device.split(":")[0] in ("auto", "cuda")
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -250,7 +258,8 @@ def get_loaders(root: str | os.PathLike, cfg: Config | None = None, *, skip_bad:
     incomplete batch; the others keep order.  Most code should call :func:`load_data` instead.
     """
     cfg = (cfg or Config()).with_(**changes)
-    num_workers = default_num_workers() if cfg.num_workers is None else cfg.num_workers
+    cuda = feeds_cuda(cfg)
+    num_workers = default_num_workers(cuda) if cfg.num_workers is None else cfg.num_workers
 
     root = Path(root)
     present = find_splits(root)
@@ -282,7 +291,7 @@ def get_loaders(root: str | os.PathLike, cfg: Config | None = None, *, skip_bad:
         bundle.loaders[split] = DataLoader(
             ds, batch_size=cfg.batch_size, shuffle=train, drop_last=train and len(ds) >= cfg.batch_size,
             num_workers=num_workers, generator=gen, worker_init_fn=_seed_worker,
-            persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())
+            persistent_workers=num_workers > 0, pin_memory=cuda)
     return bundle
 
 

@@ -64,8 +64,9 @@ def measure(preset: str, mode: str, steps: int, warmup: int, batch_size: int | N
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    for i in range(steps):
-        trainer.train_step(*batches[i % 2])
+    with trainer.deferred_checks():      # as in the training loop: no host sync per step
+        for i in range(steps):
+            trainer.train_step(*batches[i % 2])
     sync()
     dt = (time.perf_counter() - t0) / steps
     if dev.type == "cuda":

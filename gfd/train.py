@@ -36,6 +36,13 @@ rank (the same work, so no rank waits), val accuracy is measured by rank 0 and g
 measurement, one stop decision), checkpoints are written by rank 0 and resume on any number of ranks.
 In one process none of this runs.
 
+On a GPU (issue 16) a training step does not wait for the host: the loop keeps each step's loss
+values on the device and checks and records them in one batch at its log, evaluation and checkpoint
+points (:meth:`Trainer._flush`, always before an evaluation or a checkpoint, so a non-finite loss
+still stops the run, naming the step and the term, before anything is saved); Adam runs fused on
+CUDA (:func:`adam_options`); ``cfg.compile`` compiles the networks (:func:`compile_networks`).  None
+of this changes a CPU run.
+
 This is the only module that wires networks, losses, optimisers and data together.  Everything it
 needs to continue a run exactly -- models, optimisers, schedulers, RNG states, positions of both
 data streams (:mod:`gfd.streams`), history -- goes into the checkpoint (:mod:`gfd.checkpoint`).
@@ -75,6 +82,10 @@ G_TERMS = ("L_z", "L_adv_G", "L_cls_G", "L_percept", "L_G")
 DC_TERMS = ("L_cls_C", "L_adv_D", "L_DC")
 CHECKPOINT_NAME = "checkpoint.pt"
 SNAPSHOT_IMAGES = 4
+LOG_EVERY = 50
+"""Steps between the loop's log points, where it checks and records the loss values of the steps
+since the last such point (and shows the latest in the progress bar); evaluations, checkpoints and
+the end of a run are such points too."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -111,6 +122,50 @@ def fixed(*modules: nn.Module | None):
             p.requires_grad_(flag)
         for b, flag in saved_bn:
             b.track_running_stats = flag
+
+
+def adam_options(device: torch.device) -> dict[str, Any]:
+    """Issue 16: Adam's fused kernel on CUDA (one launch per step for all parameters); elsewhere
+    torch's default implementation, so a CPU run stays bit-for-bit what it was."""
+    return {"fused": True} if device.type == "cuda" else {}
+
+
+def keep_device_adam(opt: torch.optim.Optimizer) -> None:
+    """After ``load_state_dict``: the Adam implementation of *this* device (:func:`adam_options`), not
+    the checkpoint's, with the step counters where it keeps them (on the device when fused, else on
+    the CPU), so a GPU checkpoint resumes on the CPU as a CPU run and vice versa."""
+    fused = opt.defaults.get("fused")
+    for group in opt.param_groups:
+        group["fused"] = fused
+        for p in group["params"]:
+            state = opt.state.get(p, {})
+            if "step" in state:
+                state["step"] = state["step"].to(device=p.device if fused else "cpu", dtype=torch.float32)
+
+
+def compile_networks(nets: dict[str, nn.Module]) -> None:
+    """``cfg.compile`` (issue 16): ``torch.compile``, in place (:meth:`torch.nn.Module.compile`, so
+    state dicts and checkpoints stay as they are), what the training step calls: G's parts (its
+    forward, ``classify`` and ``fingerprint`` compose them) and D, C and F whole."""
+    for name, net in nets.items():
+        for part in (net.children() if name == "G" else (net,)):
+            part.compile()
+
+
+def training_streams(cfg: Config, bundle) -> tuple[BatchStream, BatchStream | None]:
+    """The trainer's two streams over the train split of ``bundle``: G's batches (x, y) and, unless
+    G-only, the ``real`` images that carry the fingerprints (x_real); this process's shard of them in
+    a distributed run.  :mod:`gfd.bench` times the same streams."""
+    train_loader, train_ds = bundle.loaders["train"], bundle.datasets["train"]
+    shard = {"rank": distributed.rank(), "world_size": distributed.world_size()}   # 0, 1 in one process
+    train_stream = stream_for(train_loader, seed=cfg.seed * 2, **shard)
+    if cfg.g_only:
+        return train_stream, None
+    real = class_indices(train_ds, bundle.real_index)
+    if not real:
+        raise ValueError(f"the train split of {bundle.root} has no image of class 'real'; "
+                         f"GFD-Net adds fingerprints to real images (Eq. 1)")
+    return train_stream, stream_for(train_loader, seed=cfg.seed * 2 + 1, dataset=Subset(train_ds, real), **shard)
 
 
 def default_run_dir(cfg: Config, cache_dir: str | os.PathLike | None = None, data: str | None = None) -> Path:
@@ -164,10 +219,13 @@ class Trainer:
             self.F = build_perceptual(built) if cfg.use_percept else None
         for m in self.networks().values():
             m.to(self.device, memory_format=self.memory_format)
+        if cfg.compile:
+            compile_networks(self.networks())
 
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr)
+        adam = adam_options(self.device)
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, **adam)
         dc_params = [p for m in (self.D, self.C) if m is not None for p in m.parameters()]
-        self.opt_DC = torch.optim.Adam(dc_params, lr=cfg.lr) if dc_params else None
+        self.opt_DC = torch.optim.Adam(dc_params, lr=cfg.lr, **adam) if dc_params else None
         self.sched_G = make_scheduler(self.opt_G, cfg.lr_schedule, cfg.steps, cfg.lr_step, cfg.lr_gamma)
         self.sched_DC = (make_scheduler(self.opt_DC, cfg.lr_schedule, cfg.steps, cfg.lr_step, cfg.lr_gamma)
                          if self.opt_DC else None)
@@ -179,6 +237,8 @@ class Trainer:
         self.scaler_DC = torch.amp.GradScaler("cuda", enabled=fp16)
 
         self.step = 0
+        self._defer = False     # inside deferred_checks(): loss values stay on the device until _flush
+        self._pending: list[tuple[int, float, dict[str, torch.Tensor]]] = []   # (step, lr, values) not yet flushed
         self.c_pretrained = self.C is None
         self.last_checkpoint: Path | None = None
         self.history = new_history()
@@ -202,16 +262,7 @@ class Trainer:
         return {name: m for name, m in nets.items() if m is not None}
 
     def _attach_data(self, bundle) -> None:
-        train_loader, train_ds = bundle.loaders["train"], bundle.datasets["train"]
-        shard = {"rank": distributed.rank(), "world_size": distributed.world_size()}   # 0, 1 in one process
-        self.train_stream = stream_for(train_loader, seed=self.cfg.seed * 2, **shard)
-        if not self.cfg.g_only:
-            real = class_indices(train_ds, bundle.real_index)
-            if not real:
-                raise ValueError(f"the train split of {bundle.root} has no image of class 'real'; "
-                                 f"GFD-Net adds fingerprints to real images (Eq. 1)")
-            self.real_stream = stream_for(train_loader, seed=self.cfg.seed * 2 + 1, dataset=Subset(train_ds, real),
-                                          **shard)
+        self.train_stream, self.real_stream = training_streams(self.cfg, bundle)
         if "val" in bundle.datasets:
             self._init_snapshots(bundle.datasets["val"], bundle.real_index if "real" in self.classes else None)
 
@@ -243,18 +294,54 @@ class Trainer:
         return self._to_device(x), self._to_device(y)
 
     def _finite(self, terms: dict[str, torch.Tensor], where: str, step: int | None = None) -> dict[str, float]:
-        """All loss values as floats (one device sync); raise naming the first non-finite one."""
-        step = self.step + 1 if step is None else step
-        values = distributed.mean(torch.stack([t.detach().float() for t in terms.values()])).tolist()
-        out = dict(zip(terms, values))
-        for name, v in out.items():
+        """All loss values as floats (one device sync); raise naming the first non-finite one.
+        Within :meth:`deferred_checks` (the training loop) they stay on the device, detached, for
+        :meth:`_flush` to convert and check with other steps' (issue 16: no host sync per step)."""
+        stacked = torch.stack([t.detach().float() for t in terms.values()])
+        if self._defer:
+            return dict(zip(terms, stacked.unbind()))
+        out = dict(zip(terms, distributed.mean(stacked).tolist()))
+        self._check_finite(out, self.step + 1 if step is None else step, where)
+        return out
+
+    def _check_finite(self, values: dict[str, float], step: int, where: str | None = None) -> None:
+        """Raise :class:`NonFiniteLossError` naming the first non-finite value, its step and the half
+        of the iteration it came from (``where``; by default read from the term: G's or D/C's)."""
+        for name, v in values.items():
             if not math.isfinite(v):
                 last = (f"the last good checkpoint is {self.last_checkpoint} (kept as it was)"
                         if self.last_checkpoint else "no checkpoint had been written yet")
+                where = where or ("G step" if name in G_TERMS else "D/C step")
                 raise NonFiniteLossError(
                     f"loss {name} = {v} at step {step} ({where}); training stopped, {last}. "
                     f"Try a lower lr, or amp=false.")
-        return out
+
+    @contextlib.contextmanager
+    def deferred_checks(self):
+        """Within: :meth:`train_step` returns its loss values as detached device tensors, and checks
+        nothing; the loop queues them (:attr:`_pending`) for :meth:`_flush`.  On the way out (an
+        interrupt too) what is still queued is flushed, with this process's values."""
+        self._defer = True
+        try:
+            yield
+        finally:
+            self._defer = False
+            self._flush(reduce=False)
+
+    def _flush(self, reduce: bool = True) -> dict[str, float]:
+        """Check and record the queued steps in order, with one host sync (their values averaged over
+        the ranks in a distributed run when ``reduce``); return the last step's values.  A non-finite
+        value raises as in :meth:`_check_finite`: the steps before it are recorded, nothing after."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return {}
+        flat = torch.stack([v for _, _, values in pending for v in values.values()])
+        numbers = iter((distributed.mean(flat) if reduce else flat).tolist())
+        for step, lr, values in pending:
+            floats = {name: next(numbers) for name in values}
+            self._check_finite(floats, step)
+            self._record(step, lr, floats)
+        return floats
 
     def _update(self, loss: torch.Tensor, opt: torch.optim.Optimizer, scaler, sched) -> None:
         opt.zero_grad(set_to_none=True)
@@ -411,33 +498,37 @@ class Trainer:
 
     def _loop(self, target: int, bar, progress: bool) -> None:
         cfg = self.cfg
-        while self.step < target:
-            x, y = self._next(self.train_stream)
-            x_real = self._next(self.real_stream)[0] if self.real_stream is not None else None
-            values = self.train_step(x, y, x_real)
-            self.step += 1
-            self._record(values)
-            bar.update(1)
-            if self.step % 5 == 0 or self.step == target:
-                bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k in ("L_G", "L_z", "L_DC")})
-            if (cfg.eval_every and self.step % cfg.eval_every == 0) or self.step == target:
-                acc = self.evaluate_step()
-                if progress:
-                    bar.write(f"step {self.step}: val acc {acc:.3f}")
-            stop = self.selection.stop
-            if self.out_dir is not None and ((cfg.ckpt_every and self.step % cfg.ckpt_every == 0)
-                                             or self.step == target or stop):
-                self.save()
-            if stop:
-                if progress:
-                    bar.write(f"step {self.step}: val accuracy reached a plateau (no new best in "
-                              f"{cfg.patience} evaluations); stopped")
-                break
+        with self.deferred_checks():
+            while self.step < target:
+                x, y = self._next(self.train_stream)
+                x_real = self._next(self.real_stream)[0] if self.real_stream is not None else None
+                values = self.train_step(x, y, x_real)
+                self.step += 1
+                self._pending.append((self.step, self.opt_G.param_groups[0]["lr"], values))
+                bar.update(1)
+                evaluate = (cfg.eval_every and self.step % cfg.eval_every == 0) or self.step == target
+                save = self.out_dir is not None and ((cfg.ckpt_every and self.step % cfg.ckpt_every == 0)
+                                                     or self.step == target)
+                if evaluate or save or self.step % LOG_EVERY == 0 or self.selection.stop:
+                    last = self._flush()           # before any evaluation or checkpoint: raises on a non-finite loss
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in last.items() if k in ("L_G", "L_z", "L_DC")})
+                if evaluate:
+                    acc = self.evaluate_step()
+                    if progress:
+                        bar.write(f"step {self.step}: val acc {acc:.3f}")
+                stop = self.selection.stop
+                if save or (self.out_dir is not None and stop):
+                    self.save()
+                if stop:
+                    if progress:
+                        bar.write(f"step {self.step}: val accuracy reached a plateau (no new best in "
+                                  f"{cfg.patience} evaluations); stopped")
+                    break
 
-    def _record(self, values: dict[str, float]) -> None:
+    def _record(self, step: int, lr: float, values: dict[str, float]) -> None:
         h = self.history
-        h["step"].append(self.step)
-        h["lr"].append(self.opt_G.param_groups[0]["lr"])
+        h["step"].append(step)
+        h["lr"].append(lr)
         for name in (*G_TERMS, *DC_TERMS):
             h[name].append(values.get(name, float("nan")))
 
@@ -524,6 +615,7 @@ class Trainer:
         for key, obj in (("G", self.opt_G), ("DC", self.opt_DC)):
             if obj is not None and state["optim"].get(key) is not None:
                 obj.load_state_dict(state["optim"][key])
+                keep_device_adam(obj)
         for key, obj in (("G", self.sched_G), ("DC", self.sched_DC)):
             if obj is not None and state["sched"].get(key) is not None:
                 obj.load_state_dict(state["sched"][key])

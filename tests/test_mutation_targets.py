@@ -205,7 +205,7 @@ def test_a_train_split_without_class_folders_is_named(tmp_path):
 
 def test_worker_settings_come_from_the_config_or_the_machine(make_dataset, monkeypatch):
     root = make_dataset(n=2)
-    monkeypatch.setattr(data, "default_num_workers", lambda: 2)
+    monkeypatch.setattr(data, "default_num_workers", lambda cuda=None: 2)
     assert data.get_loaders(root, crop=32, num_workers=0)["train"].num_workers == 0
     auto = data.get_loaders(root, crop=32, num_workers=None)["val"]
     assert auto.num_workers == 2 and auto.persistent_workers           # no worker starts until iterated
