@@ -54,10 +54,20 @@ PAPER: dict[int, dict[str, dict[str, float]]] = {
 }
 """The paper's accuracies (%), for comparison only."""
 
-DETECTION_ROWS = ("PatchForensics", "CNNDetect", "GFD-Net")
-"""The rows of Table 3 reproduced here (:mod:`gfd.detection`), in the paper's order.  The paper's
-GFD-Net rows put its encoder on a ResNet-50 or DenseNet backbone; ours is the course's U-Net encoder
-(the backbone variants are left out for now), so "GFD-Net" matches neither printed row exactly."""
+DETECTION_ROWS = ("DenseNet", "PatchForensics", "CNNDetect", "ResNet", "GFD-Net (U-Net)", "GFD-Net (DenseNet)",
+                  "GFD-Net (ResNet)")
+"""The rows of Table 3 reproduced here (:mod:`gfd.detection`), in the paper's order.  The paper's GFD-Net
+rows put G's encoder on a ResNet-50 or a DenseNet backbone (Sec. 4.3): ``GFD-Net (ResNet)`` and ``GFD-Net
+(DenseNet)`` do the same (:mod:`gfd.models.backbones`; CPU-size backbones in the CPU presets, ResNet-50 /
+DenseNet-121 in ``paper``), ``GFD-Net (U-Net)`` keeps the course's U-Net encoder (no printed row).  The plain
+``DenseNet`` and ``ResNet`` are the same G_enc + H trained as classifiers (:mod:`gfd.baselines.backbone`;
+``ResNet`` has no printed row: the paper pairs GFD-Net (ResNet50) with CNNDetect, a ResNet-50).  Left out:
+PRNU, DCT and AttNet (attribution methods, measured in Table 1) and Xception (torchvision has none)."""
+
+TABLE3_PAPER_ROWS: dict[str, str] = {"DenseNet": "DenseNet", "PatchForensics": "PatchForensics",
+                                     "CNNDetect": "CNNDetect", "GFD-Net (DenseNet)": "GFD-Net (DenseNet)",
+                                     "GFD-Net (ResNet)": "GFD-Net (ResNet50)"}
+"""Our Table 3 row -> the paper's printed row it stands beside (rows not named here have none)."""
 
 TABLES: dict[int, tuple[str, ...]] = {table: (DETECTION_ROWS if table == 3 else tuple(rows))
                                       for table, rows in PAPER.items()}
@@ -73,8 +83,14 @@ ABLATIONS: dict[str, dict[str, bool]] = {
 }
 """The rows of Table 4: which networks and losses are switched on (``Config`` fields)."""
 
-GFD_ROWS: dict[str, dict[str, bool]] = {**ABLATIONS, "GFD-Net": ABLATIONS["G+D+C+L_percept"]}
-"""Every row that is a GFD-Net configuration; Table 1's GFD-Net is the full model of Table 4."""
+GFD_ROWS: dict[str, dict[str, bool | str]] = {
+    **ABLATIONS, "GFD-Net": ABLATIONS["G+D+C+L_percept"],
+    "GFD-Net (U-Net)": ABLATIONS["G+D+C+L_percept"],
+    "GFD-Net (ResNet)": {**ABLATIONS["G+D+C+L_percept"], "encoder_arch": "resnet"},
+    "GFD-Net (DenseNet)": {**ABLATIONS["G+D+C+L_percept"], "encoder_arch": "densenet"},
+}
+"""Every row that is a GFD-Net configuration (``Config`` fields it sets); Table 1's GFD-Net is the full
+model of Table 4, and so is Table 3's ``GFD-Net (U-Net)``; Table 3's backbone rows change G's encoder."""
 
 CLAIMS: dict[int, list[tuple[str, str, str, str]]] = {
     # (method a, relation, method b, world)

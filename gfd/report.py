@@ -207,7 +207,7 @@ def write_detection_table(table: int, runs: dict[str, dict[int, dict]], out_dir:
     and one column per method (the test sets are many); under it, the paper's Table 3 as printed.
     The JSON holds every per-seed number, per-class accuracy and confusion matrix."""
     from gfd.detection import AVERAGE, detection_accuracies
-    from gfd.paper import TABLE3_COLUMNS
+    from gfd.paper import TABLE3_COLUMNS, TABLE3_PAPER_ROWS
     first = next(iter(next(iter(runs.values())).values()))
     test_sets = [k.split("/", 1)[1] for k in first["results"] if k.startswith("test/")]
     seeds = sorted({s for by_seed in runs.values() for s in by_seed})
@@ -220,7 +220,8 @@ def write_detection_table(table: int, runs: dict[str, dict[int, dict]], out_dir:
                 for s, r in by_seed.items()} for m, by_seed in runs.items()}
     metrics = [*test_sets, AVERAGE, "val", "C val"]
     paper = PAPER[table]
-    reference = {m: {AVERAGE: paper[m][TABLE3_COLUMNS[-1]]} for m in runs if m in paper}
+    printed = {m: TABLE3_PAPER_ROWS.get(m, m) for m in runs}          # e.g. GFD-Net (ResNet) -> (ResNet50)
+    reference = {m: {AVERAGE: paper[printed[m]][TABLE3_COLUMNS[-1]]} for m in runs if printed[m] in paper}
     deterministic = [m for m, by_seed in runs.items() if all(r.get("deterministic") for r in by_seed.values())]
     weights = sorted({part for by_seed in runs.values() for r in by_seed.values()
                       for part in r["weights"].split(", ")} - {NO_PRETRAINED})
@@ -235,9 +236,11 @@ def write_detection_table(table: int, runs: dict[str, dict[int, dict]], out_dir:
              f"`C val` is the val accuracy of GFD-Net's pre-trained C.  Pretrained weights: "
              f"{'; '.join(weights) or 'none'}.  Chance: 50 %.",
              "The paper's numbers are on ForenSynths (ProGAN-airplane vs LSUN-airplane, 13 test generators, "
-             "224 px): only the average can stand beside ours; compare orderings and gaps, not levels.  The "
-             "paper's GFD-Net rows use a ResNet-50 or DenseNet encoder (not reproduced here: ours is the course's "
-             "U-Net encoder), so our GFD-Net row has no paper number; its two printed rows are in the table below."]
+             "224 px): only the average can stand beside ours; compare orderings and gaps, not levels.  "
+             "`GFD-Net (ResNet)` and `GFD-Net (DenseNet)` build G's encoder on a ResNet / DenseNet backbone as the "
+             "paper's GFD-Net (ResNet50) and GFD-Net (DenseNet) do (CPU-size backbones in the CPU presets); "
+             "`ResNet` and `DenseNet` are the same encoder + head trained as plain classifiers.  `GFD-Net (U-Net)` "
+             "(the course's encoder) and `ResNet` have no printed row; Xception is left out (torchvision has none)."]
     if command:
         notes.append(f"Produced by `{command}`.")
     results_table(rows, None, Path(out_dir) / f"table{table}.json", metrics=metrics, reference=reference,

@@ -238,4 +238,5 @@ def test_options_from_config_dict_and_errors():
         prnu.PRNUOptions(denoiser="bm3d")
     with pytest.raises(KeyError, match="unknown baseline"):
         fit_baseline("xception", None)
-    assert set(BASELINES) == {"prnu", "dct", "attnet", "cnndetect", "patchforensics"}   # Tables 1 and 3
+    assert set(BASELINES) == {"prnu", "dct", "attnet", "cnndetect", "patchforensics", "resnet",   # Tables 1 and 3
+                              "densenet"}

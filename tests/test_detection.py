@@ -155,7 +155,7 @@ def test_cnndetect_blur_jpeg_only_when_training():
     assert torch.equal(model(x), model(x))                                # no augmentation at test time
 
 
-@pytest.mark.parametrize("name", ["cnndetect", "patchforensics"])
+@pytest.mark.parametrize("name", ["cnndetect", "patchforensics", "resnet", "densenet"])
 def test_detectors_fit_two_classes(bench, tmp_path, name):
     bundle = _bundle(bench, tmp_path)
     model = fit_baseline(name, bundle, get_config("detect", TINY), seed=0, progress=False, epochs=2)
@@ -163,10 +163,40 @@ def test_detectors_fit_two_classes(bench, tmp_path, name):
     assert model.training_record["steps"] >= 1
 
 
+@pytest.mark.parametrize("row,arch", [("ResNet", "resnet"), ("DenseNet", "densenet")])
+def test_plain_backbone_rows_are_the_gfd_rows_encoder_and_head(row, arch):
+    """The paper's pairing (Sec. 4.3): GFD-Net's G_enc + H has the plain network's architecture."""
+    from gfd.baselines import backbone
+    from gfd.models.generator import build_generator
+    cfg = get_config("detect", TINY, encoder_arch=arch)
+    model = backbone.BackboneClassifier(2, OPTIONS[TABLE_NAMES[row]]().arch, cfg.encoder_size, cfg.unet_width, cfg.unet_depth,
+                                        cfg.unet_max_width)
+    g = build_generator(cfg, 2)
+    shapes = lambda m: [(k, tuple(v.shape)) for k, v in m.state_dict().items()]  # noqa: E731
+    assert shapes(model.encoder) == shapes(g.encoder) and shapes(model.head) == shapes(g.head)
+    resolved = rep.RunSpec(row, 0, cfg.with_(encoder_arch="unet")).key("data")
+    assert resolved != rep.RunSpec(row, 0, cfg.with_(encoder_arch="unet", unet_width=8)).key("data")  # sized by cfg
+
+
+@pytest.mark.parametrize("row,arch", [("GFD-Net (ResNet)", "resnet"), ("GFD-Net (DenseNet)", "densenet")])
+def test_gfd_backbone_rows_train_two_classes_with_the_detection_weights(bench, tmp_path, row, arch):
+    from gfd.runs.variant import train_and_measure
+    bundle = _bundle(bench, tmp_path)
+    spec = rep.RunSpec(row, 0, get_config("detect", TINY))
+    cfg = spec.config()
+    assert (cfg.encoder_arch, cfg.w1, cfg.w2, cfg.w3, cfg.w4) == (arch, 10.0, 0.01, 1.0, 1.0)
+    assert cfg.use_D and cfg.use_C and cfg.use_percept                    # the full model
+    res = train_and_measure(cfg, bundle, row, runs_root=tmp_path / "runs", progress=False)
+    assert res.trainer.G.encoder_arch == arch and res.trainer.G.head.fc.out_features == 2
+    assert res.results["val"]["classes"] == ["real", "fake"] and set(res.detection) == {*bundle.test_sets, "Avg"}
+    assert rep.run_slug(row) == f"gfd-net-{arch}" and rep.run_slug("GFD-Net (U-Net)") == rep.run_slug("GFD-Net")
+
+
 # --- the table --------------------------------------------------------------------------------------
 
 def test_paper_table3_as_printed():
-    assert TABLES[3] == ("PatchForensics", "CNNDetect", "GFD-Net")
+    assert TABLES[3] == ("DenseNet", "PatchForensics", "CNNDetect", "ResNet", "GFD-Net (U-Net)", "GFD-Net (DenseNet)",
+                         "GFD-Net (ResNet)")
     assert len(TABLE3_COLUMNS) == 14 and TABLE3_COLUMNS[-1] == "Avg."
     assert PAPER[3]["CNNDetect"]["Avg."] == 73.71 and PAPER[3]["GFD-Net (ResNet50)"]["StarGAN"] == 93.40
     for row, cells in PAPER[3].items():
@@ -201,12 +231,22 @@ def test_table_writer_includes_every_test_set_and_the_average(tmp_path):
     assert cnn["method"] == "CNNDetect" and cnn["summary"]["Avg"]["values"] == pytest.approx([0.75, 0.7])
 
 
+def test_table_writer_puts_the_backbone_rows_beside_the_papers(tmp_path):
+    runs = {m: {0: _record(m, 0, {"A-progan": 1.0, "B1-sngan": 0.5})} for m in TABLES[3]}
+    md = write_detection_table(3, runs, tmp_path)
+    head = next(line for line in md.splitlines() if line.startswith("| Test set"))
+    assert head == "| Test set | " + " | ".join(f"{m} (%)" for m in TABLES[3]) + " |"
+    paper = next(line for line in md.splitlines() if line.startswith("| Avg (paper)"))
+    assert paper.split(" | ")[1:] == ["75.07", "67.81", "73.71", "–", "–", "80.81", "79.92 |"]   # (ResNet50)
+    assert "Xception is left out" in md and "| GFD-Net (DenseNet) | 93.85" in md
+
+
 def test_reproduce_table3_every_row_seed_and_test_set_then_resumes(bench, tmp_path, monkeypatch):
     bundle = _bundle(bench, tmp_path)
     out = tmp_path / "results"
     kw = dict(bundle=bundle, runs_root=tmp_path / "runs", progress=False, log=lambda *_: None)
     runs = rep.reproduce(3, "detect", (0, 1), out, TINY, **kw)
-    assert list(runs) == ["PatchForensics", "CNNDetect", "GFD-Net"]
+    assert list(runs) == list(TABLES[3])
     for by_seed in runs.values():
         assert sorted(by_seed) == [0, 1]
         for r in by_seed.values():

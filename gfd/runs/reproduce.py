@@ -3,9 +3,10 @@
 Table 1 (Sec. 4.2.1) compares GFD-Net with three attribution baselines (PRNU, DCT, AttNet);
 Table 4 (Sec. 4.4) ablates GFD-Net: G, G+D, G+C, G+D+C, G+D+C+L_percept.  Both report top-1
 accuracy in the closed and the open world.  Table 3 (Sec. 4.3) is binary fake detection across
-generators: PatchForensics, CNNDetect and GFD-Net trained on real vs. one generator family and
-measured on every test set of :mod:`gfd.detection` and their average (preset ``detect``: the
-paper's detection loss weights).  Here every row is measured over several training seeds
+generators: DenseNet, PatchForensics, CNNDetect, ResNet and GFD-Net with a U-Net, DenseNet or ResNet
+encoder (:data:`gfd.paper.DETECTION_ROWS`) trained on real vs. one generator family and measured on
+every test set of :mod:`gfd.detection` and their average (preset ``detect``: the paper's detection
+loss weights).  Here every row is measured over several training seeds
 on one benchmark (the data stay fixed; the seed changes initialisation and batch order).
 
 How a table is made::
@@ -57,10 +58,11 @@ recipe under the course's training protocol (:mod:`gfd.protocol`).  Records of o
 
 
 def run_slug(method: str) -> str:
-    """File-name form of a method; GFD-Net shares the slug of G+D+C+L_percept (same runs)."""
-    if method == "GFD-Net":
+    """File-name form of a method; GFD-Net (and Table 3's GFD-Net (U-Net)) shares the slug of
+    G+D+C+L_percept (same runs); ``"GFD-Net (ResNet)"`` -> ``"gfd-net-resnet"``."""
+    if method in ("GFD-Net", "GFD-Net (U-Net)"):
         method = "G+D+C+L_percept"
-    return method.lower().replace("+", "-").replace("_", "")
+    return method.lower().replace("+", "-").replace("_", "").replace(" (", "-").replace(")", "")
 
 
 @dataclass
