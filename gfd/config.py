@@ -48,6 +48,7 @@ GPU_PRESET = "gpu"          # the default where torch sees a CUDA GPU (default_p
 # gfd.benchmark.SIZES, gfd.models.classifier.ARCHS, gfd.protocol.SCHEDULES and gfd.protocol.SELECTIONS.
 TRANSFORMS = ("p128", "p1024", "mini", "mini_x4")
 BENCHMARK_SIZES = ("quick", "default")
+BENCHMARKS = ("gan128", "gan1024")
 CLASSIFIER_ARCHS = ("compact", "resnet18", "resnet34", "resnet50", "resnet101", "densenet121", "densenet169", "densenet201")
 ENCODER_ARCHS = ("unet", "resnet", "densenet")
 ENCODER_SIZES = ("small", "full")
@@ -66,6 +67,8 @@ class Config:
     # --- data --------------------------------------------------------------------------------
     data_root: str | None = None        # a folder in the gfd.data layout; None = built-in benchmark
     benchmark_size: str = "default"     # size of the built-in benchmark: "quick" | "default"
+    benchmark: str = "gan128"           # which built-in benchmark: "gan128" (the roles of Sec. 4.2.1, 64 px) |
+                                        # "gan1024" (Sec. 4.2.2's, 128 px images, Table 2)
     transform: str = "mini"             # transform preset: "p128" | "p1024" | "mini" | "mini_x4"
     crop: int = 48                      # crop side fed to the networks (paper: 224)
     hflip: bool = False                 # flips only if asked for: they can alter fingerprints
@@ -121,7 +124,7 @@ class Config:
 
     def __post_init__(self) -> None:
         """Refuse a field value the code cannot use, naming the field and the allowed values."""
-        for name, allowed in (("transform", TRANSFORMS), ("benchmark_size", BENCHMARK_SIZES),
+        for name, allowed in (("transform", TRANSFORMS), ("benchmark_size", BENCHMARK_SIZES), ("benchmark", BENCHMARKS),
                               ("classifier_arch", CLASSIFIER_ARCHS), ("lr_schedule", LR_SCHEDULES),
                               ("encoder_arch", ENCODER_ARCHS), ("encoder_size", ENCODER_SIZES),
                               ("select", SELECTIONS)):
@@ -163,7 +166,7 @@ class Config:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-KEY_OMITS_AT_DEFAULT: dict[str, Any] = {"encoder_arch": "unet", "encoder_size": "small", "encoder_weights": "random",
+KEY_OMITS_AT_DEFAULT: dict[str, Any] = {"benchmark": "gan128", "encoder_arch": "unet", "encoder_size": "small", "encoder_weights": "random",
                                          "compile": False}
 """Fields added to :class:`Config` after runs were recorded -> their default.  At that value they are
 left out of :meth:`Config.key`, so a stored run keeps its key; set to anything else, they enter it."""

@@ -297,13 +297,14 @@ def get_loaders(root: str | os.PathLike, cfg: Config | None = None, *, skip_bad:
 
 def load_data(cfg: Config, *, progress: bool = True, splits: list[str] | tuple[str, ...] | None = None,
               skip_bad: bool = False) -> DataBundle:
-    """The data a config asks for: ``cfg.data_root`` if set, else the built-in mini benchmark of
-    size ``cfg.benchmark_size`` (built and cached on first use).  The CLI, the runners and every
-    notebook call this, so setting ``data_root`` switches all of them to a real dataset."""
+    """The data a config asks for: ``cfg.data_root`` if set, else the built-in benchmark
+    ``cfg.benchmark`` (``gan128``, or ``gan1024`` for Table 2) of size ``cfg.benchmark_size`` (built
+    and cached on first use).  The CLI, the runners and every notebook call this, so setting
+    ``data_root`` switches all of them to a real dataset."""
     root = cfg.data_root
     if root is None:
-        from gfd.benchmark import load_mini_benchmark  # the benchmark writes this module's layout
-        root = load_mini_benchmark(cfg.benchmark_size, seed=0, progress=progress)
+        from gfd.benchmark import load_benchmark  # the benchmark writes this module's layout
+        root = load_benchmark(cfg.benchmark, cfg.benchmark_size, seed=0, progress=progress)
     return get_loaders(root, cfg, splits=splits, skip_bad=skip_bad)
 
 

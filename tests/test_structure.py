@@ -102,9 +102,9 @@ def test_without_data_root_the_built_in_benchmark_is_loaded(monkeypatch, make_da
     root = make_dataset(n=4)
     asked = []
 
-    def fake_benchmark(size, seed=0, progress=True):
-        asked.append(size)
+    def fake_benchmark(benchmark, size, seed=0, progress=True):
+        asked.append((benchmark, size))
         return root
-    monkeypatch.setattr("gfd.benchmark.load_mini_benchmark", fake_benchmark)
+    monkeypatch.setattr("gfd.benchmark.load_benchmark", fake_benchmark)
     bundle = gfd.load_data(get_config("quick", crop=32, num_workers=0))
-    assert asked == ["quick"] and bundle.root == root
+    assert asked == [("gan128", "quick")] and bundle.root == root

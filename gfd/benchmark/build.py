@@ -655,20 +655,27 @@ def load_mini_benchmark(size: str = "default", root: str | os.PathLike | None = 
     """
     params = make_params(size, seed, **(overrides or {}))
     parent = Path(root) if root is not None else repo_data_dir()
-    name = cache_name(params, size)
-    final = parent / name
+    return load_or_build(params, parent / cache_name(params, size), build_benchmark, progress, workers)
+
+
+def load_or_build(params: Any, final: Path, build: Any, progress: bool = True, workers: int | None = None) -> Path:
+    """The cached build ``final`` of ``params`` if it is complete, else ``build(tmp, params, progress=,
+    workers=, partial=)`` into ``<parent>/.tmp-<name>-<pid>``, renamed to ``final`` once complete (the
+    caching and resuming rule of :func:`load_mini_benchmark`, shared by every built-in benchmark;
+    ``params`` needs a ``key()``)."""
+    parent, name = final.parent, final.name
     if final.exists():
         problems = check_benchmark(final, params)
         if not problems:
             return final
-        warnings.warn(f"{final} is incomplete or stale ({problems[0]}); rebuilding it", stacklevel=2)
+        warnings.warn(f"{final} is incomplete or stale ({problems[0]}); rebuilding it", stacklevel=3)
         shutil.rmtree(final)
     parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_tmp(parent, name)
     tmp = parent / f".tmp-{name}-{os.getpid()}"
     partial = partial_dir(parent, name)
     try:
-        build_benchmark(tmp, params, progress=progress, workers=workers, partial=partial)
+        build(tmp, params, progress=progress, workers=workers, partial=partial)
         try:
             os.replace(tmp, final)
         except OSError:

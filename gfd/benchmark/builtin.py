@@ -1,0 +1,24 @@
+"""The built-in benchmarks by name (``Config.benchmark``): the two resolutions of Sec. 4.2.
+
+``gan128`` plays Sec. 4.2.1's 128 px GANs (:mod:`gfd.benchmark.build`, 64 px images, Tables 1, 3, 4);
+``gan1024`` plays Sec. 4.2.2's 1024 px GANs (:mod:`gfd.benchmark.gan1024`, 128 px images cropped
+without resizing, Table 2).  Either is built on first use and read from its cache afterwards.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gfd.benchmark.build import load_mini_benchmark
+from gfd.benchmark.gan1024 import load_gan1024_benchmark
+
+BENCHMARKS = ("gan128", "gan1024")
+
+
+def load_benchmark(benchmark: str = "gan128", size: str = "default", **kwargs: Any) -> Path:
+    """The folder of built-in benchmark ``benchmark`` (one of :data:`BENCHMARKS`) of ``size``, built on
+    first use; ``kwargs`` as for :func:`gfd.benchmark.load_mini_benchmark`."""
+    loaders = {"gan128": load_mini_benchmark, "gan1024": load_gan1024_benchmark}
+    if benchmark not in loaders:
+        raise KeyError(f"unknown benchmark {benchmark!r}; choose one of {BENCHMARKS}")
+    return loaders[benchmark](size, **kwargs)
