@@ -11,7 +11,8 @@ Each measurement runs in a fresh subprocess so that peak memory is its own:
 * on the CPU, the peak resident set size of the process (``getrusage`` ``ru_maxrss``), which
   includes Python, torch and the model weights (about 0.3-0.5 GiB before any batch).
 
-The last column is the ratio full / G-only of the time per iteration.
+The last column is the ratio full / G-only of the time per iteration.  ``python -m gfd.bench``
+(:mod:`gfd.bench`) prints this table too, with the share of time a training loop waits on data.
 """
 from __future__ import annotations
 
