@@ -423,3 +423,45 @@ def plot_steps_over_seeds(summary: dict[str, dict], title: str | None = None) ->
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_detection(rows: dict[str, dict[str, float]], paper: dict[str, float] | None = None, chance: float = 0.5,
+                   title: str = "cross-generator detection: accuracy per test set") -> plt.Figure:
+    """Table 3 (Sec. 4.3) as bars: for each method, its accuracy on every test set and their average
+    ``"Avg"`` (``rows``: ``{method: {test set: acc, ..., "Avg": acc}}``, fractions); ``paper``: the
+    paper's averages (%) per printed row, drawn in a second panel beside ours."""
+    names = list(rows)
+    sets = [k for k in next(iter(rows.values())) if k != "Avg"] + ["Avg"]
+    panels = 2 if paper else 1
+    fig, axes = plt.subplots(1, panels, figsize=(0.42 * len(sets) * max(len(names), 1) ** 0.5 + 2 + 3.2 * (panels - 1),
+                                                 3.8), squeeze=False, gridspec_kw={"width_ratios": [4, 1][:panels]})
+    ax = axes[0, 0]
+    xs = np.arange(len(sets), dtype=float)
+    xs[-1] += 0.6                                               # the average stands apart
+    width = 0.8 / max(len(names), 1)
+    for k, name in enumerate(names):
+        ax.bar(xs + (k - (len(names) - 1) / 2) * width, [rows[name].get(s, np.nan) for s in sets], width, label=name)
+    ax.axhline(chance, color="grey", ls="--", lw=1, label="chance")
+    ax.set_xticks(xs, sets, rotation=60, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("accuracy")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="lower left")
+    if paper:
+        ax2 = axes[0, 1]
+        ax2.barh(range(len(paper)), [v / 100 for v in paper.values()], color="tab:grey")
+        ax2.set_yticks(range(len(paper)), list(paper), fontsize=7)
+        ax2.axvline(chance, color="grey", ls="--", lw=1)
+        ax2.set_xlim(0, 1)
+        ax2.invert_yaxis()
+        ax2.set_title("paper: average (ForenSynths)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_detection_samples(root: str | os.PathLike, test_sets: list[str], n: int = 3) -> plt.Figure:
+    """One row per detection test set (:mod:`gfd.detection` layout under ``root``): ``n`` real
+    images, then ``n`` fake ones."""
+    rows = [(f"{s}\n{n} real | {n} fake", list_images(Path(root) / "test" / s / "real")[:n] +
+             list_images(Path(root) / "test" / s / "fake")[:n]) for s in test_sets]
+    return _image_grid(rows, 2 * n, figsize=(1.3 * 2 * n + 1.5, 1.35 * len(rows)), fontsize=8)

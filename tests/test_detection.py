@@ -278,3 +278,20 @@ def test_cli_accepts_table_3_with_the_detect_preset(monkeypatch, tmp_path):
     assert seen["table"] == 3 and seen["preset"] == "detect" and "--preset detect" in seen["command"]
     assert main(["reproduce", "--table", "1", "--seeds", "0", "--out", str(tmp_path), "--no-progress"]) == 0
     assert seen["preset"] == "course"
+
+
+def test_detection_figures(bench, tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from gfd import plots
+    fig = plots.plot_detection({"a": {"A-progan": 0.9, "B1-sngan": 0.6, "Avg": 0.75},
+                                "b": {"A-progan": 0.8, "B1-sngan": 0.5, "Avg": 0.65}}, paper={"CNNDetect": 73.71})
+    ours, paper = fig.axes
+    assert len(ours.patches) == 6 and [t.get_text() for t in ours.get_xticklabels()] == ["A-progan", "B1-sngan", "Avg"]
+    assert paper.patches[0].get_width() == pytest.approx(0.7371)
+    plt.close(fig)
+    view = det.detection_view(bench, tmp_path / "view")
+    fig = plots.plot_detection_samples(view, ["A-progan", "B1-sngan"], n=2)
+    assert len(fig.axes) == 8 and sum(bool(ax.images) for ax in fig.axes) == 8
+    plt.close(fig)
