@@ -185,7 +185,8 @@ class Trainer:
 
     ``bundle`` is a :class:`gfd.data.DataBundle`; without one (benchmarks, loading a checkpoint for
     inference) pass ``num_classes`` and feed batches to :meth:`train_step` yourself.
-    ``pretrained=False`` builds C and F with random weights, for when a checkpoint will overwrite them.
+    ``pretrained=False`` builds C, F (and a backbone G_enc) with random weights, for when a checkpoint will
+    overwrite them.
     """
 
     def __init__(self, cfg: Config, bundle=None, out_dir: str | os.PathLike | None = None, *,
@@ -248,6 +249,8 @@ class Trainer:
             "device": str(self.device),
             "amp": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off",
         }
+        if getattr(self.G, "encoder_arch", "unet") != "unet":      # a backbone G_enc (Table 3): its start
+            self.meta["encoder_weights"] = self.G.weights_used
         self.history["meta"] = self.meta
         self.train_stream = self.real_stream = None
         self.snapshots: dict[str, Any] = {"step": [], "fingerprint": []}

@@ -116,3 +116,11 @@ def test_full_backbone_weights_follow_the_weights_rule(offline_hub):
     from gfd.models.weights import WeightsUnavailableError
     with pytest.raises(WeightsUnavailableError, match="encoder_weights|G_enc"):
         backbones.build_encoder("resnet", "full", weights="imagenet")
+
+
+def test_trainer_records_a_backbone_encoders_weights_and_the_unet_run_stays_as_it_was():
+    from gfd.train import Trainer
+    base = get_config("quick", ["device=cpu", "num_workers=0", "use_percept=false", "use_D=false"])
+    assert "encoder_weights" not in Trainer(base, None, num_classes=2).meta
+    tr = Trainer(base.with_(encoder_arch="densenet"), None, num_classes=2)
+    assert tr.G.encoder_arch == "densenet" and tr.meta["encoder_weights"] == "random"

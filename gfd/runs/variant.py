@@ -112,7 +112,8 @@ def train_and_measure(cfg: Config, bundle, method: str | None = None, *, runs_ro
 
     ``method`` is a GFD-Net row (``"G"`` ... ``"G+D+C+L_percept"``, ``"GFD-Net"``: its switches are
     set on ``cfg``) or a baseline of Table 1 (``"PRNU"``, ``"DCT"``, ``"AttNet"``) or Table 3
-    (``"CNNDetect"``, ``"PatchForensics"``).  GFD-Net runs live under ``runs_root`` (default
+    (``"CNNDetect"``, ``"PatchForensics"``, ``"ResNet"``, ``"DenseNet"``; its GFD-Net rows ``"GFD-Net (U-Net)"``,
+    ``"GFD-Net (ResNet)"``, ``"GFD-Net (DenseNet)"`` set G's encoder).  GFD-Net runs live under ``runs_root`` (default
     ``data/runs``).  A detection bundle (:mod:`gfd.detection`) is measured on ``val`` and its test
     sets (:func:`measure`).
     """
@@ -126,7 +127,9 @@ def train_and_measure(cfg: Config, bundle, method: str | None = None, *, runs_ro
                                 progress=progress)
         model = EncoderHead(trainer.G)
         training = training_summary(trainer)
-        parts = [f"C {trainer.meta['classifier_weights']}"] if cfg.use_C else []
+        encoder = trainer.meta.get("encoder_weights", "random")     # a backbone G_enc's start (Table 3)
+        parts = [f"G_enc {encoder}"] if encoder != "random" else []
+        parts += [f"C {trainer.meta['classifier_weights']}"] if cfg.use_C else []
         parts += [f"F {trainer.meta['perceptual_weights']}"] if cfg.use_percept else []
         weights = ", ".join(parts) or NO_PRETRAINED
     else:
