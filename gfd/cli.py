@@ -5,8 +5,8 @@
     python -m gfd evaluate --checkpoint PATH [--data-root DIR] [--json FILE] [--skip-bad]
     python -m gfd attribute IMAGE_OR_FOLDER... [--checkpoint PATH]
     python -m gfd export --checkpoint PATH --out FILE
-    python -m gfd reproduce --table 1|3|4 [--preset course] [--seeds 0 1 2 3 4] [--methods ROW ...] [--commit]
-    python -m gfd benchmark [--size quick|default] [--calibrate] [--figures DIR]
+    python -m gfd reproduce --table 1|2|3|4 [--preset course] [--seeds 0 1 2 3 4] [--methods ROW ...] [--commit]
+    python -m gfd benchmark [--size quick|default] [--benchmark gan128|gan1024] [--calibrate] [--figures DIR]
     python -m gfd speed [--preset course] [--steps 10]
     python -m gfd weights [--arch resnet18 vgg16] [--from FILE]
 
@@ -28,7 +28,7 @@ import json
 import sys
 from pathlib import Path
 
-from gfd.config import BENCHMARK_SIZES, PRESETS, Config, get_config
+from gfd.config import BENCHMARK_SIZES, BENCHMARKS, PRESETS, Config, get_config
 
 
 EXIT_USER_ERROR = 2
@@ -155,9 +155,9 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_benchmark(args) -> int:
-    from gfd.benchmark import load_mini_benchmark, read_manifest
+    from gfd.benchmark import load_benchmark, read_manifest
 
-    root = load_mini_benchmark(args.size, root=args.out, seed=args.seed, progress=not args.no_progress)
+    root = load_benchmark(args.benchmark, args.size, root=args.out, seed=args.seed, progress=not args.no_progress)
     m = read_manifest(root)
     print(f"benchmark: {root}")
     print(f"classes: {m['classes']}; per class: " + ", ".join(
@@ -174,7 +174,7 @@ def cmd_benchmark(args) -> int:
         from gfd.data import get_loaders
         from gfd.runs.calibrate import calibrate, format_calibration
 
-        cfg = config_from(args).with_(benchmark_size=args.size)
+        cfg = config_from(args).with_(benchmark_size=args.size, benchmark=args.benchmark)
         result = calibrate(cfg, get_loaders(root, cfg), seeds=tuple(args.seeds), progress=not args.no_progress)
         print(format_calibration(result))
         print("json: " + json.dumps({k: v for k, v in result.items() if k != "runs"}))
@@ -258,9 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True, metavar="FILE", help="the export to write (not the checkpoint)")
     x.set_defaults(func=cmd_export)
 
-    r = sub.add_parser("reproduce", help="Table 1 (PRNU, DCT, AttNet, GFD-Net), Table 3 (detection: PatchForensics, "
-                                         "CNNDetect, GFD-Net) or Table 4 (ablation) over seeds")
-    r.add_argument("--table", type=int, required=True, choices=(1, 3, 4))
+    r = sub.add_parser("reproduce", help="Table 1 (PRNU, DCT, AttNet, GFD-Net), Table 2 (the same rows on the "
+                                         "gan1024 benchmark: crops without resizing), Table 3 (detection: "
+                                         "PatchForensics, CNNDetect, GFD-Net) or Table 4 (ablation) over seeds")
+    r.add_argument("--table", type=int, required=True, choices=(1, 2, 3, 4))
     _preset_and_set(r, default=None)
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="training seeds (default 0 1 2 3 4)")
     r.add_argument("--methods", nargs="+", default=None, metavar="ROW",
@@ -273,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("benchmark", help="build (or find) the offline mini benchmark; calibrate it; draw it")
     b.add_argument("--size", default="default", choices=BENCHMARK_SIZES, help="benchmark size")
+    b.add_argument("--benchmark", default="gan128", choices=BENCHMARKS,
+                   help="gan128 (Sec. 4.2.1's roles, 64 px; default) or gan1024 (Sec. 4.2.2's, 128 px: Table 2)")
     b.add_argument("--seed", type=int, default=0, help="seed of the build (default 0)")
     b.add_argument("--out", default=None, help="parent folder of the cache (default data/ of the repository)")
     b.add_argument("--calibrate", action="store_true",

@@ -1,11 +1,12 @@
-"""What the paper reports, as data: the numbers of Tables 1, 3 and 4, the rows of the ablation, and the
+"""What the paper reports, as data: the numbers of Tables 1 to 4, the rows of the ablation, and the
 orderings its text draws from them.  No logic lives here; :mod:`gfd.report` compares our runs with
 these numbers, and nothing is ever computed *from* them.
 
 Sources (Yang et al. 2021): Table 1 and Sec. 4.2.1 (128 px, CelebA -> LSUN cross-dataset
-attribution, five classes), Table 3 and Sec. 4.3 (cross-generator binary detection, ForenSynths:
-trained on ProGAN-airplane vs. LSUN-airplane, tested on 13 generators), Table 4 and Sec. 4.4
-(ablation of D, C and L_percept).
+attribution, five classes), Table 2 and Sec. 4.2.2 (1024 px, four classes; closed world FFHQ /
+CelebA-HQ, open world StyleGAN(2) models trained on other face data sets), Table 3 and Sec. 4.3
+(cross-generator binary detection, ForenSynths: trained on ProGAN-airplane vs. LSUN-airplane,
+tested on 13 generators), Table 4 and Sec. 4.4 (ablation of D, C and L_percept).
 """
 from __future__ import annotations
 
@@ -13,12 +14,37 @@ TABLE3_COLUMNS = ("ProGAN", "StyleGAN", "StyleGAN2", "WFIR", "BigGAN", "CycleGAN
                   "IMLE", "SAN", "STID", "FF++", "Avg.")
 """Table 3's columns as printed: its 13 ForenSynths test sets, then the average."""
 
+TABLE2_COLUMNS = ("Closed world",
+                  *(f"StyleGAN {d}" for d in ("Yellow", "Model", "Asian star", "kid", "elder", "adult", "glass",
+                                               "male", "female", "smile")),
+                  *(f"StyleGAN2 {d}" for d in ("Yellow", "Model", "Asian star", "kid")))
+"""Table 2's columns as printed: the closed world, then one open-world model per column (StyleGAN trained
+on ten seeprettyface data sets, StyleGAN2 on four of them; Sec. 4.2.2)."""
+TABLE2_OPEN_FAMILIES = ("StyleGAN", "StyleGAN2")
+"""The families of Table 2's open-world models (the paper's open world holds no real image and no ProGAN)."""
+
 PAPER: dict[int, dict[str, dict[str, float]]] = {
     1: {  # Table 1: accuracy (%) in the closed and the open world
         "PRNU": {"closed": 92.23, "open": 18.57},
         "DCT": {"closed": 94.40, "open": 51.26},
         "AttNet": {"closed": 99.44, "open": 65.18},
         "GFD-Net": {"closed": 99.99, "open": 78.72},
+    },
+    2: {  # Table 2: accuracy (%) in the closed world and on each open-world model (TABLE2_COLUMNS).
+        #  From the paper's text file (../seeds/gfd-net-paper.txt), where the table is extracted one
+        #  column per line, the four rows (PRNU, DCT, AttNet, GFD-Net) in order: line 232 the closed
+        #  world; lines 234, 236, 238 StyleGAN Yellow, Model, Asian star; line 240 holds the five
+        #  columns kid .. male as four rows of five (PRNU 62.53 .. 65.88, DCT 35.43 .. 40.15, AttNet
+        #  98.13 .. 99.68, GFD-Net 98.80 .. 99.63); lines 242, 244 StyleGAN female, smile; lines
+        #  250, 252, 254, 256 StyleGAN2 Yellow, Model, Asian star, kid.
+        "PRNU": dict(zip(TABLE2_COLUMNS, (76.32, 67.73, 67.33, 57.45, 62.53, 59.63, 71.68, 60.98, 65.88, 71.08,
+                                          73.15, 17.63, 9.58, 6.70, 15.35))),
+        "DCT": dict(zip(TABLE2_COLUMNS, (99.95, 50.83, 38.75, 33.35, 35.43, 48.88, 43.38, 43.55, 40.15, 41.52,
+                                         49.69, 30.78, 0.20, 0.78, 5.03))),
+        "AttNet": dict(zip(TABLE2_COLUMNS, (99.20, 93.53, 89.53, 76.90, 98.13, 99.08, 99.13, 99.48, 99.68, 99.05,
+                                            98.91, 99.00, 0.00, 0.36, 96.65))),
+        "GFD-Net": dict(zip(TABLE2_COLUMNS, (99.43, 97.85, 92.40, 92.30, 98.80, 99.08, 99.23, 99.50, 99.63, 99.28,
+                                             99.30, 99.78, 63.95, 84.48, 99.95))),
     },
     3: {  # Table 3: accuracy (%) per ForenSynths test set, and the average over the 13 ("Avg.")
         #  columns as printed: unconditional GANs (ProGAN .. BigGAN), conditional GANs (CycleGAN ..

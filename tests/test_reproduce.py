@@ -82,7 +82,7 @@ def test_gfd_net_of_table1_shares_its_runs_with_the_full_model_of_table4():
 
 def test_bad_requests_fail_clearly(tiny):
     with pytest.raises(ValueError, match="tables reproduced here are"):
-        rep.select_methods(2)
+        rep.select_methods(5)
     with pytest.raises(ValueError, match=r"no row \['G\+Q'\]"):
         _reproduce(4, tiny, only=["G", "G+Q"])
     with pytest.raises(ValueError, match="distinct seeds"):

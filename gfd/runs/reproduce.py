@@ -1,6 +1,9 @@
-"""``python -m gfd reproduce``: the paper's Tables 1, 3 and 4, measured on our data over seeds.
+"""``python -m gfd reproduce``: the paper's Tables 1 to 4, measured on our data over seeds.
 
 Table 1 (Sec. 4.2.1) compares GFD-Net with three attribution baselines (PRNU, DCT, AttNet);
+Table 2 (Sec. 4.2.2) makes the same comparison in the crop-only high-resolution setting: the
+``gan1024`` benchmark (:mod:`gfd.benchmark.gan1024`, 128 px images) and the ``p1024`` transform
+(random crops for training, centre crops for testing, no resize), one column per open-world model;
 Table 4 (Sec. 4.4) ablates GFD-Net: G, G+D, G+C, G+D+C, G+D+C+L_percept.  Both report top-1
 accuracy in the closed and the open world.  Table 3 (Sec. 4.3) is binary fake detection across
 generators: DenseNet, PatchForensics, CNNDetect, ResNet and GFD-Net with a U-Net, DenseNet or ResNet
@@ -12,10 +15,12 @@ on one benchmark (the data stay fixed; the seed changes initialisation and batch
 How a table is made::
 
     reproduce(table=1, preset="course", seeds=(0, 1, 2))          # -> <repository>/results
+    reproduce(table=2, preset="course", seeds=(0, 1, 2))          # the gan1024 benchmark (Sec. 4.2.2)
     reproduce(table=3, preset="detect", seeds=(0, 1, 2))          # detection (Sec. 4.3)
 
 1. One *run* = one method, one seed, trained and measured by :func:`gfd.runs.train_and_measure`.
-   Its record goes to ``<out_dir>/runs/<preset>/<method>-seed<k>.json`` with its run key
+   Its record goes to ``<out_dir>/runs/<preset>/<method>-seed<k>.json`` (Table 2:
+   ``runs/<preset>-table2/``, so that its records never meet Table 1's) with its run key
    (:meth:`gfd.config.Config.key` of the run's config, plus the baseline's options); a record that
    exists with the same key is read, not recomputed, so an interrupted reproduction resumes run by
    run.  The networks of GFD-Net runs stay in their run folders under ``data/runs``, where the
@@ -51,6 +56,9 @@ from gfd.utils import atomic_write, pbar, results_dir
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 DETECTION_PRESET = "detect"
 """Table 3's default preset: the paper's detection loss weights (Sec. 4.1)."""
+TABLE2_SETTING = ("benchmark=gan1024", "transform=p1024")
+"""Table 2's data and transform, set before the user's overrides (Sec. 4.2.2: the 1024 px GANs' roles,
+crops without resizing); ``--set data_root=ROOT`` points it at real 1024 px data instead."""
 BASELINE_PROTOCOL = 3
 """Enters a baseline run's key.  2: learned baselines train on a stream seeded by the run's seed
 (:class:`gfd.streams.BatchStream`), no longer on the loader's shared shuffle; 3: each by its own
@@ -72,6 +80,7 @@ class RunSpec:
     method: str
     seed: int
     cfg: Config                       # the preset's config (the seed and switches are set here)
+    folder: str | None = None         # the records' folder under runs/ (default: the preset's name)
 
     def config(self) -> Config:
         return self.cfg.with_(seed=self.seed, **GFD_ROWS.get(self.method, {}))
@@ -90,7 +99,14 @@ class RunSpec:
         return self.config().key(**extra)
 
     def path(self, out_dir: str | os.PathLike) -> Path:
-        return Path(out_dir) / "runs" / self.cfg.preset / f"{run_slug(self.method)}-seed{self.seed}.json"
+        folder = self.folder or self.cfg.preset
+        return Path(out_dir) / "runs" / folder / f"{run_slug(self.method)}-seed{self.seed}.json"
+
+
+def run_folder(table: int, preset: str) -> str:
+    """The folder of a table's run records under ``runs/``: the preset's name; for Table 2
+    ``<preset>-table2`` (its runs are other runs of the same methods and preset as Table 1's)."""
+    return f"{preset}-table2" if table == 2 else preset
 
 
 def load_run(path: Path, key: str) -> dict[str, Any] | None:
@@ -124,7 +140,8 @@ def collect_runs(table: int, cfg: Config, seeds: Sequence[int], bundle, out_dir:
     if len(set(seeds)) != len(seeds) or not seeds:
         raise ValueError(f"give distinct seeds, at least one; got {list(seeds)}")
     rows = select_methods(table, only)
-    specs = [RunSpec(m, s, cfg) for s in seeds for m in rows]   # seed by seed: every finished seed is a full, paired set of rows
+    folder = run_folder(table, cfg.preset)
+    specs = [RunSpec(m, s, cfg, folder) for s in seeds for m in rows]   # seed by seed: every finished seed is a full, paired set of rows
     runs: dict[str, dict[int, dict]] = {m: {} for m in rows}
     bar = pbar(specs, enabled=progress, desc=f"Table {table} runs", unit="run")
     for spec in bar:
@@ -163,7 +180,8 @@ def reproduce(table: int, preset: str | None = None, seeds: Sequence[int] = DEFA
     GFD-Net networks live under ``runs_root`` (default ``data/runs``).  ``only`` keeps some rows
     (e.g. ``["G", "G+C"]``).  Returns ``{method: {seed: run record}}``.
 
-    Table 3 reads detection data (:func:`gfd.detection.load_detection_data`: the detection view of
+    Table 2 sets :data:`TABLE2_SETTING` (the ``gan1024`` benchmark, the ``p1024`` transform) before
+    ``overrides``.  Table 3 reads detection data (:func:`gfd.detection.load_detection_data`: the detection view of
     the built-in benchmark, or a ``data_root`` in the detection layout); its preset defaults to
     ``detect`` (the paper's detection weights, w2 = 0.01).
     """
@@ -180,7 +198,8 @@ def reproduce(table: int, preset: str | None = None, seeds: Sequence[int] = DEFA
             raise ValueError("Table 3 needs detection data (gfd.detection.load_detection / load_detection_data), "
                              f"got a {type(bundle).__name__}")
     else:
-        cfg = get_config(preset, list(overrides))
+        setting = TABLE2_SETTING if table == 2 else ()
+        cfg = get_config(preset, [*setting, *overrides])
         bundle = bundle if bundle is not None else load_data(cfg, progress=progress)
     runs = collect_runs(table, cfg, list(seeds), bundle, out_dir, runs_root, progress=progress, log=log,
                         only=only, on_record=commit_record if commit else None)
