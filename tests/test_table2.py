@@ -11,6 +11,7 @@ from PIL import Image
 from gfd import benchmark, config, report
 from gfd.benchmark import build as B
 from gfd.benchmark import builtin
+from gfd.benchmark.sources import world_groups
 from gfd.benchmark import gan1024 as H
 from gfd.benchmark.zoo import TrainSettings
 from gfd.cli import main
@@ -67,6 +68,9 @@ def test_the_world_has_sec_422s_structure_and_images_larger_than_the_crop(world)
     assert m["counts"]["test_open"] == {"real": 6, "progan": 2, "stylegan": 6, "stylegan2": 4}
     assert {w: v["role"] for w, v in m["worlds"].items()} == {"F": "closed", "H": "closed", "O1": "open",
                                                                "O2": "open", "O3": "open"}
+    # per world only the classes it has (the figures and spectral distances read these)
+    assert list(world_groups(world, "H")) == ["real", "progan"]
+    assert list(world_groups(world, "O3")) == ["real", "stylegan"]
 
 
 def test_the_build_is_deterministic_and_cached(world, tmp_path):

@@ -55,8 +55,10 @@ def world_split(root: str | os.PathLike, world: str) -> str:
 
 
 def world_groups(root: str | os.PathLike, world: str) -> dict[str, dict[str, list[Path]]]:
-    """{class: {prefix: paths}} of one world (prefixes ``"<world>-g<k>_"`` and ``"<world>-real_"``)."""
+    """{class: {prefix: paths}} of one world (prefixes ``"<world>-g<k>_"`` and ``"<world>-real_"``); a
+    class with no image in that world is left out (in the gan1024 world, e.g., no StyleGAN trained on H)."""
     split = world_split(root, world)
     groups = image_groups(root, split)
     order = [c for c in read_manifest(root)["classes"] if c in groups]          # real first, as the classes
-    return {c: {p: v for p, v in groups[c].items() if p.startswith(f"{world}-")} for c in order}
+    mine = {c: {p: v for p, v in groups[c].items() if p.startswith(f"{world}-")} for c in order}
+    return {c: g for c, g in mine.items() if g}
