@@ -199,14 +199,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     # One GPU (a free Colab T4 to an H100) on the built-in benchmark, so every chapter runs there
     # without real data: the course's data, crop and protocol (cosine lr, best val weights, stop on a
-    # plateau), with what a GPU affords: batch 64 (4x), a U-Net and D twice as wide, the paper's
-    # 3-layer PatchGAN D (70 px patches), ResNet-18 as C and VGG-16 to relu2_2 for F with ImageNet
-    # weights where they can be had ("auto": downloaded on Colab, random init with a warning offline),
-    # and 5x the course's steps.  Not measured here (no GPU was lent); mixed precision as every CUDA run.
+    # plateau), with what a GPU affords: batch 64 (4x), a U-Net and D twice as wide, the compact C
+    # twice as wide, VGG-16 to relu2_2 for F with ImageNet weights where they can be had ("auto":
+    # downloaded on Colab, random init with a warning offline), and 5x the course's steps.  At 48 px D
+    # keeps 2 layers (34 px patches; the paper's 3 would see the whole crop) and C stays the compact
+    # CNN (a ResNet stem shrinks a 48 px crop 4x before its first block).  Not measured here (no GPU
+    # was lent); mixed precision as every CUDA run.
     "gpu": dict(
         benchmark_size="default", transform="mini", crop=48, batch_size=64, perceptual_layer="relu2_2",
-        unet_depth=3, unet_width=64, unet_max_width=512, disc_width=64, disc_layers=3,
-        classifier_arch="resnet18", classifier_weights="auto", perceptual_weights="auto",
+        unet_depth=3, unet_width=64, unet_max_width=512, disc_width=64, disc_layers=2,
+        classifier_arch="compact", classifier_width=32, classifier_weights="random", perceptual_weights="auto",
         steps=3000, c_pretrain_steps=1500, eval_every=250, ckpt_every=250, lr=1e-3,
         lr_schedule="cosine", select="best", patience=3,
     ),

@@ -66,8 +66,9 @@ def test_the_gpu_preset_runs_the_course_on_the_builtin_benchmark_sized_for_a_gpu
     gpu, course = get_config("gpu"), get_config("course")
     assert gpu.data_root is None and (gpu.benchmark_size, gpu.transform, gpu.crop) == ("default", "mini", 48)
     assert gpu.batch_size > course.batch_size and gpu.unet_width > course.unet_width
-    assert gpu.disc_width > course.disc_width and gpu.disc_layers == 3 and gpu.steps > course.steps
-    assert gpu.classifier_arch == "resnet18" and gpu.classifier_weights == gpu.perceptual_weights == "auto"
+    assert gpu.disc_width > course.disc_width and gpu.disc_layers == 2 and gpu.steps > course.steps   # 48 px: 34 px patches
+    assert gpu.classifier_arch == "compact" and gpu.classifier_width > course.classifier_width
+    assert gpu.perceptual_weights == "auto"
     assert (gpu.lr_schedule, gpu.select) == (course.lr_schedule, course.select)
     # its networks build and train on the benchmark's 48 px crops (random weights: offline)
     t = Trainer(gpu.with_(classifier_weights="random", perceptual_weights="random", device="cpu"), num_classes=5)
