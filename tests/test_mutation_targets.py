@@ -270,14 +270,16 @@ def test_load_data_reads_data_root_or_builds_the_benchmark(make_dataset, monkeyp
     import gfd.benchmark
     asked = {}
 
-    def fake_benchmark(size, seed, progress):
-        asked.update(size=size, seed=seed, progress=progress)
+    def fake_benchmark(benchmark, size, seed, progress):
+        asked.update(benchmark=benchmark, size=size, seed=seed, progress=progress)
         return root
-    monkeypatch.setattr(gfd.benchmark, "load_mini_benchmark", fake_benchmark)
+    monkeypatch.setattr(gfd.benchmark, "load_benchmark", fake_benchmark)
     x, _ = next(iter(b["val"]))
     assert x.shape[-1] == 32 and b["val"].batch_size == cfg.batch_size     # the config's crop and batch
     b = data.load_data(cfg.with_(data_root=None, benchmark_size="quick"), progress=False)
-    assert asked == {"size": "quick", "seed": 0, "progress": False} and b.root == root
+    assert asked == {"benchmark": "gan128", "size": "quick", "seed": 0, "progress": False} and b.root == root
+    data.load_data(cfg.with_(data_root=None, benchmark="gan1024"), progress=False)
+    assert asked["benchmark"] == "gan1024"                                   # Table 2's world, by name
     assert set(b.loaders) == set(data.SPLITS)
     data.load_data(cfg.with_(data_root=None))
     assert asked["progress"] is True                                         # progress shown by default
