@@ -389,7 +389,7 @@ class _Writer:
     instances: dict[str, dict[str, list[dict]]] = field(
         default_factory=lambda: {s: {} for s in (*CLOSED_SPLITS, OPEN_SPLIT)})
 
-    def _add(self, split: str, cls: str, source: str, prefix: str, images: np.ndarray) -> None:
+    def add(self, split: str, cls: str, source: str, prefix: str, images: np.ndarray) -> None:
         write_pngs(self.out / split / cls, images, prefix)
         self.counts[split][cls] = self.counts[split].get(cls, 0) + len(images)
         self.instances[split].setdefault(cls, []).append({"source": source, "prefix": prefix, "count": len(images)})
@@ -397,9 +397,9 @@ class _Writer:
     def real(self, world: str, closed: bool, images: np.ndarray) -> None:
         p, start = self.params, 0
         if not closed:
-            return self._add(OPEN_SPLIT, REAL, f"{world}/{REAL}", f"{world}-{REAL}_", images)
+            return self.add(OPEN_SPLIT, REAL, f"{world}/{REAL}", f"{world}-{REAL}_", images)
         for split, n in zip(CLOSED_SPLITS, (p.n_train, p.n_val, p.n_test)):
-            self._add(split, REAL, f"{world}/{REAL}", f"{world}-{REAL}_", images[start:start + n])
+            self.add(split, REAL, f"{world}/{REAL}", f"{world}-{REAL}_", images[start:start + n])
             start += n
 
     def generated(self, job: Job, outs: list[np.ndarray]) -> None:
@@ -408,9 +408,9 @@ class _Writer:
             prefix = f"{job.world}-g{job.instance}_"
             if job.world == self.params.domain_closed.name:
                 for split, arr in zip(CLOSED_SPLITS, outs):
-                    self._add(split, job.family, job.key, prefix, arr)
+                    self.add(split, job.family, job.key, prefix, arr)
             else:
-                self._add(OPEN_SPLIT, job.family, job.key, prefix, outs[0])
+                self.add(OPEN_SPLIT, job.family, job.key, prefix, outs[0])
         if job.extra_feed is not None:
             write_pngs(self.out / VARIANTS_DIR / job.family, outs[-1])
 

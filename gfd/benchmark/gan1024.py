@@ -59,8 +59,9 @@ from typing import Any
 import numpy as np
 
 from gfd.benchmark.build import (CLOSED_SPLITS, FORMAT_VERSION, MANIFEST, OPEN_SPLIT, Job, _build_record,
+                                 _Writer as BuildWriter,
                                  _cpu_seconds, _shares, _train_and_write, default_workers, folder_checksum,
-                                 load_or_build, repo_data_dir, rng_for, write_pngs)
+                                 load_or_build, repo_data_dir, rng_for)
 from gfd.benchmark.domains import Domain, hue_ranges_overlap, sample_images
 from gfd.benchmark.generators import GenConfig
 from gfd.benchmark.zoo import TrainSettings
@@ -215,30 +216,17 @@ def plan_jobs(p: Gan1024Params) -> list[Job]:
 
 
 @dataclass
-class _Writer:
-    """Writes one build's image folders; counts images and records the source prefixes per folder."""
+class _Writer(BuildWriter):
+    """:mod:`gfd.benchmark.build`'s writer (image folders, counts, instance prefixes per folder); here a
+    generator's images go to the closed splits or to test_open by its domain's role."""
 
-    out: Path
     params: Gan1024Params
-    counts: dict[str, dict[str, int]] = field(
-        default_factory=lambda: {s: {} for s in (*CLOSED_SPLITS, OPEN_SPLIT)})
-    instances: dict[str, dict[str, list[dict]]] = field(
-        default_factory=lambda: {s: {} for s in (*CLOSED_SPLITS, OPEN_SPLIT)})
-
-    def add(self, split: str, cls: str, source: str, prefix: str, images: np.ndarray) -> None:
-        write_pngs(self.out / split / cls, images, prefix)
-        self.counts[split][cls] = self.counts[split].get(cls, 0) + len(images)
-        self.instances[split].setdefault(cls, []).append({"source": source, "prefix": prefix, "count": len(images)})
 
     def generated(self, job: Job, outs: list[np.ndarray]) -> None:
         prefix = f"{job.world}-g{job.instance}_"
         splits = CLOSED_SPLITS if job.world in self.params.closed_domains else (OPEN_SPLIT,)
         for split, arr in zip(splits, outs):
             self.add(split, job.family, job.key, prefix, arr)
-
-    def sorted_instances(self) -> dict:
-        return {s: {c: sorted(v, key=lambda e: e["prefix"]) for c, v in sorted(per.items())}
-                for s, per in self.instances.items()}
 
 
 def _write_real(p: Gan1024Params, writer: _Writer) -> None:
