@@ -523,3 +523,21 @@ def test_accuracy_by_source_averages_over_instances_and_worlds():
     r = accuracy_by_source(paths, [1, 1, 1, 1, 1, 0], [1, 1, 1, 0, 0, 0], classes=["real", "fam"])
     assert r["per_source"] == {"B1/fam/g0": 1.0, "B1/fam/g1": 0.0, "B2/fam/g0": 0.0, "B2/real/real": 1.0}
     assert r["per_world"] == {"B1": 0.5, "B2": 0.5} and r["mean_over_worlds"] == 0.5   # not 4/6 per image
+
+
+def test_both_builders_refuse_a_folder_that_holds_files(tmp_path):
+    """One rule for every build (gfd.benchmark.build.new_build_folder): never write into a used folder."""
+    from gfd.benchmark import make_params
+    from gfd.benchmark.build import build_benchmark, new_build_folder
+    from gfd.benchmark.gan1024 import Gan1024Params, build_gan1024
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not empty"):
+        build_benchmark(used, make_params("quick"), progress=False)
+    with pytest.raises(FileExistsError, match="not empty"):
+        build_gan1024(used, Gan1024Params(), progress=False)
+    assert [p.name for p in used.iterdir()] == ["keep.txt"] and (used / "keep.txt").read_text() == "mine"
+    fresh = new_build_folder(tmp_path / "a" / "b")
+    assert fresh.is_dir() and not any(fresh.iterdir())
+    assert new_build_folder(tmp_path / "empty") == tmp_path / "empty"                     # empty: fine

@@ -525,6 +525,16 @@ def _manifest(name: str, p: BenchmarkParams, writer: _Writer, generators: dict[s
     }
 
 
+def new_build_folder(out: str | os.PathLike) -> Path:
+    """The folder a build writes into, created; a folder that already holds anything is refused
+    (a build never mixes its files with another's)."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not empty; build into a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def build_benchmark(out: str | os.PathLike, params: BenchmarkParams, progress: bool = True,
                     workers: int | None = None, partial: str | os.PathLike | None = None) -> Path:
     """Build the benchmark described by ``params`` into the new folder ``out``; return it.
@@ -534,13 +544,10 @@ def build_benchmark(out: str | os.PathLike, params: BenchmarkParams, progress: b
     which saved ones are reused (resuming an interrupted build).  Writes ``manifest.json`` last: a
     folder with a complete manifest is a complete benchmark.
     """
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} exists and is not empty; build into a new folder")
+    out = new_build_folder(out)
     workers = default_workers() if workers is None else workers
     partial = Path(partial) if partial is not None else None
     t_wall, t_cpu = time.perf_counter(), _cpu_seconds()
-    out.mkdir(parents=True, exist_ok=True)
     writer = _Writer(out, params)
     p = params
     with pbar(None, enabled=progress, total=len(p.worlds) + 1, desc="real images", leave=False) as bar:

@@ -61,7 +61,7 @@ import numpy as np
 from gfd.benchmark.build import (CLOSED_SPLITS, FORMAT_VERSION, MANIFEST, OPEN_SPLIT, Job, _build_record,
                                  _Writer as BuildWriter,
                                  _cpu_seconds, _shares, _train_and_write, default_workers, folder_checksum,
-                                 load_or_build, repo_data_dir, rng_for)
+                                 load_or_build, new_build_folder, repo_data_dir, rng_for)
 from gfd.benchmark.domains import Domain, hue_ranges_overlap, sample_images
 from gfd.benchmark.generators import GenConfig
 from gfd.benchmark.zoo import TrainSettings
@@ -280,13 +280,10 @@ def build_gan1024(out: str | os.PathLike, params: Gan1024Params, progress: bool 
                   workers: int | None = None, partial: str | os.PathLike | None = None) -> Path:
     """Build the ``gan1024`` world of ``params`` into the new folder ``out``; return it (the manifest is
     written last).  ``workers`` and ``partial`` as for :func:`gfd.benchmark.build.build_benchmark`."""
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} exists and is not empty; build into a new folder")
+    out = new_build_folder(out)
     workers = default_workers() if workers is None else workers
     partial = Path(partial) if partial is not None else None
     t_wall, t_cpu = time.perf_counter(), _cpu_seconds()
-    out.mkdir(parents=True, exist_ok=True)
     writer = _Writer(out, params)
     with pbar(None, enabled=progress, total=1, desc="real images", leave=False) as bar:
         _write_real(params, writer)
