@@ -32,7 +32,7 @@ StyleGAN and StyleGAN2 share theirs; ``progan`` differs in architecture and obje
 world holds no real image and no ProGAN, ours also holds the real images of O1-O3 and one ProGAN
 trained on O1.  They are no column of Table 2 (each run's record keeps their accuracy).
 
-**Frozen rules** (:data:`RULES`, also in the manifest), fixed before any number was seen:
+**Frozen rules** (:data:`RULES`, also in the manifest); 1-5 were fixed before any number was seen:
 
 1. Domains: all five draw disks and ellipses (all of the paper's data sets are faces) and are pairwise
    disjoint in hue range and photos (checked at build).
@@ -42,6 +42,15 @@ trained on O1.  They are no column of Table 2 (each run's record keeps their acc
 4. Sizes: time budgets on 2 cores, ``quick`` <= 90 s, ``default`` <= 15 min; per class as the 128 px
    world (750 / 50 / 200), ``n_open`` images per open model.
 5. No acceptance rule reads an open-world number.
+6. Scale, added after the first design missed the calibration rule: the shapes keep the 64 px
+   world's size and density *in pixels* (1000 shapes of radius 0.01-0.25 of the 128 px side,
+   :data:`SCALE`), so a 48 px crop holds as many edges as a 48 px crop of a 64 px image (a 224 px
+   crop of a 1024 px face is full of detail too).  The first design drew the 64 px world's shapes
+   at twice their pixel size, most 48 px crops held a few flat shapes, and the direct classifier
+   (Table 4's G row, course preset) reached 52.2 +- 2.6 % closed-world accuracy (seeds 0-2) against
+   the rule's 95 % (``README.md``, Table 2).  The change was decided on that number and on the val
+   accuracy of one seed-0 trial; no open-world number entered it.  Only parameters changed, so the
+   cache key changed with them.
 
 Caching, resuming and determinism are :mod:`gfd.benchmark.build`'s (one thread per generator, every
 draw seeded by (seed, purpose)); the cache folder is ``data/gan1024-<size>-s<seed>-<key>``.  Nothing is
@@ -72,16 +81,19 @@ VERSION = 1
 """Bump when code that shapes this world's images changes (its caches then rebuild)."""
 
 FACES = ("disk", "ellipse")
+SCALE = dict(n_shapes=1000, r_min=0.01, r_max=0.25)
+"""Rule 6: shape sizes and density of the 64 px world (:mod:`gfd.benchmark.domains`: 250 shapes, radius
+0.02-0.5 of the side) kept *in pixels* at 128 px, so a 48 px crop sees as much structure here as there."""
 DOMAIN_F = Domain(name="F", shapes=FACES, hue=(0.95, 0.12), saturation=(0.2, 0.7), value=(0.35, 1.0),
-                  photos=("astronaut",))
+                  photos=("astronaut",), **SCALE)
 DOMAIN_H = Domain(name="H", shapes=FACES, hue=(0.14, 0.28), saturation=(0.2, 0.7), value=(0.35, 1.0),
-                  photos=("chelsea",))
+                  photos=("chelsea",), **SCALE)
 DOMAIN_O1 = Domain(name="O1", shapes=FACES, hue=(0.32, 0.46), saturation=(0.2, 0.7), value=(0.35, 1.0),
-                   photos=("coffee",))
+                   photos=("coffee",), **SCALE)
 DOMAIN_O2 = Domain(name="O2", shapes=FACES, hue=(0.50, 0.64), saturation=(0.2, 0.7), value=(0.35, 1.0),
-                   photos=("rocket",))
+                   photos=("rocket",), **SCALE)
 DOMAIN_O3 = Domain(name="O3", shapes=FACES, hue=(0.68, 0.82), saturation=(0.2, 0.7), value=(0.35, 1.0),
-                   photos=("hubble_deep_field",))
+                   photos=("hubble_deep_field",), **SCALE)
 PLAYS = {"F": "FFHQ", "H": "CelebA-HQ", "O1": "a seeprettyface data set", "O2": "a seeprettyface data set",
          "O3": "a seeprettyface data set"}
 
@@ -108,6 +120,8 @@ RULES = (
     "generator training: the 128 px world's plateau rule, on random crops of half the image side",
     "sizes: time budgets on 2 cores, quick <= 90 s, default <= 15 min",
     "no acceptance rule reads an open-world number",
+    "scale (added after the first design missed the calibration rule on closed-world val): shapes keep "
+    "the 64 px world's size and density in pixels (1000 shapes, radius 0.01-0.25 of the 128 px side)",
 )
 
 
