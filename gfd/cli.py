@@ -136,7 +136,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from gfd.runs.reproduce import DETECTION_PRESET, reproduce
+    from gfd.runs.reproduce import DETECTION_PRESET, collect_table_runs, reproduce
     from gfd.utils import results_dir
 
     out = Path(args.out) if args.out else results_dir()
@@ -146,8 +146,12 @@ def cmd_reproduce(args) -> int:
                         "--seeds", *map(str, args.seeds), *(f"--set {kv}" for kv in args.set),
                         *(["--methods", *args.methods] if args.methods else [])])
     try:
+        if args.records_only:          # a worker of --jobs: train and record its seeds, no table
+            collect_table_runs(args.table, args.preset, args.seeds, out, args.set, runs_root=args.runs_root,
+                               progress=not args.no_progress, only=args.methods, commit=args.commit)
+            return 0
         reproduce(args.table, args.preset, args.seeds, out, args.set, progress=not args.no_progress,
-                  command=command, only=args.methods, commit=args.commit)
+                  command=command, only=args.methods, commit=args.commit, jobs=args.jobs, runs_root=args.runs_root)
     except KeyError as err:
         raise ValueError(err.args[0]) from err
     print((out / f"table{args.table}.md").read_text())
@@ -269,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="folder of table<N>.md/.json and runs/ (default <repository>/results)")
     r.add_argument("--commit", action="store_true",
                    help="git-commit each run record as it is written (long reproductions survive a lost session)")
+    r.add_argument("--jobs", type=int, default=1,
+                   help="worker processes, each training whole seeds with its share of the CPU threads (default 1; "
+                        "2 on a 2-core CPU trains about a quarter more per hour)")
+    r.add_argument("--runs-root", default=None, help=argparse.SUPPRESS)     # tests: where GFD-Net networks go
+    r.add_argument("--records-only", action="store_true", help=argparse.SUPPRESS)   # a --jobs worker
     r.add_argument("--no-progress", **quiet)
     r.set_defaults(func=cmd_reproduce)
 

@@ -82,11 +82,13 @@ def _bundle(bench, tmp_path, **changes):
 
 # --- the preset and the data ------------------------------------------------------------------------
 
-def test_detect_preset_has_the_paper_detection_weights_and_otherwise_the_course():
+def test_detect_preset_has_the_paper_detection_weights_and_otherwise_the_course_with_half_as_wide_a_g():
     cfg = get_config("detect")
     assert (cfg.w1, cfg.w2, cfg.w3, cfg.w4) == (10.0, 0.01, 1.0, 1.0)          # Sec. 4.1, detection
     course = get_config("course")
-    assert cfg.with_(preset="course", w2=course.w2) == course
+    assert (cfg.unet_width, cfg.unet_max_width) == (course.unet_width // 2, course.unet_max_width // 2)
+    assert cfg.with_(preset="course", w2=course.w2, unet_width=course.unet_width,
+                     unet_max_width=course.unet_max_width) == course
     assert cfg.key() != course.key() and PRESETS["course"]["lr"] == PRESETS["detect"]["lr"]
 
 

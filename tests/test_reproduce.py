@@ -145,3 +145,25 @@ def test_seeds_to_resolve_follows_the_standard_error_of_a_difference():
     assert report.seeds_to_resolve(gap=-4.0, std=15.0) == 113
     assert report.seeds_to_resolve(gap=30.0, std=1.0) == 2
     assert report.seeds_to_resolve(gap=0.0, std=1.0) == float("inf")
+
+
+def test_jobs_train_whole_seeds_in_worker_processes_with_the_records_of_one_process(tiny, tmp_path, monkeypatch):
+    rows = ["G", "G+C"]
+    one = _reproduce(4, tiny, seeds=(0, 1, 2), only=rows)
+    messages = []
+
+    def fail(*a, **k):
+        raise AssertionError("the parent trained a run: the workers should have")
+    monkeypatch.setattr(rep, "train_and_measure", fail)       # the workers are other processes
+    monkeypatch.setattr(rep.os, "cpu_count", lambda: 2)       # two cores: one thread per worker
+    two = rep.reproduce(4, "quick", (0, 1, 2), tmp_path / "two", tiny["overrides"], bundle=tiny["bundle"],
+                        runs_root=tmp_path / "runs-two", progress=False, log=messages.append, only=rows, jobs=2)
+    assert [m for m in messages if m.startswith("worker")] == ["worker 1/2: seeds [0, 2], 1 thread(s)",
+                                                               "worker 2/2: seeds [1], 1 thread(s)"]
+    for method in rows:
+        for seed in (0, 1, 2):
+            a, b = one[method][seed], two[method][seed]
+            assert a["key"] == b["key"] and a["results"] == b["results"] and a["training"] == b["training"]
+    assert (tmp_path / "two" / "table4.md").is_file()
+    with pytest.raises(RuntimeError, match=r"seeds \[\[0\]\] failed"):             # a worker that fails is reported
+        rep.run_jobs(4, "quick", [0], tmp_path / "bad", ["no_such_field=1"], jobs=2, log=lambda *_: None)

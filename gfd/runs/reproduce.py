@@ -25,9 +25,10 @@ How a table is made::
    exists with the same key is read, not recomputed, so an interrupted reproduction resumes run by
    run.  The networks of GFD-Net runs stay in their run folders under ``data/runs``, where the
    notebooks that trained the same configuration find them.
-2. Nothing is selected on a test split: every method trains for a fixed budget given by the preset
-   (or the baseline's options) and the last weights are measured; the closed-world validation
-   accuracy is recorded beside the test numbers.
+2. Nothing is selected on a test split: every learned method trains by the protocol of
+   :mod:`gfd.protocol` (the preset's budget, weights and early stop chosen on the closed-world val
+   split only; the ``paper`` preset keeps the last weights); the val accuracy is recorded beside
+   the test numbers.
 3. :func:`gfd.report.write_table` writes ``table<N>.json`` (every per-seed number and confusion
    matrix) and ``table<N>.md`` beside the paper's numbers (Table 3:
    :func:`gfd.report.write_detection_table`, one row per test set and the average).
@@ -167,11 +168,44 @@ def collect_runs(table: int, cfg: Config, seeds: Sequence[int], bundle, out_dir:
     return runs
 
 
+def table_setting(table: int, preset: str | None, overrides: Sequence[str] = (), bundle=None,
+                  progress: bool = True, log: Callable[[str], None] = print):
+    """The config and data of a table: Table 2 sets :data:`TABLE2_SETTING` before ``overrides``;
+    Table 3 reads detection data and defaults to the ``detect`` preset; ``bundle`` (if given) is
+    checked, else loaded (built on first use)."""
+    if table == 3:
+        from gfd.detection import DetectionBundle, load_detection_data
+        cfg = get_config(preset or DETECTION_PRESET, list(overrides))
+        if cfg.w2 != PRESETS[DETECTION_PRESET]["w2"]:
+            warnings.warn(f"Table 3 with w2={cfg.w2}: the paper's detection experiment uses w2="
+                          f"{PRESETS[DETECTION_PRESET]['w2']} (Sec. 4.1; preset {DETECTION_PRESET!r})", stacklevel=3)
+        bundle = bundle if bundle is not None else load_detection_data(cfg, progress=progress, log=log)
+        if not isinstance(bundle, DetectionBundle):
+            raise ValueError("Table 3 needs detection data (gfd.detection.load_detection / load_detection_data), "
+                             f"got a {type(bundle).__name__}")
+        return cfg, bundle
+    setting = TABLE2_SETTING if table == 2 else ()
+    cfg = get_config(preset, [*setting, *overrides])
+    return cfg, (bundle if bundle is not None else load_data(cfg, progress=progress))
+
+
+def collect_table_runs(table: int, preset: str | None, seeds: Sequence[int], out_dir: str | os.PathLike,
+                       overrides: Sequence[str] = (), runs_root: str | os.PathLike | None = None,
+                       progress: bool = True, only: Sequence[str] | None = None, commit: bool = False,
+                       log: Callable[[str], None] = print) -> dict[str, dict[int, dict]]:
+    """Train and record a table's runs for ``seeds`` without writing the table: the work of one
+    ``--jobs`` worker (``python -m gfd reproduce --records-only``)."""
+    select_methods(table, only)
+    cfg, bundle = table_setting(table, preset, overrides, progress=progress, log=log)
+    return collect_runs(table, cfg, list(seeds), bundle, out_dir, runs_root, progress=progress, log=log,
+                        only=only, on_record=commit_record if commit else None)
+
+
 def reproduce(table: int, preset: str | None = None, seeds: Sequence[int] = DEFAULT_SEEDS,
               out_dir: str | os.PathLike | None = None, overrides: Sequence[str] = (), bundle=None,
               runs_root: str | os.PathLike | None = None, progress: bool = True, command: str | None = None,
               log: Callable[[str], None] = print, only: Sequence[str] | None = None,
-              commit: bool = False) -> dict[str, dict[int, dict]]:
+              commit: bool = False, jobs: int = 1) -> dict[str, dict[int, dict]]:
     """Measure every row of Table ``table`` over ``seeds`` and write ``out_dir/table<N>.{md,json}``
     (default ``out_dir``: :func:`gfd.utils.results_dir`, the committed ``results/``).
 
@@ -184,23 +218,17 @@ def reproduce(table: int, preset: str | None = None, seeds: Sequence[int] = DEFA
     ``overrides``.  Table 3 reads detection data (:func:`gfd.detection.load_detection_data`: the detection view of
     the built-in benchmark, or a ``data_root`` in the detection layout); its preset defaults to
     ``detect`` (the paper's detection weights, w2 = 0.01).
+
+    ``jobs`` > 1 trains the seeds in that many worker processes (:func:`run_jobs`), each with its
+    share of the CPU threads; this process then reads their records and writes the table.  The
+    records are the same as with one job (every run owns its randomness).
     """
     select_methods(table, only)          # a typo fails before any data is loaded
     out_dir = Path(out_dir or results_dir())
-    if table == 3:
-        from gfd.detection import DetectionBundle, load_detection_data
-        cfg = get_config(preset or DETECTION_PRESET, list(overrides))
-        if cfg.w2 != PRESETS[DETECTION_PRESET]["w2"]:
-            warnings.warn(f"Table 3 with w2={cfg.w2}: the paper's detection experiment uses w2="
-                          f"{PRESETS[DETECTION_PRESET]['w2']} (Sec. 4.1; preset {DETECTION_PRESET!r})", stacklevel=2)
-        bundle = bundle if bundle is not None else load_detection_data(cfg, progress=progress, log=log)
-        if not isinstance(bundle, DetectionBundle):
-            raise ValueError("Table 3 needs detection data (gfd.detection.load_detection / load_detection_data), "
-                             f"got a {type(bundle).__name__}")
-    else:
-        setting = TABLE2_SETTING if table == 2 else ()
-        cfg = get_config(preset, [*setting, *overrides])
-        bundle = bundle if bundle is not None else load_data(cfg, progress=progress)
+    cfg, bundle = table_setting(table, preset, overrides, bundle, progress=progress, log=log)
+    if jobs > 1:
+        run_jobs(table, cfg.preset, list(seeds), out_dir, list(overrides), jobs, runs_root=runs_root, only=only,
+                 commit=commit, log=log)
     runs = collect_runs(table, cfg, list(seeds), bundle, out_dir, runs_root, progress=progress, log=log,
                         only=only, on_record=commit_record if commit else None)
     (write_detection_table if table == 3 else write_table)(table, runs, out_dir, command=command)
@@ -208,6 +236,35 @@ def reproduce(table: int, preset: str | None = None, seeds: Sequence[int] = DEFA
         for name in (f"table{table}.md", f"table{table}.json"):
             commit_record(out_dir / name)
     return runs
+
+
+def run_jobs(table: int, preset: str, seeds: Sequence[int], out_dir: str | os.PathLike, overrides: Sequence[str],
+             jobs: int, runs_root: str | os.PathLike | None = None, only: Sequence[str] | None = None,
+             commit: bool = False, log: Callable[[str], None] = print, threads: int | None = None) -> None:
+    """Train a table's runs in ``jobs`` worker processes (``python -m gfd reproduce --records-only``),
+    the seeds dealt round-robin, so that each worker owns whole seeds: a seed's rows (and the cached
+    C they share) are never trained by two processes at once.  Each worker gets ``threads`` CPU
+    threads (default: the cores divided among the jobs, at least one); on a 2-core CPU two one-thread
+    workers do more per hour than one two-thread process.  The data must already be built (the
+    caller loaded them), so that no two workers build the same cache.  A failed worker fails the
+    call, after the others finished; every record already written stays."""
+    import sys
+    groups = [list(seeds[k::jobs]) for k in range(jobs) if seeds[k::jobs]]
+    threads = threads or max(1, (os.cpu_count() or 1) // len(groups))
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    procs = []
+    for group in groups:
+        cmd = [sys.executable, "-m", "gfd", "reproduce", "--table", str(table), "--preset", preset,
+               "--seeds", *map(str, group), "--out", str(out_dir), "--records-only", "--no-progress",
+               *(arg for kv in overrides for arg in ("--set", kv)), *(["--methods", *only] if only else []),
+               *(["--runs-root", str(runs_root)] if runs_root is not None else []), *(["--commit"] if commit else [])]
+        log(f"worker {len(procs) + 1}/{len(groups)}: seeds {group}, {threads} thread(s)")
+        procs.append((group, subprocess.Popen(cmd, env=env)))
+    failed = [group for group, proc in procs if proc.wait() != 0]
+    if failed:
+        raise RuntimeError(f"the worker(s) for seeds {failed} failed (their messages are above); the records they "
+                           f"finished are kept, run the same command again to resume")
 
 
 def commit_record(path: Path) -> None:
