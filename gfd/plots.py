@@ -465,3 +465,34 @@ def plot_detection_samples(root: str | os.PathLike, test_sets: list[str], n: int
     rows = [(f"{s}\n{n} real | {n} fake", list_images(Path(root) / "test" / s / "real")[:n] +
              list_images(Path(root) / "test" / s / "fake")[:n]) for s in test_sets]
     return _image_grid(rows, 2 * n, figsize=(1.3 * 2 * n + 1.5, 1.35 * len(rows)), fontsize=8)
+
+
+def plot_crop_windows(path: str | os.PathLike, crop: int, n_train: int = 3, seed: int = 0) -> plt.Figure:
+    """Where the crop-only protocol (``p1024``, Sec. 4.2.2) cuts its inputs from one image: the test
+    centre crop (solid box) and ``n_train`` random training crops (dashed) on the full image, then each
+    crop, enlarged for the eye (the network gets it at its own pixel size).  The windows come from
+    torchvision's ``RandomCrop.get_params``, the crop of :func:`gfd.data.make_transform`."""
+    from torchvision.transforms import RandomCrop
+    img = np.asarray(load_rgb(path))
+    h, w = img.shape[:2]
+    boxes = [("test (centre)", (h - crop) // 2, (w - crop) // 2, "-")]
+    with torch.random.fork_rng():          # the reader's global torch stream is left as it was
+        torch.manual_seed(seed)
+        boxes += [(f"train {k + 1} (random)", *RandomCrop.get_params(torch.empty(3, h, w), (crop, crop))[:2], "--")
+                  for k in range(n_train)]
+    fig, axes = plt.subplots(1, 1 + len(boxes), figsize=(2.6 + 1.6 * len(boxes), 2.8),
+                             gridspec_kw={"width_ratios": [w / crop * 0.9] + [1] * len(boxes)})
+    axes[0].imshow(img)
+    axes[0].set_title(f"{w}x{h} px image", fontsize=8)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (name, top, left, style) in enumerate(boxes):
+        colour = colours[k % len(colours)]
+        axes[0].add_patch(plt.Rectangle((left - 0.5, top - 0.5), crop, crop, fill=False, lw=1.5, ls=style,
+                                        edgecolor=colour))
+        axes[k + 1].imshow(img[top:top + crop, left:left + crop])
+        axes[k + 1].set_title(f"{name}\n{crop}x{crop} px", fontsize=8, color=colour)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig

@@ -18,7 +18,7 @@ import numpy as np
 
 from gfd.config import Config
 from gfd.evaluate import aggregate_runs, flatten_metrics
-from gfd.paper import CLAIMS, PAPER, TABLE2_COLUMNS, TABLE2_OPEN_FAMILIES
+from gfd.paper import CLAIMS, OPEN_MODELS, PAPER, TABLE2_COLUMNS, TABLE2_OPEN_FAMILIES, paper_value
 
 NO_PRETRAINED = "none (no pretrained network)"
 """How a run that uses no pretrained network records its weights."""
@@ -208,8 +208,6 @@ def write_table(table: int, runs: dict[str, dict[int, dict]], out_dir: str | os.
                          notes=notes, meta=meta, ci=True, deterministic=deterministic)
 
 
-OPEN_MODELS = "open_models"
-"""Table 2's summary column: the mean accuracy over its open-world model columns (each model weighs the same)."""
 
 
 def open_model_columns(results: Mapping[str, Any]) -> dict[str, str]:
@@ -457,14 +455,14 @@ def check_claims(table: int, summary: dict[str, dict[str, dict[str, Any]]],
     standard deviation of a and b is flagged as within the spread.
     """
     out = []
-    for a, rel, b, world in CLAIMS.get(table, ()):      # Tables 2 and 3 state no ordering we check
+    for a, rel, b, world in CLAIMS.get(table, ()):      # Table 3 states no ordering we check
         if a not in summary or b not in summary:
             continue
         ma, mb = summary[a][world], summary[b][world]
         gap = 100 * (ma["mean"] - mb["mean"])
         spread = 100 * max(s for s in (ma.get("std"), mb.get("std"), 0.0) if s is not None and s == s)
         holds = gap > 0 if rel == ">" else gap <= 0
-        paper_gap = PAPER[table][a][world] - PAPER[table][b][world]
+        paper_gap = paper_value(table, a, world) - paper_value(table, b, world)
         ci = None
         if table_json is not None:
             diff = paired_difference(table_json, a, b, world)

@@ -59,3 +59,21 @@ def test_paired_claims_say_reversed_and_unresolved_when_they_are():
     assert claims["open: G+C <= G"].verdict.startswith("not resolved")
     with pytest.raises(KeyError, match="no row 'G\\+Q'"):
         report.paired_difference(table, "G+Q", "G")
+
+
+def test_table2_claims_use_the_mean_over_the_open_world_models_and_the_papers_fourteen_columns():
+    from gfd.paper import PAPER, TABLE2_COLUMNS
+    per = {"GFD-Net": {s: 0.6 + 0.01 * s for s in range(5)}, "AttNet": {s: 0.5 + 0.01 * s for s in range(5)},
+           "DCT": {s: 0.7 + 0.01 * s for s in range(5)}}
+    table = {"rows": [{"method": m, "seeds": list(p), "per_seed": [{report.OPEN_MODELS: v} for v in p.values()],
+                       "summary": {report.OPEN_MODELS: {"mean": float(np.mean(list(p.values()))), "std": 0.0158,
+                                                        "n": 5}}} for m, p in per.items()]}
+    claims = {c.text: c for c in report.check_claims(2, report.table_summary(table), table)}
+    assert set(claims) == {"open_models: GFD-Net > AttNet", "open_models: GFD-Net > DCT"}    # no PRNU row here
+    open_cols = TABLE2_COLUMNS[1:]
+    assert len(open_cols) == 14
+    paper_gap = sum(PAPER[2]["GFD-Net"][c] - PAPER[2]["AttNet"][c] for c in open_cols) / 14
+    assert claims["open_models: GFD-Net > AttNet"].paper_gap == pytest.approx(paper_gap)       # 94.68 - 82.10
+    assert claims["open_models: GFD-Net > AttNet"].verdict == "reproduced (CI excludes 0)"
+    assert claims["open_models: GFD-Net > DCT"].verdict == "reversed (CI excludes 0)"
+    assert claims["open_models: GFD-Net > DCT"].gap == pytest.approx(-10.0)

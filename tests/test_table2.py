@@ -92,6 +92,30 @@ def test_domains_share_no_hue_or_photo_and_bad_params_fail():
         benchmark.load_benchmark("gan4096", "quick")
 
 
+def test_rule_6_shapes_have_the_64_px_worlds_size_and_density_in_pixels():
+    """Rule 6: a 48 px crop of a 128 px image holds as much structure as one of a 64 px image."""
+    from gfd.benchmark.domains import DOMAIN_A, dead_leaves
+    p = H.make_params("default")
+    ratio = p.image_size / 64
+    for d in p.domains:
+        assert d.r_min * p.image_size == pytest.approx(DOMAIN_A.r_min * 64)       # radii in pixels
+        assert d.r_max * p.image_size == pytest.approx(DOMAIN_A.r_max * 64)
+        assert d.n_shapes / p.image_size ** 2 == pytest.approx(DOMAIN_A.n_shapes / 64 ** 2)   # shapes per pixel
+    assert ratio == 2 and any("scale" in r for r in H.RULES)
+
+    def edges(img, crop=48):               # share of a centre crop's pixels on a colour edge
+        c = img[(len(img) - crop) // 2:][:crop, (len(img) - crop) // 2:][:, :crop].mean(axis=2)
+        return float(((np.abs(np.diff(c, axis=0))[:, :-1] + np.abs(np.diff(c, axis=1))[:-1]) > 8).mean())
+
+    rng = np.random.default_rng(0)
+    small = np.mean([edges(dead_leaves(rng, DOMAIN_A, 64)) for _ in range(30)])       # about 0.15 each
+    big = np.mean([edges(dead_leaves(rng, H.DOMAIN_F, 128)) for _ in range(30)])
+    old = np.mean([edges(dead_leaves(rng, H.DOMAIN_F.__class__(**{**H.DOMAIN_F.to_dict(), "n_shapes": 250,
+                                                                  "r_min": 0.02, "r_max": 0.5}), 128))
+                   for _ in range(30)])
+    assert big == pytest.approx(small, rel=0.35) and old < 0.7 * big     # the first design's crops were flatter
+
+
 def test_the_128_px_world_keeps_its_cache_keys():
     """Adding the gan1024 world changed no byte of the existing builds (their caches and runs stay valid)."""
     assert B.make_params("default").key() == "dd5ed8d743"
@@ -134,6 +158,26 @@ def test_train_crops_are_windows_of_the_image_and_test_crops_are_centred(name):
     assert np.array_equal(centred, img[40:88, 40:88])
 
 
+def test_the_crop_figure_shows_the_centre_window_and_random_windows_of_the_image(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    from gfd import plots
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (100, 128, 3), dtype=np.uint8)          # not square: rows and columns differ
+    Image.fromarray(img).save(tmp_path / "x.png")
+    state = torch.random.get_rng_state()
+    fig = plots.plot_crop_windows(tmp_path / "x.png", 48, n_train=3, seed=0)
+    assert torch.equal(torch.random.get_rng_state(), state)            # the reader's stream is untouched
+    panels = [ax.images[0].get_array() for ax in fig.axes[1:]]
+    assert len(panels) == 4 and np.array_equal(panels[0], img[26:74, 40:88])    # the centre crop
+    boxes = [(int(round(r.get_y() + 0.5)), int(round(r.get_x() + 0.5))) for r in fig.axes[0].patches]
+    assert boxes[0] == (26, 40) and len(set(boxes)) == 4
+    for (top, left), panel in zip(boxes, panels):                      # each box is the panel beside it
+        assert np.array_equal(panel, img[top:top + 48, left:left + 48])
+    again = plots.plot_crop_windows(tmp_path / "x.png", 48, n_train=3, seed=0)
+    assert [(r.get_x(), r.get_y()) for r in again.axes[0].patches] == [(r.get_x(), r.get_y()) for r in fig.axes[0].patches]
+
+
 # --- reproduce --table 2 -------------------------------------------------------------------------------
 
 def test_paper_table2_as_printed():
@@ -142,7 +186,9 @@ def test_paper_table2_as_printed():
     assert PAPER[2]["PRNU"]["Closed world"] == 76.32 and PAPER[2]["GFD-Net"]["StyleGAN2 Model"] == 63.95
     assert PAPER[2]["AttNet"]["StyleGAN2 Model"] == 0.00 and PAPER[2]["DCT"]["StyleGAN male"] == 40.15
     assert PAPER[2]["AttNet"]["StyleGAN kid"] == 98.13 and PAPER[2]["GFD-Net"]["StyleGAN smile"] == 99.30
-    assert report.check_claims(2, {"GFD-Net": {}, "AttNet": {}}) == []     # no ordering of Table 2 is checked
+    texts = [c.text for c in report.check_claims(2, {m: {report.OPEN_MODELS: {"mean": 0.5, "std": 0.0}}
+                                                    for m in TABLES[2]})]
+    assert texts == [f"open_models: GFD-Net > {b}" for b in ("AttNet", "DCT", "PRNU")]   # Sec. 4.2.2's ordering
 
 
 def test_cli_reproduces_table2_with_every_row_beside_the_paper(world, tmp_path, monkeypatch, capsys):

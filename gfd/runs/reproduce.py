@@ -244,8 +244,7 @@ def run_jobs(table: int, preset: str, seeds: Sequence[int], out_dir: str | os.Pa
     """Train a table's runs in ``jobs`` worker processes (``python -m gfd reproduce --records-only``),
     the seeds dealt round-robin, so that each worker owns whole seeds: a seed's rows (and the cached
     C they share) are never trained by two processes at once.  Each worker gets ``threads`` CPU
-    threads (default: the cores divided among the jobs, at least one); on a 2-core CPU two one-thread
-    workers do more per hour than one two-thread process.  The data must already be built (the
+    threads (default: the cores divided among the jobs, at least one).  The data must already be built (the
     caller loaded them), so that no two workers build the same cache.  A failed worker fails the
     call, after the others finished; every record already written stays."""
     import sys
