@@ -224,7 +224,7 @@ def plot_world_bars(rows: dict[str, dict[str, float]], title: str = "accuracy pe
     names = list(rows)
     fig, ax = plt.subplots(figsize=(1.6 * len(names) + 2, 3.4))
     xs = np.arange(len(names))
-    for k, (world, colour) in enumerate((("closed", "tab:blue"), ("open", "tab:orange"))):
+    for k, (world, colour) in enumerate(zip(worlds, ("tab:blue", "tab:orange"))):
         vals = [rows[n].get(world, np.nan) for n in names]
         ax.bar(xs + (k - 0.5) * 0.38, vals, 0.38, label=world, color=colour)
     if chance is not None:
@@ -238,15 +238,17 @@ def plot_world_bars(rows: dict[str, dict[str, float]], title: str = "accuracy pe
     return fig
 
 
-def plot_table(table: dict, title: str | None = None, chance: float | None = None) -> plt.Figure:
+def plot_table(table: dict, title: str | None = None, chance: float | None = None,
+               worlds: tuple[str, str] = ("closed", "open")) -> plt.Figure:
     """A reproduced table (the JSON of :func:`gfd.runs.reproduce.write_table`): bars = mean over seeds,
-    error bars = std, dots = single seeds, black ticks = the paper's number (Tables 1 and 4)."""
+    error bars = std, dots = single seeds, black ticks = the paper's number where the table has one.
+    ``worlds``: the two metrics drawn (Table 2: ``("closed", "open_models")``)."""
     rows = table["rows"]
     names = [r["method"] for r in rows]
     ref = table.get("reference") or {}
     fig, ax = plt.subplots(figsize=(1.5 * len(names) + 2.5, 3.6))
     xs = np.arange(len(names))
-    for k, (world, colour) in enumerate((("closed", "tab:blue"), ("open", "tab:orange"))):
+    for k, (world, colour) in enumerate(zip(worlds, ("tab:blue", "tab:orange"))):
         x = xs + (k - 0.5) * 0.38
         stats = [r["summary"].get(world) for r in rows]
         means = [s["mean"] if s else np.nan for s in stats]

@@ -437,10 +437,11 @@ class Claim:
         return "reversed" if clear else "not reproduced, within the seed spread"
 
     def __str__(self) -> str:
+        paper = "   n/a" if math.isnan(self.paper_gap) else f"{self.paper_gap:+6.2f}"      # no printed row
         if self.ci is not None:
-            return (f"{self.text:34s} paper {self.paper_gap:+6.2f}  here {self.gap:+6.2f} "
+            return (f"{self.text:34s} paper {paper}  here {self.gap:+6.2f} "
                     f"[{self.ci[0]:+.2f}, {self.ci[1]:+.2f}]  -> {self.verdict}")
-        return (f"{self.text:34s} paper {self.paper_gap:+6.2f}  here {self.gap:+6.2f} "
+        return (f"{self.text:34s} paper {paper}  here {self.gap:+6.2f} "
                 f"(seed std up to {self.spread:.2f})  -> {self.verdict}")
 
 
@@ -455,7 +456,7 @@ def check_claims(table: int, summary: dict[str, dict[str, dict[str, Any]]],
     standard deviation of a and b is flagged as within the spread.
     """
     out = []
-    for a, rel, b, world in CLAIMS.get(table, ()):      # Table 3 states no ordering we check
+    for a, rel, b, world in CLAIMS.get(table, ()):
         if a not in summary or b not in summary:
             continue
         ma, mb = summary[a][world], summary[b][world]

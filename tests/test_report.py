@@ -77,3 +77,18 @@ def test_table2_claims_use_the_mean_over_the_open_world_models_and_the_papers_fo
     assert claims["open_models: GFD-Net > AttNet"].verdict == "reproduced (CI excludes 0)"
     assert claims["open_models: GFD-Net > DCT"].verdict == "reversed (CI excludes 0)"
     assert claims["open_models: GFD-Net > DCT"].gap == pytest.approx(-10.0)
+
+
+def test_table3_claims_pair_each_gfd_net_with_every_detector_on_the_average():
+    rows = {"GFD-Net (DenseNet)": 0.80, "GFD-Net (ResNet)": 0.78, "DenseNet": 0.75, "CNNDetect": 0.74,
+            "ResNet": 0.79, "PatchForensics": 0.70}
+    table = {"rows": [{"method": m, "seeds": [0, 1, 2], "per_seed": [{"Avg": v + 0.01 * s} for s in range(3)],
+                       "summary": {"Avg": {"mean": v + 0.01, "std": 0.01, "n": 3}}} for m, v in rows.items()]}
+    claims = {c.text: c for c in report.check_claims(3, report.table_summary(table), table)}
+    assert len(claims) == 8
+    pair = claims["Avg: GFD-Net (ResNet) > CNNDetect"]              # the paper's ResNet-50 pair: 79.92 - 73.71
+    assert pair.paper_gap == pytest.approx(6.21) and pair.gap == pytest.approx(4.0)
+    assert claims["Avg: GFD-Net (DenseNet) > DenseNet"].paper_gap == pytest.approx(80.81 - 75.07)
+    ours = claims["Avg: GFD-Net (ResNet) > ResNet"]                   # no printed ResNet row: no paper gap
+    assert math.isnan(ours.paper_gap) and "paper    n/a" in str(ours)
+    assert ours.verdict == "reversed (CI excludes 0)"
