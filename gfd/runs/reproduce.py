@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -221,7 +222,8 @@ def reproduce(table: int, preset: str | None = None, seeds: Sequence[int] = DEFA
 
     ``jobs`` > 1 trains the seeds in that many worker processes (:func:`run_jobs`), each with its
     share of the CPU threads; this process then reads their records and writes the table.  The
-    records are the same as with one job (every run owns its randomness).
+    records are the same as with one job (every run owns its randomness).  The workers load the
+    data the config names (the built-in benchmark or ``data_root``), not ``bundle``.
     """
     select_methods(table, only)          # a typo fails before any data is loaded
     out_dir = Path(out_dir or results_dir())
@@ -247,7 +249,6 @@ def run_jobs(table: int, preset: str, seeds: Sequence[int], out_dir: str | os.Pa
     threads (default: the cores divided among the jobs, at least one).  The data must already be built (the
     caller loaded them), so that no two workers build the same cache.  A failed worker fails the
     call, after the others finished; every record already written stays."""
-    import sys
     groups = [list(seeds[k::jobs]) for k in range(jobs) if seeds[k::jobs]]
     threads = threads or max(1, (os.cpu_count() or 1) // len(groups))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
