@@ -224,7 +224,7 @@ def plot_world_bars(rows: dict[str, dict[str, float]], title: str = "accuracy pe
     names = list(rows)
     fig, ax = plt.subplots(figsize=(1.6 * len(names) + 2, 3.4))
     xs = np.arange(len(names))
-    for k, (world, colour) in enumerate(zip(worlds, ("tab:blue", "tab:orange"))):
+    for k, (world, colour) in enumerate((("closed", "tab:blue"), ("open", "tab:orange"))):
         vals = [rows[n].get(world, np.nan) for n in names]
         ax.bar(xs + (k - 0.5) * 0.38, vals, 0.38, label=world, color=colour)
     if chance is not None:
