@@ -55,7 +55,9 @@ def bootstrap_ci(values: Sequence[float], level: float = 0.95, n_boot: int = 10_
     if v.size < 2:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
+    # rounded: a resample whose differences cancel must give a mean of 0, not 1e-17 (that would
+    # decide "the interval excludes 0" on rounding noise)
+    means = np.round(v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1), 12)
     tail = 100 * (1 - level) / 2
     return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
 

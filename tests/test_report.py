@@ -19,6 +19,16 @@ def test_bootstrap_ci_brackets_the_mean_and_shrinks_with_more_seeds():
     assert report.bootstrap_ci(few, seed=3) == report.bootstrap_ci(few, seed=3)      # reproducible
 
 
+def test_a_bootstrap_bound_at_a_resample_that_cancels_is_exactly_zero_and_not_resolved():
+    """Table 3's GFD-Net (ResNet) - DenseNet per seed (in 1/7200): one resample (161 - 3 * 34 - 59)
+    sums to 0, and the 2.5 % bound lands on it.  Unrounded it read 6.7e-17 and "CI excludes 0"."""
+    d = [v / 7200 for v in (279, -34, 246, 161, -59)]
+    lo, hi = report.bootstrap_ci(d)
+    assert lo == 0.0 and hi > 0
+    claim = report.Claim("Avg: a > b", 4.85, 100 * sum(d) / 5, 2.0, True, (100 * lo, 100 * hi))
+    assert claim.verdict.startswith("not resolved")
+
+
 def test_format_cell_shows_the_interval_and_marks_deterministic_rows():
     stats = {"mean": 0.6, "std": 0.05, "n": 5, "ci": (0.55, 0.65)}
     assert report.format_cell(stats) == "60.00 ± 5.00 [55.0, 65.0] (5 seeds)"
