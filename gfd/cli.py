@@ -274,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--commit", action="store_true",
                    help="git-commit each run record as it is written (long reproductions survive a lost session)")
     r.add_argument("--jobs", type=int, default=1,
-                   help="worker processes, each training whole seeds with its share of the CPU threads (default 1)")
+                   help="parallel worker processes, each with its share of the CPU threads; they take a seed's rows "
+                        "with C, or its other rows, from one queue (default 1)")
     r.add_argument("--runs-root", default=None, help=argparse.SUPPRESS)     # tests: where GFD-Net networks go
     r.add_argument("--records-only", action="store_true", help=argparse.SUPPRESS)   # a --jobs worker
     r.add_argument("--no-progress", **quiet)

@@ -147,7 +147,15 @@ def test_seeds_to_resolve_follows_the_standard_error_of_a_difference():
     assert report.seeds_to_resolve(gap=0.0, std=1.0) == float("inf")
 
 
-def test_jobs_train_whole_seeds_in_worker_processes_with_the_records_of_one_process(tiny, tmp_path, monkeypatch):
+def test_jobs_units_never_split_a_seeds_c_rows_and_come_longest_first():
+    """--jobs' units: a seed's rows with C stay together (they share its cached C), C units first."""
+    assert rep.job_tasks(4, (0, 1)) == [(0, ["G+C", "G+D+C", "G+D+C+L_percept"]), (1, ["G+C", "G+D+C", "G+D+C+L_percept"]),
+                                        (0, ["G", "G+D"]), (1, ["G", "G+D"])]
+    assert rep.job_tasks(1, (3,)) == [(3, ["GFD-Net"]), (3, ["PRNU", "DCT", "AttNet"])]
+    assert rep.job_tasks(4, (0,), only=["G"]) == [(0, ["G"])]
+
+
+def test_jobs_train_in_worker_processes_with_the_records_of_one_process(tiny, tmp_path, monkeypatch):
     rows = ["G+C"]
     one = _reproduce(4, tiny, seeds=(0, 1, 2), only=rows)
     messages = []
@@ -158,12 +166,14 @@ def test_jobs_train_whole_seeds_in_worker_processes_with_the_records_of_one_proc
     monkeypatch.setattr(rep.os, "cpu_count", lambda: 2)       # two cores: one thread per worker
     two = rep.reproduce(4, "quick", (0, 1, 2), tmp_path / "two", tiny["overrides"], bundle=tiny["bundle"],
                         runs_root=tmp_path / "runs-two", progress=False, log=messages.append, only=rows, jobs=2)
-    assert [m for m in messages if m.startswith("worker")] == ["worker 1/2: seeds [0, 2], 1 thread(s)",
-                                                               "worker 2/2: seeds [1], 1 thread(s)"]
+    units = sorted(m.split(", unit ")[1] for m in messages if m.startswith("worker"))
+    assert units == [f"{n}/3: seed {n - 1}, G+C (1 thread(s))" for n in (1, 2, 3)]     # one queue, every unit once
+    assert {m.split(",")[0] for m in messages if m.startswith("worker")} <= {"worker 1/2", "worker 2/2"}
     for method in rows:
         for seed in (0, 1, 2):
             a, b = one[method][seed], two[method][seed]
             assert a["key"] == b["key"] and a["results"] == b["results"] and a["training"] == b["training"]
     assert (tmp_path / "two" / "table4.md").is_file()
-    with pytest.raises(RuntimeError, match=r"seeds \[\[0\]\] failed"):             # a worker that fails is reported
-        rep.run_jobs(4, "quick", [0], tmp_path / "bad", ["no_such_field=1"], jobs=2, log=lambda *_: None)
+    with pytest.raises(RuntimeError, match=r"\['seed 0: G\+D\+C\+L_percept', 'seed 1: G\+D\+C\+L_percept', 'seed 0: G', 'seed 1: G'\] failed"):
+        rep.run_jobs(4, "quick", [0, 1], tmp_path / "bad", ["no_such_field=1"], jobs=2, log=lambda *_: None,
+                     only=["G", "G+D+C+L_percept"])

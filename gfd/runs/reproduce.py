@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from gfd.config import PRESETS, Config, get_config
+from gfd.config import COURSE_V1, PRESETS, Config, default_preset, get_config
 from gfd.data import load_data
 from gfd.paper import GFD_ROWS, TABLES
 from gfd.report import benchmark_label, write_detection_table, write_table
@@ -61,6 +61,9 @@ DETECTION_PRESET = "detect"
 TABLE2_SETTING = ("benchmark=gan1024", "transform=p1024")
 """Table 2's data and transform, set before the user's overrides (Sec. 4.2.2: the 1024 px GANs' roles,
 crops without resizing); ``--set data_root=ROOT`` points it at real 1024 px data instead."""
+TABLE2_COURSE = tuple(f"{k}={v}" for k, v in COURSE_V1.items() if PRESETS["course"].get(k) != v)
+"""With the ``course`` preset, Table 2 keeps :data:`gfd.config.COURSE_V1` (the course preset it was
+sized and measured with, before issue 13's faster F and narrower G_dec), so its records keep their keys."""
 BASELINE_PROTOCOL = 3
 """Enters a baseline run's key.  2: learned baselines train on a stream seeded by the run's seed
 (:class:`gfd.streams.BatchStream`), no longer on the loader's shared shuffle; 3: each by its own
@@ -186,6 +189,8 @@ def table_setting(table: int, preset: str | None, overrides: Sequence[str] = (),
                              f"got a {type(bundle).__name__}")
         return cfg, bundle
     setting = TABLE2_SETTING if table == 2 else ()
+    if table == 2 and (preset or default_preset()) == "course":
+        setting = (*TABLE2_COURSE, *setting)
     cfg = get_config(preset, [*setting, *overrides])
     return cfg, (bundle if bundle is not None else load_data(cfg, progress=progress))
 
@@ -220,8 +225,8 @@ def reproduce(table: int, preset: str | None = None, seeds: Sequence[int] = DEFA
     the built-in benchmark, or a ``data_root`` in the detection layout); its preset defaults to
     ``detect`` (the paper's detection weights, w2 = 0.01).
 
-    ``jobs`` > 1 trains the seeds in that many worker processes (:func:`run_jobs`), each with its
-    share of the CPU threads; this process then reads their records and writes the table.  The
+    ``jobs`` > 1 trains the runs in that many parallel worker processes (:func:`run_jobs`), each with
+    its share of the CPU threads; this process then reads their records and writes the table.  The
     records are the same as with one job (every run owns its randomness).  The workers load the
     data the config names (the built-in benchmark or ``data_root``), not ``bundle``.
     """
@@ -240,30 +245,60 @@ def reproduce(table: int, preset: str | None = None, seeds: Sequence[int] = DEFA
     return runs
 
 
+def job_tasks(table: int, seeds: Sequence[int], only: Sequence[str] | None = None) -> list[tuple[int, list[str]]]:
+    """The work of ``--jobs`` in units that share nothing: for each seed, its rows that use the
+    pre-trained C (they share the seed's cached C, so one process trains them in turn) and its other
+    rows.  Every C unit comes first (they are the longest), each list in seed order."""
+    rows = select_methods(table, only)
+    with_c = [m for m in rows if GFD_ROWS.get(m, {}).get("use_C")]
+    other = [m for m in rows if m not in with_c]
+    return [(s, with_c) for s in seeds if with_c] + [(s, other) for s in seeds if other]
+
+
 def run_jobs(table: int, preset: str, seeds: Sequence[int], out_dir: str | os.PathLike, overrides: Sequence[str],
              jobs: int, runs_root: str | os.PathLike | None = None, only: Sequence[str] | None = None,
              commit: bool = False, log: Callable[[str], None] = print, threads: int | None = None) -> None:
-    """Train a table's runs in ``jobs`` worker processes (``python -m gfd reproduce --records-only``),
-    the seeds dealt round-robin, so that each worker owns whole seeds: a seed's rows (and the cached
-    C they share) are never trained by two processes at once.  Each worker gets ``threads`` CPU
-    threads (default: the cores divided among the jobs, at least one).  The data must already be built (the
-    caller loaded them), so that no two workers build the same cache.  A failed worker fails the
-    call, after the others finished; every record already written stays."""
-    groups = [list(seeds[k::jobs]) for k in range(jobs) if seeds[k::jobs]]
-    threads = threads or max(1, (os.cpu_count() or 1) // len(groups))
+    """Train a table's runs in ``jobs`` parallel worker processes (``python -m gfd reproduce
+    --records-only``).  The units of :func:`job_tasks` wait in one queue and a free worker slot takes
+    the next, so the slots stay busy to the end; no two processes ever train rows that share a seed's
+    cached C.  Each worker gets ``threads`` CPU threads (default: the cores divided among the jobs, at
+    least one).  The data must already be built (the caller loaded them), so that no two workers build
+    the same cache.  A failed unit fails the call after the others finished; every record already
+    written stays."""
+    import queue
+    import threading
+
+    tasks = job_tasks(table, seeds, only)
+    slots = max(1, min(jobs, len(tasks)))
+    threads = threads or max(1, (os.cpu_count() or 1) // slots)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
-    procs = []
-    for group in groups:
-        cmd = [sys.executable, "-m", "gfd", "reproduce", "--table", str(table), "--preset", preset,
-               "--seeds", *map(str, group), "--out", str(out_dir), "--records-only", "--no-progress",
-               *(arg for kv in overrides for arg in ("--set", kv)), *(["--methods", *only] if only else []),
-               *(["--runs-root", str(runs_root)] if runs_root is not None else []), *(["--commit"] if commit else [])]
-        log(f"worker {len(procs) + 1}/{len(groups)}: seeds {group}, {threads} thread(s)")
-        procs.append((group, subprocess.Popen(cmd, env=env)))
-    failed = [group for group, proc in procs if proc.wait() != 0]
+    todo: queue.Queue = queue.Queue()
+    for n, task in enumerate(tasks, 1):
+        todo.put((n, *task))
+    failed: list[tuple[int, str]] = []
+
+    def slot(k: int) -> None:
+        while True:
+            try:
+                n, seed, rows = todo.get_nowait()
+            except queue.Empty:
+                return
+            cmd = [sys.executable, "-m", "gfd", "reproduce", "--table", str(table), "--preset", preset,
+                   "--seeds", str(seed), "--methods", *rows, "--out", str(out_dir), "--records-only",
+                   "--no-progress", *(arg for kv in overrides for arg in ("--set", kv)),
+                   *(["--runs-root", str(runs_root)] if runs_root is not None else []), *(["--commit"] if commit else [])]
+            log(f"worker {k}/{slots}, unit {n}/{len(tasks)}: seed {seed}, {', '.join(rows)} ({threads} thread(s))")
+            if subprocess.run(cmd, env=env).returncode != 0:
+                failed.append((n, f"seed {seed}: {', '.join(rows)}"))
+
+    workers = [threading.Thread(target=slot, args=(k,)) for k in range(1, slots + 1)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
     if failed:
-        raise RuntimeError(f"the worker(s) for seeds {failed} failed (their messages are above); the records they "
+        raise RuntimeError(f"the worker unit(s) {[unit for _, unit in sorted(failed)]} failed (their messages are above); the records they "
                            f"finished are kept, run the same command again to resume")
 
 
