@@ -104,6 +104,24 @@ def test_build_generator_follows_the_config():
     assert g.head.fc.out_features == 4
 
 
+def test_a_narrower_decoder_keeps_the_encoder_and_the_fingerprint_shape():
+    """decoder_width (the course preset's): G_dec's own widths, G_enc and H unchanged; at 0 the U-Net."""
+    wide, narrow = small_g(depth=3, width=8, max_width=32), small_g(depth=3, width=8, max_width=32, decoder_width=4)
+    assert narrow.widths == wide.widths == [8, 16, 32, 32]
+    assert [lvl[-3].out_channels for lvl in narrow.decoder.levels] == [16, 8, 4]      # deep to shallow
+    assert [lvl[-3].out_channels for lvl in wide.decoder.levels] == [32, 16, 8]
+    # each level still concatenates the encoder's full skip with its own up-sampled channels
+    assert [lvl[0].in_channels for lvl in narrow.decoder.levels] == [32 + 16, 16 + 8, 8 + 4]
+    assert sum(p.numel() for p in narrow.decoder.parameters()) < sum(p.numel() for p in wide.decoder.parameters()) / 2.5
+    x = torch.rand(2, 3, 24, 24) * 2 - 1
+    with torch.no_grad():
+        assert narrow(x).fingerprint.shape == x.shape
+    cfg = get_config("quick", decoder_width=4)
+    assert build_generator(cfg, 5).decoder.out.in_channels == 4
+    assert build_generator(get_config("quick"), 5).decoder.out.in_channels == get_config("quick").unet_width
+    assert get_config("course").decoder_width == 16 and get_config("course").perceptual_layer == "relu1_1"
+
+
 def receptive_field_rows(d: nn.Module, side: int, row: int) -> tuple[int, int]:
     """First and last input row that output pixel (row, row) of ``d`` depends on."""
     x = torch.randn(1, 3, side, side, requires_grad=True)

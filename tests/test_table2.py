@@ -246,3 +246,19 @@ def test_table2_sets_the_gan1024_world_and_the_crop_only_transform(monkeypatch, 
     assert (seen["cfg"].benchmark, seen["cfg"].transform, seen["cfg"].steps) == ("gan1024", "p1024", 3)
     rep.reproduce(1, "quick", (0,), bundle=object(), progress=False)
     assert (seen["cfg"].benchmark, seen["cfg"].transform) == ("gan128", "mini")
+
+
+def test_table2_with_the_course_preset_keeps_the_preset_it_was_measured_with(monkeypatch):
+    """Issue 13 changed the course preset (F to relu1_1, a narrower G_dec, more steps); Table 2 keeps
+    COURSE_V1, so the committed course-table2 records are found again, and an override still wins."""
+    from gfd.config import COURSE_V1
+    cfg, _ = rep.table_setting(2, "course", bundle=object())
+    assert (cfg.perceptual_layer, cfg.decoder_width, cfg.steps) == ("relu1_2", 0, 600) == \
+        (COURSE_V1["perceptual_layer"], COURSE_V1["decoder_width"], COURSE_V1["steps"])
+    assert (cfg.benchmark, cfg.transform, cfg.preset) == ("gan1024", "p1024", "course")
+    assert cfg.key() == get_config("course", [f"{k}={v}" for k, v in COURSE_V1.items()] + list(rep.TABLE2_SETTING)).key()
+    assert rep.table_setting(2, "course", ["steps=900"], bundle=object())[0].steps == 900
+    assert rep.table_setting(1, "course", bundle=object())[0].perceptual_layer == "relu1_1"
+    assert rep.table_setting(2, "quick", bundle=object())[0].perceptual_layer == get_config("quick").perceptual_layer
+    # the config key Table 2's five seeds were recorded under (results/runs/course-table2/, session 7)
+    assert cfg.key() == "6068333300d9"

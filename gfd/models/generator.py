@@ -8,7 +8,8 @@ code ``z``; the head H (global average pool + linear) reads the source out of it
 time only G_enc + H are needed (``classify``); the decoder exists to produce the fingerprint f.
 
 Depth and width come from the config: the ``paper`` preset (224 px crops) and the CPU presets
-(48 px crops) use this same class.  For Table 3 (Sec. 4.3) G_enc may instead be a ResNet or DenseNet
+(48 px crops) use this same class; ``decoder_width`` may make G_dec narrower than G_enc (the
+course preset's, to keep a full GFD step affordable on a CPU: the decoder only draws f).  For Table 3 (Sec. 4.3) G_enc may instead be a ResNet or DenseNet
 backbone (``Config.encoder_arch``, :mod:`gfd.models.backbones`); the decoder then adapts its skip
 concatenations to the backbone's stage widths.
 """
@@ -118,7 +119,7 @@ class FingerprintGenerator(nn.Module):
 
     def __init__(self, num_classes: int, depth: int = 3, width: int = 32, max_width: int = 256,
                  in_ch: int = 3, fingerprint_scale: float = 1.0, encoder_arch: str = "unet",
-                 encoder_size: str = "small", encoder_weights: str = "random"):
+                 encoder_size: str = "small", encoder_weights: str = "random", decoder_width: int = 0):
         super().__init__()
         self.fingerprint_scale = fingerprint_scale
         self.encoder_arch = encoder_arch
@@ -128,7 +129,8 @@ class FingerprintGenerator(nn.Module):
             self.widths = [min(width * 2**i, max_width) for i in range(depth + 1)]
             self.depth = depth
             self.encoder = UNetEncoder(in_ch, self.widths)
-            self.decoder = UNetDecoder(self.widths, in_ch)
+            dec = None if decoder_width <= 0 else [min(decoder_width * 2**i, max_width) for i in range(depth)]
+            self.decoder = UNetDecoder(self.widths, in_ch, dec)
             self.weights_used = "random"
         else:   # a ResNet / DenseNet backbone as G_enc (Sec. 4.3), the U-Net decoder with its own widths
             from gfd.models.backbones import build_encoder
@@ -176,7 +178,8 @@ def build_generator(cfg, num_classes: int, pretrained: bool = True) -> Fingerpri
     arch = getattr(cfg, "encoder_arch", "unet")
     if arch == "unet":
         return FingerprintGenerator(num_classes, depth=cfg.unet_depth, width=cfg.unet_width,
-                                    max_width=cfg.unet_max_width, fingerprint_scale=cfg.fingerprint_scale)
+                                    max_width=cfg.unet_max_width, fingerprint_scale=cfg.fingerprint_scale,
+                                    decoder_width=getattr(cfg, "decoder_width", 0))
     return FingerprintGenerator(num_classes, depth=cfg.unet_depth, width=cfg.unet_width, max_width=cfg.unet_max_width,
                                 fingerprint_scale=cfg.fingerprint_scale, encoder_arch=arch,
                                 encoder_size=cfg.encoder_size,
