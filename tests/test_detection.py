@@ -14,7 +14,7 @@ from gfd import detection as det
 from gfd.baselines import OPTIONS, TABLE_NAMES, fit_baseline
 from gfd.baselines.cnndetect import CNNDetect, blur_jpeg
 from gfd.baselines.patchforensics import PatchForensics, receptive_field
-from gfd.config import PRESETS, get_config
+from gfd.config import COURSE_V1, PRESETS, get_config
 from gfd.paper import PAPER, TABLE3_COLUMNS, TABLES
 from gfd.report import write_detection_table
 from gfd.runs import reproduce as rep
@@ -85,11 +85,13 @@ def _bundle(bench, tmp_path, **changes):
 def test_detect_preset_has_the_paper_detection_weights_and_otherwise_the_course_with_half_as_wide_a_g():
     cfg = get_config("detect")
     assert (cfg.w1, cfg.w2, cfg.w3, cfg.w4) == (10.0, 0.01, 1.0, 1.0)          # Sec. 4.1, detection
-    course = get_config("course")
+    course = get_config("course", [f"{k}={v}" for k, v in COURSE_V1.items()])   # as Table 3 was measured
     assert (cfg.unet_width, cfg.unet_max_width) == (course.unet_width // 2, course.unet_max_width // 2)
     assert cfg.with_(preset="course", w2=course.w2, unet_width=course.unet_width,
                      unet_max_width=course.unet_max_width) == course
     assert cfg.key() != course.key() and PRESETS["course"]["lr"] == PRESETS["detect"]["lr"]
+    assert (cfg.perceptual_layer, cfg.decoder_width, cfg.steps) != (get_config("course").perceptual_layer,
+                                                                  get_config("course").decoder_width, get_config("course").steps)
 
 
 def test_detection_view_two_classes_every_test_set_hard_links(bench, tmp_path):
