@@ -29,14 +29,19 @@ from gfd.supervised import fit_classifier
 from gfd.utils import atomic_write, derived_seed, stable_hash
 
 C_FIELDS = ("classifier_arch", "classifier_width", "classifier_weights", "transform", "crop", "hflip",
-            "batch_size", "lr", "lr_schedule", "c_pretrain_steps", "eval_every", "select", "patience", "seed")
-"""The config fields C's pre-training depends on (and nothing else: not D, F, w1..w4 or G's size)."""
+            "batch_size", "lr", "lr_schedule", "c_pretrain_steps", "eval_every", "select", "patience", "seed",
+            "patience_after")
+"""The config fields C's pre-training depends on (and nothing else: not D, F, w1..w4 or G's size);
+``patience_after`` enters the cache key only away from its default 0 (caches made before it keep theirs)."""
 CACHE_FOLDER = "pretrained-C"
 
 
 def classifier_key(cfg: Config, data: str | None) -> str:
     """The cache key of a pre-trained C: the data and :data:`C_FIELDS` of ``cfg``."""
-    return stable_hash({"data": data, **{f: getattr(cfg, f) for f in C_FIELDS}})
+    fields_ = {f: getattr(cfg, f) for f in C_FIELDS}
+    if fields_["patience_after"] == 0:
+        del fields_["patience_after"]
+    return stable_hash({"data": data, **fields_})
 
 
 def c_stream(cfg: Config, bundle) -> BatchStream:
@@ -71,7 +76,7 @@ def pretrain_classifier(C: nn.Module, cfg: Config, bundle, *, device: torch.devi
     record = fit_classifier(
         C, c_stream(cfg, bundle), cfg.c_pretrain_steps, lr=cfg.lr, lr_schedule=cfg.lr_schedule,
         validate=lambda m: accuracy(m, val, device), eval_every=cfg.eval_every, select=cfg.select,
-        patience=cfg.patience, device=device, prepare=prepare, progress=progress,
+        patience=cfg.patience, patience_after=cfg.patience_after, device=device, prepare=prepare, progress=progress,
         desc="pre-train C (Eq. 3)", **kwargs)
     C.train()
     if path is not None and write:

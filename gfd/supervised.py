@@ -17,14 +17,14 @@ import torch
 from torch import nn
 
 from gfd import losses
-from gfd.protocol import Selection, make_scheduler
+from gfd.protocol import Selection, make_scheduler, min_stop_step
 from gfd.utils import pbar
 
 
 def fit_classifier(model: nn.Module, batches: Iterator, steps: int, *, lr: float = 1e-3,
                    betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0,
                    lr_schedule: str = "constant", validate: Callable[[nn.Module], float] | None = None,
-                   eval_every: int = 0, select: str = "last", patience: int = 0,
+                   eval_every: int = 0, select: str = "last", patience: int = 0, patience_after: float = 0.0,
                    device: torch.device | str = "cpu",
                    prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
                    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
@@ -34,7 +34,8 @@ def fit_classifier(model: nn.Module, batches: Iterator, steps: int, *, lr: float
     ``weight_decay``) for at most ``steps`` steps on ``batches``, by the protocol of
     :mod:`gfd.protocol`: ``lr_schedule`` over the budget; every ``eval_every`` steps and at the end
     ``validate(model)`` (an accuracy on the closed-world val split); ``select`` which weights stay in
-    ``model``; stop after ``patience`` evaluations without a new best.
+    ``model``; stop after ``patience`` evaluations without a new best, not before ``patience_after``
+    of the budget.
 
     Returns ``{"loss": [per step], "eval_step": [...], "val_acc": [...], "steps": n}`` plus the
     selection summary (``best_val``, ``best_step``, ``stopped``).  ``prepare`` moves a batch tensor
@@ -50,7 +51,7 @@ def fit_classifier(model: nn.Module, batches: Iterator, steps: int, *, lr: float
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
     sched = make_scheduler(opt, lr_schedule, steps)
-    selection = Selection(select, patience)
+    selection = Selection(select, patience, min_stop_step(patience_after, steps))
     out: dict[str, Any] = {"loss": [], "eval_step": [], "val_acc": []}
 
     def evaluate(step: int) -> None:

@@ -72,7 +72,7 @@ from gfd.models.discriminator import build_discriminator
 from gfd.models.generator import EncoderHead, build_generator
 from gfd.models.perceptual import build_perceptual
 from gfd.pretrain import pretrain_classifier
-from gfd.protocol import Selection, make_scheduler
+from gfd.protocol import Selection, make_scheduler, min_stop_step
 from gfd.streams import BatchStream, class_indices, rng_state, set_rng_state, stream_for
 from gfd.utils import choose_device, pbar, runs_dir, seed_everything, seeded
 
@@ -230,7 +230,8 @@ class Trainer:
         self.sched_G = make_scheduler(self.opt_G, cfg.lr_schedule, cfg.steps, cfg.lr_step, cfg.lr_gamma)
         self.sched_DC = (make_scheduler(self.opt_DC, cfg.lr_schedule, cfg.steps, cfg.lr_step, cfg.lr_gamma)
                          if self.opt_DC else None)
-        self.selection = Selection(cfg.select, cfg.patience)   # which G weights are kept (gfd.protocol)
+        self.selection = Selection(cfg.select, cfg.patience,    # which G weights are kept (gfd.protocol)
+                                   min_stop_step(cfg.patience_after, cfg.steps))
         self._ddp: dict[str, nn.Module] = {}     # the DDP wrappers of a distributed run (see _distribute)
         self._last_G: dict[str, torch.Tensor] | None = None     # G's last weights while the kept ones are in
         fp16 = self.amp_dtype == torch.float16

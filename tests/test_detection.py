@@ -129,7 +129,7 @@ def test_per_test_set_accuracy_known_answer(bench, tmp_path):
 def test_detectors_are_registered_with_the_protocol_options():
     assert TABLE_NAMES["CNNDetect"] == "cnndetect" and TABLE_NAMES["PatchForensics"] == "patchforensics"
     for name in ("cnndetect", "patchforensics"):
-        assert OPTIONS[name].FROM_CONFIG == ("lr_schedule", "eval_every", "select", "patience", "device")
+        assert OPTIONS[name].FROM_CONFIG == ("lr_schedule", "eval_every", "select", "patience", "patience_after", "device")
     assert OPTIONS["cnndetect"]().augment == "none"                        # blur+JPEG off by default
 
 

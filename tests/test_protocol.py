@@ -10,7 +10,7 @@ from torch import nn
 
 from gfd.config import get_config
 from gfd.data import get_loaders
-from gfd.protocol import FINAL_LR_RATIO, Selection, lr_factor, make_scheduler
+from gfd.protocol import FINAL_LR_RATIO, Selection, lr_factor, make_scheduler, min_stop_step
 from gfd.runs.variant import train_and_measure
 from gfd.supervised import fit_classifier
 from gfd.train import Trainer
@@ -76,6 +76,37 @@ def test_selection_keeps_the_best_weights_and_stops_after_patience_evaluations()
     assert net.weight.item() == -1.0                                   # "last" keeps the last weights
 
 
+def test_no_plateau_stop_before_patience_after_of_the_budget():
+    """Rule 4 with patience_after: a plateau in the first half of the budget does not stop the run."""
+    net = nn.Linear(1, 1, bias=False)
+    assert min_stop_step(0.5, 1500) == 750 and min_stop_step(0.0, 1500) == 0 and min_stop_step(0.5, 7) == 4
+    with pytest.raises(ValueError, match="share of the step budget"):
+        min_stop_step(1.5, 100)
+    sel = Selection("best", patience=2, min_step=750)
+    stops = []
+    for step, acc in [(100, 0.9), (200, 0.5), (300, 0.5), (400, 0.5), (700, 0.5), (800, 0.5), (900, 0.95)]:
+        sel.update(step, acc, net)
+        stops.append(sel.stop)
+    assert stops == [False] * 5 + [True, False]        # patience was reached at 300, the stop waits for 750
+    assert Selection("best", 2, min_step=0).state_dict().keys() >= {"min_step", "last_step"}
+    # fit_classifier: val falls after the first evaluation, budget 20, evaluations every 2 steps
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    batches = iter(lambda: (torch.randn(4, 3, 2, 2), torch.tensor([0, 1, 2, 0])), None)
+    for after, stopped_at in ((0.0, 6), (0.5, 10), (0.8, 16)):
+        falling = iter([0.9 - 0.01 * i for i in range(20)])
+        out = fit_classifier(model, batches, 20, lr=0.1, lr_schedule="cosine", validate=lambda m: next(falling),
+                             eval_every=2, select="best", patience=2, patience_after=after, progress=False)
+        assert (out["steps"], out["stopped"]) == (stopped_at, "plateau")
+
+
+def test_the_course_protocol_waits_half_its_budget_and_tables_2_3_keep_theirs():
+    from gfd.config import COURSE_V1
+    assert get_config("course").patience_after == 0.5 and get_config("detect").patience_after == 0.0
+    assert COURSE_V1["patience_after"] == 0.0
+    t = Trainer(get_config("course"), num_classes=5)
+    assert (t.selection.patience, t.selection.min_step) == (3, 750)
+
+
 def test_fit_classifier_keeps_the_best_val_weights_and_stops_on_a_plateau():
     """validate() returns a scripted accuracy per call; the kept weights must be those of the best call."""
     torch.manual_seed(0)
@@ -99,7 +130,7 @@ def test_fit_classifier_keeps_the_best_val_weights_and_stops_on_a_plateau():
 def test_trainer_stops_on_a_plateau_keeps_the_best_g_and_a_reload_gives_the_same(bundle, tmp_path, monkeypatch):
     accs = iter([0.5, 0.9, 0.4, 0.3, 0.2, 0.1])
     monkeypatch.setattr(Trainer, "validate", lambda self, split="val", model="G": next(accs))
-    cfg = tiny_cfg(steps=12, eval_every=1, patience=2, use_D=False, use_C=False)
+    cfg = tiny_cfg(steps=12, eval_every=1, patience=2, patience_after=0.0, use_D=False, use_C=False)
     t = Trainer(cfg, bundle, tmp_path / "run")
     kept = {}
     original = t.selection.update

@@ -32,11 +32,15 @@ class ProtocolOptions:
     the device, taken from a ``Config`` when given one.  Each baseline's options class adds its own
     recipe (optimiser, batch size, budget) and may override a default here."""
 
-    FROM_CONFIG: ClassVar[tuple[str, ...]] = ("lr_schedule", "eval_every", "select", "patience", "device")
+    FROM_CONFIG: ClassVar[tuple[str, ...]] = ("lr_schedule", "eval_every", "select", "patience", "patience_after",
+                                              "device")
     lr_schedule: str = "cosine"
     eval_every: int = 100
     select: str = "best"
     patience: int = 3
+    # no repr: a run key holds the options' repr and the config's key, which has patience_after
+    # (left out at 0), so the records of baselines trained before it existed keep their keys
+    patience_after: float = dataclasses.field(default=0.0, repr=False)
     device: str = "auto"
 
 
@@ -115,7 +119,8 @@ def train_to_plateau(model: nn.Module, bundle: Any, opts: Any, seed: int, progre
     record = fit_classifier(model, stream, steps, lr=opts.lr, betas=tuple(opts.betas),
                             weight_decay=getattr(opts, "weight_decay", 0.0), lr_schedule=opts.lr_schedule,
                             validate=lambda m: accuracy(m, val, device), eval_every=opts.eval_every,
-                            select=opts.select, patience=opts.patience, device=device, progress=progress,
+                            select=opts.select, patience=opts.patience, patience_after=opts.patience_after,
+                            device=device, progress=progress,
                             desc=desc, loss_fn=getattr(model, "training_loss", None))
     model.training_record = record
     return record
