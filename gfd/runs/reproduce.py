@@ -277,6 +277,7 @@ def run_jobs(table: int, preset: str, seeds: Sequence[int], out_dir: str | os.Pa
     for n, task in enumerate(tasks, 1):
         todo.put((n, *task))
     failed: list[tuple[int, str]] = []
+    lock = threading.Lock()          # one message at a time: print() from two threads can interleave
 
     def slot(k: int) -> None:
         while True:
@@ -288,7 +289,8 @@ def run_jobs(table: int, preset: str, seeds: Sequence[int], out_dir: str | os.Pa
                    "--seeds", str(seed), "--methods", *rows, "--out", str(out_dir), "--records-only",
                    "--no-progress", *(arg for kv in overrides for arg in ("--set", kv)),
                    *(["--runs-root", str(runs_root)] if runs_root is not None else []), *(["--commit"] if commit else [])]
-            log(f"worker {k}/{slots}, unit {n}/{len(tasks)}: seed {seed}, {', '.join(rows)} ({threads} thread(s))")
+            with lock:
+                log(f"worker {k}/{slots}, unit {n}/{len(tasks)}: seed {seed}, {', '.join(rows)} ({threads} thread(s))")
             if subprocess.run(cmd, env=env).returncode != 0:
                 failed.append((n, f"seed {seed}: {', '.join(rows)}"))
 
