@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from gfd.config import Config
+from gfd.config import KEY_OMITS_AT_DEFAULT, Config
 from gfd.evaluate import accuracy
 from gfd.streams import BatchStream, stream_for
 from gfd.supervised import fit_classifier
@@ -32,15 +32,15 @@ C_FIELDS = ("classifier_arch", "classifier_width", "classifier_weights", "transf
             "batch_size", "lr", "lr_schedule", "c_pretrain_steps", "eval_every", "select", "patience", "seed",
             "patience_after")
 """The config fields C's pre-training depends on (and nothing else: not D, F, w1..w4 or G's size);
-``patience_after`` enters the cache key only away from its default 0 (caches made before it keep theirs)."""
+A field of :data:`gfd.config.KEY_OMITS_AT_DEFAULT` (``patience_after``) enters the cache key only away from
+its default, as in :meth:`Config.key`, so caches made before it keep theirs."""
 CACHE_FOLDER = "pretrained-C"
 
 
 def classifier_key(cfg: Config, data: str | None) -> str:
     """The cache key of a pre-trained C: the data and :data:`C_FIELDS` of ``cfg``."""
-    fields_ = {f: getattr(cfg, f) for f in C_FIELDS}
-    if fields_["patience_after"] == 0:
-        del fields_["patience_after"]
+    fields_ = {f: getattr(cfg, f) for f in C_FIELDS
+               if not (f in KEY_OMITS_AT_DEFAULT and getattr(cfg, f) == KEY_OMITS_AT_DEFAULT[f])}
     return stable_hash({"data": data, **fields_})
 
 
