@@ -1,0 +1,35 @@
+"""The README's copies of Tables 1 and 4 are the committed tables, row for row.
+
+`python -m gfd reproduce --table 1|4 --commit` rewrites ``results/table{1,4}.md``; the README's
+"Results and status" section copies their rows.  When a re-run changes a table and the README is not
+updated, this test names the row that differs.
+"""
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def table_rows(path: Path) -> list[str]:
+    """The data rows of a markdown table file: lines that start with '| ' and are not the header."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line for line in lines
+            if line.startswith("| ") and not line.startswith("| Method") and not line.startswith("|---")]
+
+
+@pytest.mark.parametrize("table", [1, 4])
+def test_readme_copies_the_committed_table(table):
+    path = ROOT / "results" / f"table{table}.md"
+    rows = table_rows(path)
+    assert rows, f"{path} has no table rows"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    stale = [row.split(" | ")[0] for row in rows if row not in readme]
+    assert not stale, (f"README.md's copy of Table {table} differs from {path.name} in rows {stale}: "
+                       f"copy the rows of {path.name} into the section 'Results and status'")
+
+
+def test_table_rows_skips_header_and_rule(tmp_path):
+    md = tmp_path / "t.md"
+    md.write_text("**T**\n\n| Method | a |\n|---|---|\n| X | 1 |\n| Y | 2 |\n\ntext\n", encoding="utf-8")
+    assert table_rows(md) == ["| X | 1 |", "| Y | 2 |"]
