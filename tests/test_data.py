@@ -194,7 +194,7 @@ def test_mini_x4_is_the_papers_resize_in_miniature():
     img = Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
     out = make_transform("mini_x4", train=False, crop=48)(img)
     plain = make_transform("mini", train=False, crop=48)(img)
-    up = torch.nn.functional.interpolate(torch.from_numpy(np.asarray(img)).permute(2, 0, 1)[None].float(),
+    up = torch.nn.functional.interpolate(torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float(),
                                          size=256, mode="bilinear", antialias=True, align_corners=False)[0]
     centre = up[:, 104:152, 104:152] / 127.5 - 1
     assert out.shape == plain.shape == (3, 48, 48)
