@@ -159,8 +159,7 @@ class Config:
         options).  Two configs that differ in any field never share a run.  A field listed in
         :data:`KEY_OMITS_AT_DEFAULT` (one added after runs were recorded) enters the key only when it
         is set away from its default, so adding a knob does not orphan every stored run."""
-        fields_ = {k: v for k, v in self.to_dict().items()
-                   if not (k in KEY_OMITS_AT_DEFAULT and v == KEY_OMITS_AT_DEFAULT[k])}
+        fields_ = key_fields(self.to_dict())
         return stable_hash({"config": fields_, **extra} if extra else fields_)
 
     @classmethod
@@ -174,6 +173,12 @@ KEY_OMITS_AT_DEFAULT: dict[str, Any] = {"benchmark": "gan128", "encoder_arch": "
                                          "patience_after": 0.0}
 """Fields added to :class:`Config` after runs were recorded -> their default.  At that value they are
 left out of :meth:`Config.key`, so a stored run keeps its key; set to anything else, they enter it."""
+
+
+def key_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (config fields -> values) without the :data:`KEY_OMITS_AT_DEFAULT` fields that sit at
+    their default: what a key is hashed from (:meth:`Config.key`, :func:`gfd.pretrain.classifier_key`)."""
+    return {k: v for k, v in values.items() if not (k in KEY_OMITS_AT_DEFAULT and v == KEY_OMITS_AT_DEFAULT[k])}
 
 RESUMABLE_FIELDS = ("steps", "patience", "eval_every", "ckpt_every", "device", "num_workers", "amp", "data_root",
                     "classifier_weights", "perceptual_weights", "encoder_weights", "compile")

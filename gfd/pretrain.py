@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from gfd.config import KEY_OMITS_AT_DEFAULT, Config
+from gfd.config import Config, key_fields
 from gfd.evaluate import accuracy
 from gfd.streams import BatchStream, stream_for
 from gfd.supervised import fit_classifier
@@ -31,7 +31,7 @@ from gfd.utils import atomic_write, derived_seed, stable_hash
 C_FIELDS = ("classifier_arch", "classifier_width", "classifier_weights", "transform", "crop", "hflip",
             "batch_size", "lr", "lr_schedule", "c_pretrain_steps", "eval_every", "select", "patience", "seed",
             "patience_after")
-"""The config fields C's pre-training depends on (and nothing else: not D, F, w1..w4 or G's size);
+"""The config fields C's pre-training depends on (and nothing else: not D, F, w1..w4 or G's size).
 A field of :data:`gfd.config.KEY_OMITS_AT_DEFAULT` (``patience_after``) enters the cache key only away from
 its default, as in :meth:`Config.key`, so caches made before it keep theirs."""
 CACHE_FOLDER = "pretrained-C"
@@ -39,9 +39,7 @@ CACHE_FOLDER = "pretrained-C"
 
 def classifier_key(cfg: Config, data: str | None) -> str:
     """The cache key of a pre-trained C: the data and :data:`C_FIELDS` of ``cfg``."""
-    fields_ = {f: getattr(cfg, f) for f in C_FIELDS
-               if not (f in KEY_OMITS_AT_DEFAULT and getattr(cfg, f) == KEY_OMITS_AT_DEFAULT[f])}
-    return stable_hash({"data": data, **fields_})
+    return stable_hash({"data": data, **key_fields({f: getattr(cfg, f) for f in C_FIELDS})})
 
 
 def c_stream(cfg: Config, bundle) -> BatchStream:
