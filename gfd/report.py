@@ -385,6 +385,30 @@ def per_class_means(table_json: dict[str, Any], world: str = "open") -> tuple[li
     return names, classes or [], rows
 
 
+def seed_profiles(table_json: dict[str, Any], method: str, world: str = "open") -> list[dict[str, Any]]:
+    """One line per seed of row ``method``: its accuracy in ``world`` and the class its predictions
+    fall on most, with that class's share of all predictions there (from the stored confusion
+    matrices).  A share far above ``1 / K`` says the model sends much of that world to one class,
+    the collapse a strong domain shift can cause."""
+    rows = {row["method"]: row for row in table_json["rows"]}
+    if method not in rows:
+        raise KeyError(f"no row {method!r} in the table; rows: {list(rows)}")
+    split = "val" if world == "val" else f"test_{world}"
+    classes = [k.split("/", 1)[1] for k in rows[method]["summary"] if k.startswith(f"{world}/")]
+    out = []
+    for seed, metrics, confusion in zip(rows[method]["seeds"], rows[method]["per_seed"],
+                                        rows[method].get("per_seed_confusion") or []):
+        if split not in confusion:
+            raise KeyError(f"row {method!r}, seed {seed}: no confusion matrix for world {world!r}")
+        predicted = np.asarray(confusion[split]).sum(axis=0)      # columns: predicted class
+        top = int(predicted.argmax())
+        out.append(dict(seed=seed, acc=metrics[world], top_class=classes[top] if classes else top,
+                        top_share=float(predicted[top] / predicted.sum())))
+    if not out:
+        raise ValueError(f"row {method!r} stores no per-seed confusion matrices")
+    return out
+
+
 def seeds_to_resolve(gap: float, std: float, z: float = 2.0) -> float:
     """Seeds per row needed before a mean difference ``gap`` stands ``z`` standard errors clear of zero.
 

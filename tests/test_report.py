@@ -102,3 +102,20 @@ def test_table3_claims_pair_each_gfd_net_with_every_detector_on_the_average():
     ours = claims["Avg: GFD-Net (ResNet) > ResNet"]                   # no printed ResNet row: no paper gap
     assert math.isnan(ours.paper_gap) and "paper    n/a" in str(ours)
     assert ours.verdict == "reversed (CI excludes 0)"
+
+
+def test_seed_profiles_find_the_class_a_collapsed_seed_sends_the_open_world_to():
+    """Seed 1 predicts class 'b' for 8 of 10 open-world images; seed 0 predicts each class 5 times."""
+    summary = {f"open/{c}": {} for c in ("a", "b")}
+    table = {"rows": [{"method": "M", "seeds": [0, 1], "summary": summary,
+                       "per_seed": [{"open": 0.8}, {"open": 0.5}],
+                       "per_seed_confusion": [{"test_open": [[4, 1], [1, 4]]},
+                                              {"test_open": [[2, 3], [0, 5]]}]}]}
+    first, second = report.seed_profiles(table, "M")
+    assert (first["seed"], first["acc"], second["acc"]) == (0, 0.8, 0.5)
+    assert first["top_share"] == pytest.approx(0.5)
+    assert second["top_class"] == "b" and second["top_share"] == pytest.approx(0.8)
+    with pytest.raises(KeyError, match="no row 'X'"):
+        report.seed_profiles(table, "X")
+    with pytest.raises(KeyError, match="no confusion matrix for world 'closed'"):
+        report.seed_profiles(table, "M", "closed")
