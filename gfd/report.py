@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from gfd.config import Config
-from gfd.evaluate import aggregate_runs, flatten_metrics
+from gfd.evaluate import WORLDS, aggregate_runs, flatten_metrics
 from gfd.paper import CLAIMS, OPEN_MODELS, PAPER, TABLE2_COLUMNS, TABLE2_OPEN_FAMILIES, paper_value
 
 NO_PRETRAINED = "none (no pretrained network)"
@@ -393,7 +393,7 @@ def seed_profiles(table_json: dict[str, Any], method: str, world: str = "open") 
     rows = {row["method"]: row for row in table_json["rows"]}
     if method not in rows:
         raise KeyError(f"no row {method!r} in the table; rows: {list(rows)}")
-    split = "val" if world == "val" else f"test_{world}"
+    split = WORLDS.get(world, world)       # "open" -> "test_open"; "val" stays
     classes = [k.split("/", 1)[1] for k in rows[method]["summary"] if k.startswith(f"{world}/")]
     out = []
     for seed, metrics, confusion in zip(rows[method]["seeds"], rows[method]["per_seed"],
