@@ -368,6 +368,14 @@ def load_table(table: int, out_dir: str | os.PathLike | None = None) -> dict[str
 
 
 
+def table_row(table_json: dict[str, Any], method: str) -> dict[str, Any]:
+    """Row ``method`` of a table's JSON; a ``KeyError`` that lists the rows there is none."""
+    for row in table_json["rows"]:
+        if row["method"] == method:
+            return row
+    raise KeyError(f"no row {method!r} in the table; rows: {[row['method'] for row in table_json['rows']]}")
+
+
 def per_class_means(table_json: dict[str, Any], world: str = "open") -> tuple[list[str], list[str], list[list[float]]]:
     """``(methods, classes, acc)`` from a table's JSON: ``acc[i][j]`` is method i on class j in
     ``world`` (``"open"``, ``"closed"`` or ``"val"``), the mean over the table's seeds."""
@@ -390,14 +398,11 @@ def seed_profiles(table_json: dict[str, Any], method: str, world: str = "open") 
     fall on most, with that class's share of all predictions there (from the stored confusion
     matrices).  A share far above ``1 / K`` says the model sends much of that world to one class,
     the collapse a strong domain shift can cause."""
-    rows = {row["method"]: row for row in table_json["rows"]}
-    if method not in rows:
-        raise KeyError(f"no row {method!r} in the table; rows: {list(rows)}")
+    row = table_row(table_json, method)
     split = WORLDS.get(world, world)       # "open" -> "test_open"; "val" stays
-    classes = [k.split("/", 1)[1] for k in rows[method]["summary"] if k.startswith(f"{world}/")]
+    classes = [k.split("/", 1)[1] for k in row["summary"] if k.startswith(f"{world}/")]
     out = []
-    for seed, metrics, confusion in zip(rows[method]["seeds"], rows[method]["per_seed"],
-                                        rows[method].get("per_seed_confusion") or []):
+    for seed, metrics, confusion in zip(row["seeds"], row["per_seed"], row.get("per_seed_confusion") or []):
         if split not in confusion:
             raise KeyError(f"row {method!r}, seed {seed}: no confusion matrix for world {world!r}")
         predicted = np.asarray(confusion[split]).sum(axis=0)      # columns: predicted class
@@ -426,10 +431,7 @@ def paired_difference(table_json: dict[str, Any], a: str, b: str, metric: str = 
     per-seed differences, their mean, std and 95 % bootstrap interval (fractions, not percent).
     When rows run with one seed share its data order, pre-trained C and initial weights (paired
     rows), their differences vary less than the rows themselves."""
-    rows = {row["method"]: row for row in table_json["rows"]}
-    for name in (a, b):
-        if name not in rows:
-            raise KeyError(f"no row {name!r} in the table; rows: {list(rows)}")
+    rows = {name: table_row(table_json, name) for name in (a, b)}
     per = {name: {s: r.get(metric) for s, r in zip(rows[name]["seeds"], rows[name]["per_seed"])} for name in (a, b)}
     seeds = [s for s in per[a] if s in per[b] and per[a][s] is not None and per[b][s] is not None]
     if not seeds:
