@@ -2,32 +2,34 @@
 
 Every entry point (notebooks, ``python -m gfd``, the reproduction scripts) builds a
 :class:`Config` from a preset and a few overrides, instead of passing scattered keyword
-arguments.  The hyper-parameters of the ``paper`` preset are those of Sec. 4.1 of the paper
-(Adam, lr 1e-4, StepLR step 500 / gamma 0.9, w1..w4 = 10, 0.1, 1, 1 for attribution).
+arguments.  ``Config()`` *is* the course preset; every other preset is written as its differences
+from it, so a preset reads as what it changes.
 
-Presets
--------
-``quick``   CI and notebooks under test: the ``quick`` mini benchmark, a tiny U-Net, a few hundred
-            steps on a 2-core CPU (<= 2 min).
-``course``  the notebooks' default: the ``default`` mini benchmark, a small U-Net (<= 10 min on a
-            2-core CPU).
-``detect``  Sec. 4.3 / Table 3 (cross-generator binary detection, :mod:`gfd.detection`): ``course``
-            with the paper's detection loss weights w1..w4 = 10, 0.01, 1, 1; two classes (real,
-            fake) come from the data (the detection view of the benchmark, or ``data_root``).
-``gpu``     the notebooks' default on a CUDA GPU (issue 16): the ``course`` chapters on the same
-            built-in benchmark, sized for one GPU (wider networks, batch 64, more steps).
-``paper``   the paper's setting for a GPU: 224 px crops (``p128`` transform), ResNet-50 as C,
-            ImageNet weights, the paper's hyper-parameters.  Point ``data_root`` at a real dataset.
+Presets (one size axis, then named settings)
+--------------------------------------------
+``quick``   CI and notebooks under test: the ``quick`` mini benchmark, networks half as wide, a few
+            hundred steps on a 2-core CPU.
+``course``  the notebooks' default on a CPU: the ``default`` mini benchmark, a small U-Net.
+``gpu``     the notebooks' default on a CUDA GPU: the same chapters and data, sized for one GPU
+            (batch 64, networks twice as wide, VGG-16 to relu2_2, more steps).
+``paper``   the paper's setting for a GPU (Sec. 4.1): 224 px crops (``p128`` transform), ResNet-50
+            as C, ImageNet weights, Adam lr 1e-4 with StepLR 500 / 0.9.  Point ``data_root`` at a
+            real dataset.
+``detect``  Sec. 4.3 / Table 3 on a CPU: ``course`` with the :data:`OVERLAYS` ``short-budget`` and
+            ``detection`` (the paper's detection loss weights, a half-width G).
 
-A run is named by :meth:`Config.key`, a hash of every field: the one run key of the course (the
-trainer's run folder and ``reproduce``'s per-run records both use it).  Knobs that belong to one
-method only (the baselines' options, the benchmark's parameters) live in their own dataclasses
-next to that method, with their defaults in one place (``gfd.baselines.OPTIONS``,
-``gfd.benchmark.SIZES``).
+Overlays (:data:`OVERLAYS`) are named groups of changes that a table or a notebook applies on top
+of a preset (``get_config(preset, overlays=[...])``): one place for every table-specific setting.
+
+A run is named by :meth:`Config.key`, a hash of every field; a run record stores its whole
+config (:mod:`gfd.runs.records`), so a key can always be recomputed from what is stored.  Knobs
+that belong to one method only (the baselines' options, the benchmark's parameters) live in their
+own dataclasses next to that method (``gfd.baselines.OPTIONS``, ``gfd.benchmark.SIZES``).
 
 Environment variables: ``GFD_PRESET`` picks the default preset (:func:`default_preset`; the tests
 set it to ``quick`` so that notebooks run fast under nbval, while a reader who opens a notebook gets
-``course``, or ``gpu`` where torch sees a CUDA GPU).  The only other one ``gfd`` reads is ``TQDM_DISABLE`` (:func:`gfd.utils.pbar`).
+``course``, or ``gpu`` where torch sees a CUDA GPU).  The only other one ``gfd`` reads is
+``TQDM_DISABLE`` (:func:`gfd.utils.pbar`).
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ import dataclasses
 import os
 import re
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, Sequence
 
 from gfd.utils import stable_hash
 
@@ -46,6 +48,7 @@ GPU_PRESET = "gpu"          # the default where torch sees a CUDA GPU (default_p
 # The allowed values of the fields that name something.  Written out here so that this module stays
 # import-light; the tests check that they equal their homes: gfd.data.TRANSFORM_PRESETS,
 # gfd.benchmark.SIZES, gfd.models.classifier.ARCHS, gfd.protocol.SCHEDULES and gfd.protocol.SELECTIONS.
+TASKS = ("attribution", "detection")
 TRANSFORMS = ("p128", "p1024", "mini", "mini_x4")
 BENCHMARK_SIZES = ("quick", "default")
 BENCHMARKS = ("gan128", "gan1024")
@@ -60,12 +63,14 @@ DEVICES = "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
 
 @dataclass(frozen=True)
 class Config:
-    """All knobs of data, networks, losses and training.  Build one with :func:`get_config`."""
+    """All knobs of data, networks, losses and training; the defaults are the ``course`` preset.
+    Build one with :func:`get_config`."""
 
     preset: str = "course"
 
     # --- data --------------------------------------------------------------------------------
     data_root: str | None = None        # a folder in the gfd.data layout; None = built-in benchmark
+    task: str = "attribution"           # "attribution" (Sec. 4.2, K classes) | "detection" (Sec. 4.3, real vs fake)
     benchmark_size: str = "default"     # size of the built-in benchmark: "quick" | "default"
     benchmark: str = "gan128"           # which built-in benchmark: "gan128" (the roles of Sec. 4.2.1, 64 px) |
                                         # "gan1024" (Sec. 4.2.2's, 128 px images, Table 2)
@@ -79,25 +84,28 @@ class Config:
     unet_depth: int = 3                 # number of down-sampling steps of G_enc
     unet_width: int = 32                # channels of the first (full-resolution) U-Net level
     unet_max_width: int = 256           # channel cap for deep levels
-    decoder_width: int = 0              # channels of G_dec's full-resolution level (0: the encoder's, the
+    decoder_width: int = 16             # channels of G_dec's full-resolution level (0: the encoder's, the
                                         # plain U-Net); G_dec only draws f, G_enc + H classify
     disc_width: int = 32                # channels of D's first layer (pix2pix ndf)
-    disc_layers: int = 3                # conv layers of the PatchGAN D (paper: 3, pix2pix n_layers)
-    classifier_arch: str = "resnet18"   # auxiliary C: "resnet50" (paper) | "compact" (CPU presets) | "resnet18" | ...
+    disc_layers: int = 2                # conv layers of the PatchGAN D (paper: 3; 2 = 34 px patches at 48 px)
+    classifier_arch: str = "compact"    # auxiliary C: "resnet50" (paper) | "compact" (CPU presets) | "resnet18" | ...
     classifier_width: int = 16          # channels of the compact C's first layer (other archs ignore it)
     # Pretrained weights, for C and for the VGG-16 of Eq. 5 (see gfd.models.weights):
     #   "imagenet" = torchvision's ImageNet weights, an error naming the fix if they cannot be had;
     #   "auto"     = ImageNet weights if cached or downloadable, else random init with a loud warning;
     #   "random"   = random init;  any other string = path to a saved state_dict.
-    classifier_weights: str = "auto"
+    classifier_weights: str = "random"
     perceptual_weights: str = "auto"
-    perceptual_layer: str = "relu2_2"   # last VGG-16 layer used by F
+    perceptual_layer: str = "relu1_1"   # last VGG-16 layer used by F (the paper names none)
     fingerprint_scale: float = 1.0      # f = scale * tanh(decoder output); images live in [-1, 1]
     # G's encoder (Sec. 4.3 / Table 3 builds it on a backbone; gfd.models.backbones):
     encoder_arch: str = "unet"          # "unet" (Sec. 3.2) | "resnet" | "densenet"
-    encoder_size: str = "small"         # backbones: "small" (CPU: stride-1 3x3 stem, unet_* widths) | "full"
+    encoder_size: str = "small"         # backbones: "small" (CPU: stride-1 3x3 stem, backbone_* widths) | "full"
                                         # (torchvision's resnet50 / densenet121, the paper's)
     encoder_weights: str = "random"     # the full backbones' weights, as classifier_weights ("imagenet", ...)
+    backbone_depth: int = 3             # the small backbones (G's encoder and the plain ResNet / DenseNet
+    backbone_width: int = 32            # rows of Table 3): stages, first stage's channels, channel cap
+    backbone_max_width: int = 256
 
     # --- losses (Eq. 7) --------------------------------------------------------------------------
     w1: float = 10.0                    # L_z        (Eq. 6)
@@ -109,28 +117,28 @@ class Config:
     use_percept: bool = True
 
     # --- optimisation (Sec. 4.1) and the training protocol (gfd.protocol) ------------------------
-    lr: float = 1e-4
-    lr_schedule: str = "step"           # "step" = the paper's StepLR(lr_step, lr_gamma) | "cosine" | "constant"
+    lr: float = 1e-3
+    lr_schedule: str = "cosine"         # "step" = the paper's StepLR(lr_step, lr_gamma) | "cosine" | "constant"
     lr_step: int = 500
     lr_gamma: float = 0.9
     steps: int = 1500                   # alternating iterations: the budget
-    c_pretrain_steps: int = 300         # budget of Eq. 3 (C's pre-training, same protocol)
-    eval_every: int = 250               # val evaluations (closed world) every this many steps
-    select: str = "last"                # weights kept: "last" | "best" (best val accuracy)
-    patience: int = 0                   # stop after this many evaluations without a new best (0: never)
-    patience_after: float = 0.0         # ... but not before this share of the step budget (gfd.protocol)
-    ckpt_every: int = 500
+    c_pretrain_steps: int = 1500        # budget of Eq. 3 (C's pre-training, same protocol)
+    eval_every: int = 100               # val evaluations (closed world) every this many steps
+    select: str = "best"                # weights kept: "last" | "best" (best val accuracy)
+    patience: int = 3                   # stop after this many evaluations without a new best (0: never)
+    patience_after: float = 0.5         # ... but not before this share of the step budget (gfd.protocol)
+    ckpt_every: int = 100
     seed: int = 0
     device: str = "auto"                # "auto" (cuda, then mps, then cpu) | "cpu" | "cuda" | ...
     amp: bool = True                    # mixed precision, used only on CUDA
-    compile: bool = False               # torch.compile the networks for training (issue 16; off: no start-up cost)
+    compile: bool = False               # torch.compile the networks for training (off: no start-up cost)
 
     def __post_init__(self) -> None:
         """Refuse a field value the code cannot use, naming the field and the allowed values."""
-        for name, allowed in (("transform", TRANSFORMS), ("benchmark_size", BENCHMARK_SIZES), ("benchmark", BENCHMARKS),
-                              ("classifier_arch", CLASSIFIER_ARCHS), ("lr_schedule", LR_SCHEDULES),
-                              ("encoder_arch", ENCODER_ARCHS), ("encoder_size", ENCODER_SIZES),
-                              ("select", SELECTIONS)):
+        for name, allowed in (("task", TASKS), ("transform", TRANSFORMS), ("benchmark_size", BENCHMARK_SIZES),
+                              ("benchmark", BENCHMARKS), ("classifier_arch", CLASSIFIER_ARCHS),
+                              ("lr_schedule", LR_SCHEDULES), ("encoder_arch", ENCODER_ARCHS),
+                              ("encoder_size", ENCODER_SIZES), ("select", SELECTIONS)):
             value = getattr(self, name)
             if value not in allowed:
                 raise ValueError(f"config field {name}={value!r} is not allowed; choose one of "
@@ -154,31 +162,21 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def key(self, **extra: Any) -> str:
-        """The run key: a short hash of every field (plus ``extra``, e.g. a baseline's name and
-        options).  Two configs that differ in any field never share a run.  A field listed in
-        :data:`KEY_OMITS_AT_DEFAULT` (one added after runs were recorded) enters the key only when it
-        is set away from its default, so adding a knob does not orphan every stored run."""
-        fields_ = key_fields(self.to_dict())
-        return stable_hash({"config": fields_, **extra} if extra else fields_)
+    def key(self) -> str:
+        """The run key: a short hash of every field.  Two configs that differ in any field never
+        share a run folder."""
+        return stable_hash(self.to_dict())
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Config":
+        """The config a stored dict describes; a field this version does not know is an error that
+        names it (a record from another version is not silently read as something else)."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise KeyError(f"unknown config field(s) {unknown} in a stored config; known fields: {sorted(known)}")
+        return cls(**d)
 
-
-KEY_OMITS_AT_DEFAULT: dict[str, Any] = {"benchmark": "gan128", "encoder_arch": "unet", "encoder_size": "small", "encoder_weights": "random",
-                                         "compile": False, "decoder_width": 0,
-                                         "patience_after": 0.0}
-"""Fields added to :class:`Config` after runs were recorded -> their default.  At that value they are
-left out of :meth:`Config.key`, so a stored run keeps its key; set to anything else, they enter it."""
-
-
-def key_fields(values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` (config fields -> values) without the :data:`KEY_OMITS_AT_DEFAULT` fields that sit at
-    their default: what a key is hashed from (:meth:`Config.key`, :func:`gfd.pretrain.classifier_key`)."""
-    return {k: v for k, v in values.items() if not (k in KEY_OMITS_AT_DEFAULT and v == KEY_OMITS_AT_DEFAULT[k])}
 
 RESUMABLE_FIELDS = ("steps", "patience", "eval_every", "ckpt_every", "device", "num_workers", "amp", "data_root",
                     "classifier_weights", "perceptual_weights", "encoder_weights", "compile")
@@ -189,72 +187,48 @@ they are allowed on purpose, and every run records the values it used."""
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # CPU presets: batch 16 and VGG-16 up to relu1_1 keep a full GFD step affordable on 2 cores
-    # and the training protocol of gfd.protocol (cosine lr, best val weights, stop on a plateau);
-    # C is the compact CNN (no ImageNet weights: random init) and D has 2 layers (34 px patches)
-    "quick": dict(
-        benchmark_size="quick", transform="mini", crop=48, batch_size=16, perceptual_layer="relu1_1",
-        unet_depth=3, unet_width=16, unet_max_width=128, disc_width=16, disc_layers=2,
-        classifier_arch="compact", classifier_width=16, classifier_weights="random",
-        steps=150, c_pretrain_steps=300, eval_every=50, ckpt_every=50, lr=1e-3,
-        lr_schedule="cosine", select="best", patience=3, patience_after=0.5,
-    ),
-    # course (issue 13): VGG-16 only to relu1_1 and G_dec half as wide as G_enc (decoder_width 16)
-    # bring a full GFD step from 4.4x to 2.7x a G-only step on one CPU thread (python -m gfd speed);
-    # the steps saved buy a longer budget.  1500 steps, decided on val with seed 3 (the weakest G and
-    # G+D at 600 steps, 88.4 and 83.2 % val): G 99.6 % (plateau, best at 1100) and G+D 99.6 % (best
-    # at 1400); at 1200 steps G reached only 92.0 %, still rising at its budget
-    "course": dict(
-        benchmark_size="default", transform="mini", crop=48, batch_size=16, perceptual_layer="relu1_1",
-        unet_depth=3, unet_width=32, unet_max_width=256, decoder_width=16, disc_width=32, disc_layers=2,
-        classifier_arch="compact", classifier_width=16, classifier_weights="random",
-        steps=1500, c_pretrain_steps=1500, eval_every=100, ckpt_every=100, lr=1e-3,
-        lr_schedule="cosine", select="best", patience=3, patience_after=0.5,
-    ),
-    # One GPU (a free Colab T4 to an H100) on the built-in benchmark, so every chapter runs there
-    # without real data: the course's data, crop and protocol (cosine lr, best val weights, stop on a
-    # plateau), with what a GPU affords: batch 64 (4x), a U-Net and D twice as wide, the compact C
-    # twice as wide, VGG-16 to relu2_2 for F with ImageNet weights where they can be had ("auto":
-    # downloaded on Colab, random init with a warning offline), and 3000 steps.  At 48 px D
-    # keeps 2 layers (34 px patches; the paper's 3 would see the whole crop) and C stays the compact
-    # CNN (a ResNet stem shrinks a 48 px crop 4x before its first block).  Not measured here (no GPU
-    # was lent); mixed precision as every CUDA run.
-    "gpu": dict(
-        benchmark_size="default", transform="mini", crop=48, batch_size=64, perceptual_layer="relu2_2",
-        unet_depth=3, unet_width=64, unet_max_width=512, disc_width=64, disc_layers=2,
-        classifier_arch="compact", classifier_width=32, classifier_weights="random", perceptual_weights="auto",
-        steps=3000, c_pretrain_steps=1500, eval_every=250, ckpt_every=250, lr=1e-3,
-        lr_schedule="cosine", select="best", patience=3, patience_after=0.5,
-    ),
-    "paper": dict(
-        # batch size and step counts are not given in the paper: these are our choices
-        benchmark_size="default", transform="p128", crop=224, batch_size=16,
-        unet_depth=5, unet_width=64, unet_max_width=1024, disc_width=64,
-        classifier_arch="resnet50", classifier_weights="imagenet", perceptual_weights="imagenet",
-        steps=20000, c_pretrain_steps=2000, eval_every=1000, ckpt_every=1000,
-        lr=1e-4, lr_schedule="step", lr_step=500, lr_gamma=0.9, select="last", patience=0,
-        encoder_size="full", encoder_weights="imagenet",    # Table 3's backbones: ResNet-50 / DenseNet-121
-    ),
+    # half as wide and a few hundred steps: the notebooks under test, in minutes on 2 cores
+    "quick": dict(benchmark_size="quick", unet_width=16, unet_max_width=128, decoder_width=0, disc_width=16,
+                  backbone_width=16, backbone_max_width=128,
+                  steps=150, c_pretrain_steps=300, eval_every=50, ckpt_every=50),
+    "course": dict(),
+    # one GPU (a free Colab T4 to an H100): batch 64, G and D twice as wide (G_dec as wide as G_enc),
+    # the compact C twice as wide, VGG-16 to relu2_2 for F, twice the steps.  At 48 px D keeps 2 layers
+    # and C stays the compact CNN (a ResNet stem would shrink a 48 px crop 4x before its first block)
+    "gpu": dict(batch_size=64, perceptual_layer="relu2_2", unet_width=64, unet_max_width=512, decoder_width=0,
+                disc_width=64, classifier_width=32, backbone_width=64, backbone_max_width=512,
+                steps=3000, eval_every=250, ckpt_every=250),
+    # Sec. 4.1; batch size and step counts are not given in the paper: these are our choices
+    "paper": dict(transform="p128", crop=224, perceptual_layer="relu2_2",
+                  unet_depth=5, unet_width=64, unet_max_width=1024, decoder_width=0, disc_width=64, disc_layers=3,
+                  classifier_arch="resnet50", classifier_weights="imagenet", perceptual_weights="imagenet",
+                  encoder_size="full", encoder_weights="imagenet",      # Table 3's backbones: ResNet-50 / DenseNet-121
+                  backbone_depth=5, backbone_width=64, backbone_max_width=1024,
+                  steps=20000, c_pretrain_steps=2000, eval_every=1000, ckpt_every=1000,
+                  lr=1e-4, lr_schedule="step", select="last", patience=0, patience_after=0.0),
 }
+"""Preset name -> its differences from ``Config()`` (the course preset)."""
 
-COURSE_V1 = {**PRESETS["course"], "perceptual_layer": "relu1_2", "decoder_width": 0, "steps": 600,
-             "patience_after": 0.0}
-"""The course preset as Tables 2 and 3 were sized and measured with it (before issue 13's faster F and
-narrower G_dec, longer budget and later plateau stop): their presets and settings start from it, so
-their recorded runs keep their keys."""
+OVERLAYS: dict[str, dict[str, Any]] = {
+    # The shorter course budget Tables 2 and 3 were measured with (docs/decisions.md): F to relu1_2,
+    # G_dec as wide as G_enc, 600 steps, a plateau stop allowed at any step.
+    "short-budget": dict(perceptual_layer="relu1_2", decoder_width=0, steps=600, patience_after=0.0),
+    # Sec. 4.3: real vs fake, and Sec. 4.1: "We set w1, w2, w3 and w4 as ... 10, 1e-2, 1, 1 for fake
+    # image detection experiment".  G (and the backbones of Table 3) half as wide, to fit Table 3's
+    # seven rows in its budget.
+    "detection": dict(task="detection", w2=0.01, unet_width=16, unet_max_width=128,
+                      backbone_width=16, backbone_max_width=128),
+    # Sec. 4.2.2 / Table 2: the high-resolution world, crops without resizing
+    "gan1024": dict(benchmark="gan1024", transform="p1024"),
+}
+"""Named groups of changes applied on top of a preset (:func:`get_config`'s ``overlays``)."""
 
-PRESETS["detect"] = {**COURSE_V1, "w2": 0.01, "unet_width": 16, "unet_max_width": 128}
-"""Sec. 4.1: "We set w1, w2, w3 and w4 as 10, 1e-1, 1, 1 for fake image attribution experiment and
-10, 1e-2, 1, 1 for fake image detection experiment"; the rest is :data:`COURSE_V1` with G (and the
-backbone encoders and plain backbones of Table 3, which take their widths from it) half as wide, to
-fit Table 3's seven rows in its budget.  Decided on val (real vs progan), seed 0: GFD-Net (U-Net)
-99.0 % at width 32, 100 % at 16; GFD-Net (DenseNet) 99.0 % and 100 %; a 300-step budget at width 32
-reached only 97.0 %.  GFD-Net (DenseNet) on one thread, C cached: 674 s at width 32, 416 s at 16."""
+PRESETS["detect"] = {**OVERLAYS["short-budget"], **OVERLAYS["detection"]}
 
 
 def default_preset() -> str:
     """The preset notebooks use: ``$GFD_PRESET`` if set (tests set ``quick``), else ``gpu`` where torch
-    sees a CUDA GPU (issue 16: a Colab GPU runtime gets a GPU-sized run), else ``course``."""
+    sees a CUDA GPU (a Colab GPU runtime gets a GPU-sized run), else ``course``."""
     if os.environ.get(PRESET_ENV):
         return os.environ[PRESET_ENV]
     import torch        # here, not at the top: this module stays import-light
@@ -298,18 +272,27 @@ def _coerce(value: str, annotation: str, name: str) -> Any:
     return value
 
 
-def get_config(preset: str | None = None, overrides: list[str] | None = None, **changes: Any) -> Config:
-    """Build a :class:`Config` from a named preset, ``key=value`` strings and keyword changes.
+def get_config(preset: str | None = None, overrides: Sequence[str] | None = None, *,
+               overlays: Sequence[str] = (), **changes: Any) -> Config:
+    """Build a :class:`Config`: a named preset, then the named :data:`OVERLAYS` in order, then
+    ``key=value`` strings, then keyword changes (each later one wins).
 
     >>> get_config("quick", ["steps=10"], use_D=False).steps
     10
+    >>> get_config("quick", overlays=["detection"]).task
+    'detection'
     """
     name = preset or default_preset()
     if not preset:
         _tell_gpu_pick(name)
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    unknown = [o for o in overlays if o not in OVERLAYS]
+    if unknown:
+        raise KeyError(f"unknown overlay(s) {unknown}; choose from {sorted(OVERLAYS)}")
     cfg = Config(preset=name, **PRESETS[name])
+    for overlay in overlays:
+        cfg = cfg.with_(**OVERLAYS[overlay])
     annotations = {f.name: str(f.type) for f in fields(Config)}
     parsed: dict[str, Any] = {}
     for item in overrides or []:

@@ -7,10 +7,13 @@ on a plateau.  Its data come from a stream of its own (seed derived from the run
 pre-training C does not move the batches G trains on.
 
 The result is cached in ``<cache>/pretrained-C/<key>.pt``, keyed by the data (a
-:attr:`gfd.data.DataBundle.identity`) and by every field that shapes C or its training
-(:data:`C_FIELDS`).  All rows of Table 4 that use C (G+C, G+D+C, G+D+C+L_percept) with the same seed
-therefore start from the *same* C: the rows are paired (experiment protocol, rule 4).  A cache file
-that cannot be read is reported and recomputed, never trusted.
+:attr:`gfd.data.DataBundle.identity`) and by every config field except those C's pre-training
+provably does not read (:data:`NOT_READ_BY_C`: G, D, F, the loss weights, G's budget, the device).
+All rows of Table 4 that use C (G+C, G+D+C, G+D+C+L_percept) with the same seed therefore start
+from the *same* C: the rows are paired (experiment protocol, rule 4).  A field added to
+:class:`~gfd.config.Config` enters the key until it is listed there, so a forgotten entry costs a
+cache miss, never a C shared between runs that differ.  A cache file that cannot be read is
+reported and recomputed, never trusted.
 """
 from __future__ import annotations
 
@@ -22,24 +25,25 @@ from typing import Any
 import torch
 from torch import nn
 
-from gfd.config import Config, key_fields
+from gfd.config import Config
 from gfd.evaluate import accuracy
 from gfd.streams import BatchStream, stream_for
 from gfd.supervised import fit_classifier
 from gfd.utils import atomic_write, derived_seed, stable_hash
 
-C_FIELDS = ("classifier_arch", "classifier_width", "classifier_weights", "transform", "crop", "hflip",
-            "batch_size", "lr", "lr_schedule", "c_pretrain_steps", "eval_every", "select", "patience", "seed",
-            "patience_after")
-"""The config fields C's pre-training depends on (and nothing else: not D, F, w1..w4 or G's size).
-A field of :data:`gfd.config.KEY_OMITS_AT_DEFAULT` (``patience_after``) enters the cache key only away from
-its default, as in :meth:`Config.key`, so caches made before it keep theirs."""
+NOT_READ_BY_C = frozenset({
+    "preset", "unet_depth", "unet_width", "unet_max_width", "decoder_width", "disc_width", "disc_layers",
+    "perceptual_weights", "perceptual_layer", "fingerprint_scale", "encoder_arch", "encoder_size", "encoder_weights",
+    "backbone_depth", "backbone_width", "backbone_max_width", "w1", "w2", "w3", "w4", "use_D", "use_C", "use_percept",
+    "steps", "ckpt_every", "device", "amp", "compile", "num_workers"})
+"""The config fields that neither shape C nor its pre-training (Eq. 3) nor its input; every other
+field enters C's cache key."""
 CACHE_FOLDER = "pretrained-C"
 
 
 def classifier_key(cfg: Config, data: str | None) -> str:
-    """The cache key of a pre-trained C: the data and :data:`C_FIELDS` of ``cfg``."""
-    return stable_hash({"data": data, **key_fields({f: getattr(cfg, f) for f in C_FIELDS})})
+    """The cache key of a pre-trained C: the data and every field of ``cfg`` not in :data:`NOT_READ_BY_C`."""
+    return stable_hash({"data": data, "C": {k: v for k, v in cfg.to_dict().items() if k not in NOT_READ_BY_C}})
 
 
 def c_stream(cfg: Config, bundle) -> BatchStream:

@@ -18,7 +18,8 @@ import numpy as np
 
 from gfd.config import Config
 from gfd.evaluate import WORLDS, aggregate_runs, flatten_metrics
-from gfd.paper import CLAIMS, OPEN_MODELS, PAPER, TABLE2_COLUMNS, TABLE2_OPEN_FAMILIES, paper_value
+from gfd.paper import CLAIMS, OPEN_MODELS, PAPER, TABLE2_COLUMNS, TABLE2_OPEN_FAMILIES, TABLE3_COLUMNS, paper_value
+from gfd.tables import TABLE_SPECS, TableSpec
 
 NO_PRETRAINED = "none (no pretrained network)"
 """How a run that uses no pretrained network records its weights."""
@@ -168,48 +169,144 @@ def results_table(rows: Mapping[str, Any] | Sequence[tuple[str, Any]], path_md: 
     return text
 
 
-def write_table(table: int, runs: dict[str, dict[int, dict]], out_dir: str | os.PathLike,
+def write_table(table: int | TableSpec, runs: dict[str, dict[int, dict]], out_dir: str | os.PathLike,
                 command: str | None = None) -> str:
     """``table<N>.md`` and ``table<N>.json`` under ``out_dir``: the runs of a reproduced table
-    (``{method: {seed: run record}}``, see :mod:`gfd.runs.reproduce`) beside the paper's numbers."""
+    (``{method: {seed: run record}}``, see :mod:`gfd.runs.reproduce`) beside the paper's numbers,
+    laid out by the table's :class:`gfd.tables.TableSpec` (its columns, its orientation, its notes).
+    The JSON holds every per-seed number, per-class accuracy and confusion matrix."""
+    spec = table if isinstance(table, TableSpec) else TABLE_SPECS[table]
     first = next(iter(next(iter(runs.values())).values()))
     seeds = sorted({s for by_seed in runs.values() for s in by_seed})
-    n_classes = len(first["results"]["test_closed"]["classes"])
     weights = sorted({part for by_seed in runs.values() for r in by_seed.values()
                       for part in r["weights"].split(", ")} - {NO_PRETRAINED})
-    meta = dict(table=table, preset=first["preset"], benchmark=first["benchmark"], seeds=seeds,
-                weights={m: next(iter(by_seed.values()))["weights"] for m, by_seed in runs.items()},
+    meta: dict[str, Any] = dict(table=spec.number, preset=first["preset"], benchmark=first["benchmark"], seeds=seeds)
+    deterministic = [m for m, by_seed in runs.items() if all(r.get("deterministic") for r in by_seed.values())]
+    columns = _COLUMNS[spec.columns]
+    metrics, row, reference, notes = columns(spec, runs, first, seeds, weights, meta)
+    meta.update(weights={m: next(iter(by_seed.values()))["weights"] for m, by_seed in runs.items()},
                 command=command,
                 seconds={m: [r["seconds"] for r in by_seed.values()] for m, by_seed in runs.items()})
-    inst = ("" if table == 2 else "`open_inst` is the open-world accuracy averaged over generator instances "
-            "(each instance weighs the same), then over the two open domains.  ")
-    notes = [f"Preset `{meta['preset']}`, {meta['benchmark']}; seeds {', '.join(map(str, seeds))}; "
-             f"mean ± sample std [95 % bootstrap interval] over seeds.  {inst}"
-             f"Every learned method trains by the course's protocol (gfd.protocol: decaying lr, val accuracy "
-             f"every few steps, the best val weights kept, a stop after a plateau), so `val`, the closed-world "
-             f"validation accuracy of the kept weights, was used to select them and reads optimistic; "
-             f"`C val` is the val accuracy of the pre-trained auxiliary classifier C (rows with C).  "
-             f"Pretrained weights: {'; '.join(weights) or 'none'}.  Chance: {100 / n_classes:.0f} %.",
-             "The paper's numbers are on 128 px CelebA / LSUN GANs (Sec. 4.2.1, Tables 1 and 4); ours on "
-             "the offline miniature, so compare orderings and gaps, not levels."]
-    metrics: tuple[str, ...] = ("closed", "open", "open_inst", "val", "C val")
-    title, reference, models = f"Table {table} on the built-in benchmark", PAPER[table], {}
-    if table == 2:
-        models = open_model_columns(first["results"])
-        metrics = ("closed", *models, *([OPEN_MODELS] if models else ["open"]), "val", "C val")
-        title = "Table 2 on the built-in benchmark's high-resolution world: crops without resizing (Sec. 4.2.2)"
-        reference = {m: {"closed": v[TABLE2_COLUMNS[0]]} for m, v in PAPER[2].items()}
-        notes = notes[:1] + table2_notes(models)
     if command:
         notes.append(f"Produced by `{command}`.")
-    rows = {m: {s: dict(r["results"], **c_val_metric(r), **open_model_accuracies(r["results"], models))
-                for s, r in by_seed.items()} for m, by_seed in runs.items()}
-    deterministic = [m for m, by_seed in runs.items() if all(r.get("deterministic") for r in by_seed.values())]
-    return results_table(rows, Path(out_dir) / f"table{table}.md", Path(out_dir) / f"table{table}.json",
-                         metrics=metrics, title=title, reference=reference,
-                         notes=notes, meta=meta, ci=True, deterministic=deterministic)
+    rows = {m: {s: row(r) for s, r in by_seed.items()} for m, by_seed in runs.items()}
+    out = Path(out_dir)
+    if not spec.methods_as_columns:
+        return results_table(rows, out / f"table{spec.number}.md", out / f"table{spec.number}.json",
+                             metrics=metrics, title=spec.title, reference=reference,
+                             notes=notes, meta=meta, ci=True, deterministic=deterministic)
+    results_table(rows, None, out / f"table{spec.number}.json", metrics=metrics, reference=reference,
+                  meta=meta, ci=True, deterministic=deterministic)
+    text = _sideways(spec, rows, metrics, reference, deterministic, notes)
+    atomic_write(out / f"table{spec.number}.md", lambda p: p.write_text(text, encoding="utf-8"))
+    return text
 
 
+def _protocol_note(meta: Mapping[str, Any], seeds: Sequence[int], what: str, weights: Sequence[str], chance: str) -> str:
+    return (f"Preset `{meta['preset']}`, {meta['benchmark']}; seeds {', '.join(map(str, seeds))}; {what}"
+            f"Pretrained weights: {'; '.join(weights) or 'none'}.  Chance: {chance}.")
+
+
+_TRAINING = ("Every learned method trains by the course's protocol (gfd.protocol: decaying lr, val accuracy "
+             "every few steps, the best val weights kept, a stop after a plateau), so `val`, the closed-world "
+             "validation accuracy of the kept weights, was used to select them and reads optimistic; "
+             "`C val` is the val accuracy of the pre-trained auxiliary classifier C (rows with C).  ")
+
+
+def _world_columns(spec, runs, first, seeds, weights, meta):
+    """Tables 1 and 4: closed, open, open over instances, val, C val."""
+    n_classes = len(first["results"]["test_closed"]["classes"])
+    inst = ("`open_inst` is the open-world accuracy averaged over generator instances "
+            "(each instance weighs the same), then over the two open domains.  ")
+    notes = [_protocol_note(meta, seeds, f"mean ± sample std [95 % bootstrap interval] over seeds.  {inst}{_TRAINING}",
+                            weights, f"{100 / n_classes:.0f} %"),
+             "The paper's numbers are on 128 px CelebA / LSUN GANs (Sec. 4.2.1, Tables 1 and 4); ours on "
+             "the offline miniature, so compare orderings and gaps, not levels."]
+    return ("closed", "open", "open_inst", "val", "C val"), _with_c_val, PAPER[spec.number], notes
+
+
+def _open_model_columns(spec, runs, first, seeds, weights, meta):
+    """Table 2: closed, one column per open-world generator and their mean, val, C val."""
+    n_classes = len(first["results"]["test_closed"]["classes"])
+    models = open_model_columns(first["results"])
+    metrics = ("closed", *models, *([OPEN_MODELS] if models else ["open"]), "val", "C val")
+    notes = [_protocol_note(meta, seeds, f"mean ± sample std [95 % bootstrap interval] over seeds.  {_TRAINING}",
+                            weights, f"{100 / n_classes:.0f} %"), *table2_notes(models)]
+    reference = {m: {"closed": v[TABLE2_COLUMNS[0]]} for m, v in PAPER[2].items()}
+    def row(run):
+        return dict(_with_c_val(run), **open_model_accuracies(run["results"], models))
+    return metrics, row, reference, notes
+
+
+def _test_set_columns(spec, runs, first, seeds, weights, meta):
+    """Table 3: one column per detection test set, their average, val, C val."""
+    from gfd.detection import AVERAGE, detection_accuracies
+    from gfd.paper import TABLE3_PAPER_ROWS
+    test_sets = [k.split("/", 1)[1] for k in first["results"] if k.startswith("test/")]
+    meta["test_sets"] = test_sets
+    paper = PAPER[spec.number]
+    printed = {m: TABLE3_PAPER_ROWS.get(m, m) for m in runs}          # e.g. GFD-Net (ResNet) -> (ResNet50)
+    reference = {m: {AVERAGE: paper[printed[m]][TABLE3_COLUMNS[-1]]} for m in runs if printed[m] in paper}
+    what = (f"accuracy (%) of the binary real / fake decision on each test set, mean ± sample std "
+            f"[95 % bootstrap interval] over seeds.  Test sets: `A-<family>` the closed domain's generators "
+            f"(the first, the trained family's held-out images, is the paper's ProGAN column), `B1-` and `B2-` "
+            f"every family in the two other content domains (new generator instances), `variant-` the "
+            f"factor-analysis variants; each against the real images of its domain.  `{AVERAGE}` is the mean "
+            f"over all {len(test_sets)} test sets, the seen one included (the paper's last column).  `val` "
+            f"(real vs the trained family) selected the kept weights (gfd.protocol) and reads optimistic; "
+            f"`C val` is the val accuracy of GFD-Net's pre-trained C.  ")
+    notes = [_protocol_note(meta, seeds, what, weights, "50 %"),
+             "The paper's numbers are on ForenSynths (ProGAN-airplane vs LSUN-airplane, 13 test generators, "
+             "224 px): only the average can stand beside ours; compare orderings and gaps, not levels.  "
+             "`GFD-Net (ResNet)` and `GFD-Net (DenseNet)` build G's encoder on a ResNet / DenseNet backbone as the "
+             "paper's GFD-Net (ResNet50) and GFD-Net (DenseNet) do (CPU-size backbones in the CPU presets); "
+             "`ResNet` and `DenseNet` are the same encoder + head trained as plain classifiers.  `GFD-Net (U-Net)` "
+             "(the course's encoder) and `ResNet` have no printed row; Xception is left out (torchvision has none)."]
+    def row(run):
+        return dict(run["results"], **{AVERAGE: detection_accuracies(run["results"], test_sets)[AVERAGE]},
+                    **c_val_metric(run))
+    return [*test_sets, AVERAGE, "val", "C val"], row, reference, notes
+
+
+def _with_c_val(run: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's results with C's val accuracy beside them (rows with C)."""
+    return dict(run["results"], **c_val_metric(run))
+
+
+_COLUMNS = {"worlds": _world_columns, "open models": _open_model_columns, "test sets": _test_set_columns}
+"""A :attr:`gfd.tables.TableSpec.columns` name -> a function giving (metrics, a record's row of metrics,
+the paper's reference, notes)."""
+
+
+def _sideways(spec: TableSpec, rows, metrics, reference, deterministic, notes) -> str:
+    """The Markdown of a table with one column per method and one row per metric (Table 3: the test
+    sets are many), the paper's reference row under it and the paper's table as printed."""
+    methods = list(rows)
+    summaries = {}
+    for m in methods:
+        summary = aggregate_runs(list(rows[m].values()))
+        for metric in metrics:
+            if metric in summary:
+                summary[metric]["ci"] = bootstrap_ci(summary[metric]["values"])
+        summaries[m] = summary
+    average = metrics[-3]
+    lines = [f"**{spec.title}**", "",
+             "| Test set | " + " | ".join(f"{m} (%)" for m in methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for metric in metrics:
+        if not any(metric in summaries[m] for m in methods):
+            continue
+        cells = [format_cell(summaries[m].get(metric), deterministic=m in deterministic) for m in methods]
+        name = f"**{metric}**" if metric == average else metric
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append(f"| {average} (paper) | " + " | ".join(f"{reference[m][average]:.2f}" if m in reference else "–"
+                                                      for m in methods) + " |")
+    for note in notes:
+        lines += ["", note]
+    paper = PAPER[spec.number]
+    lines += ["", "**The paper's Table 3 (accuracy %, ForenSynths), as printed**", "",
+              "| Method | " + " | ".join(TABLE3_COLUMNS) + " |", "|---" * (len(TABLE3_COLUMNS) + 1) + "|"]
+    lines += [f"| {m} | " + " | ".join(f"{v[c]:.2f}" for c in TABLE3_COLUMNS) + " |" for m, v in paper.items()]
+    return "\n".join(lines) + "\n"
 
 
 def open_model_columns(results: Mapping[str, Any]) -> dict[str, str]:
@@ -257,80 +354,6 @@ def table2_notes(columns: Mapping[str, str]) -> list[str]:
             "open-world models are other models, so its whole table is printed below: compare orderings and "
             "gaps, not levels.",
             "\n".join(lines)]
-
-
-def write_detection_table(table: int, runs: dict[str, dict[int, dict]], out_dir: str | os.PathLike,
-                          command: str | None = None) -> str:
-    """``table<N>.md`` and ``table<N>.json`` of Table 3 (Sec. 4.3, :mod:`gfd.detection`): accuracy on
-    every test set, their average ``Avg`` (over all test sets, the seen one included, as the paper's
-    last column) and the val accuracy, per method over seeds.  The Markdown has one row per test set
-    and one column per method (the test sets are many); under it, the paper's Table 3 as printed.
-    The JSON holds every per-seed number, per-class accuracy and confusion matrix."""
-    from gfd.detection import AVERAGE, detection_accuracies
-    from gfd.paper import TABLE3_COLUMNS, TABLE3_PAPER_ROWS
-    first = next(iter(next(iter(runs.values())).values()))
-    test_sets = [k.split("/", 1)[1] for k in first["results"] if k.startswith("test/")]
-    seeds = sorted({s for by_seed in runs.values() for s in by_seed})
-    meta = dict(table=table, preset=first["preset"], benchmark=first["benchmark"], seeds=seeds,
-                test_sets=test_sets, weights={m: next(iter(by_seed.values()))["weights"] for m, by_seed in runs.items()},
-                command=command,
-                seconds={m: [r["seconds"] for r in by_seed.values()] for m, by_seed in runs.items()})
-    rows = {m: {s: dict(r["results"], **{AVERAGE: detection_accuracies(r["results"], test_sets)[AVERAGE]},
-                        **c_val_metric(r))
-                for s, r in by_seed.items()} for m, by_seed in runs.items()}
-    metrics = [*test_sets, AVERAGE, "val", "C val"]
-    paper = PAPER[table]
-    printed = {m: TABLE3_PAPER_ROWS.get(m, m) for m in runs}          # e.g. GFD-Net (ResNet) -> (ResNet50)
-    reference = {m: {AVERAGE: paper[printed[m]][TABLE3_COLUMNS[-1]]} for m in runs if printed[m] in paper}
-    deterministic = [m for m, by_seed in runs.items() if all(r.get("deterministic") for r in by_seed.values())]
-    weights = sorted({part for by_seed in runs.values() for r in by_seed.values()
-                      for part in r["weights"].split(", ")} - {NO_PRETRAINED})
-    notes = [f"Preset `{meta['preset']}`, {meta['benchmark']}; seeds {', '.join(map(str, seeds))}; "
-             f"accuracy (%) of the binary real / fake decision on each test set, mean ± sample std "
-             f"[95 % bootstrap interval] over seeds.  Test sets: `A-<family>` the closed domain's generators "
-             f"(the first, the trained family's held-out images, is the paper's ProGAN column), `B1-` and `B2-` "
-             f"every family in the two other content domains (new generator instances), `variant-` the "
-             f"factor-analysis variants; each against the real images of its domain.  `{AVERAGE}` is the mean "
-             f"over all {len(test_sets)} test sets, the seen one included (the paper's last column).  `val` "
-             f"(real vs the trained family) selected the kept weights (gfd.protocol) and reads optimistic; "
-             f"`C val` is the val accuracy of GFD-Net's pre-trained C.  Pretrained weights: "
-             f"{'; '.join(weights) or 'none'}.  Chance: 50 %.",
-             "The paper's numbers are on ForenSynths (ProGAN-airplane vs LSUN-airplane, 13 test generators, "
-             "224 px): only the average can stand beside ours; compare orderings and gaps, not levels.  "
-             "`GFD-Net (ResNet)` and `GFD-Net (DenseNet)` build G's encoder on a ResNet / DenseNet backbone as the "
-             "paper's GFD-Net (ResNet50) and GFD-Net (DenseNet) do (CPU-size backbones in the CPU presets); "
-             "`ResNet` and `DenseNet` are the same encoder + head trained as plain classifiers.  `GFD-Net (U-Net)` "
-             "(the course's encoder) and `ResNet` have no printed row; Xception is left out (torchvision has none)."]
-    if command:
-        notes.append(f"Produced by `{command}`.")
-    results_table(rows, None, Path(out_dir) / f"table{table}.json", metrics=metrics, reference=reference,
-                  meta=meta, ci=True, deterministic=deterministic)
-    methods = list(runs)
-    summaries = {}
-    for m in methods:
-        summary = aggregate_runs(list(rows[m].values()))
-        for metric in metrics:
-            if metric in summary:
-                summary[metric]["ci"] = bootstrap_ci(summary[metric]["values"])
-        summaries[m] = summary
-    lines = [f"**Table {table} on the built-in benchmark: cross-generator fake detection (Sec. 4.3)**", "",
-             "| Test set | " + " | ".join(f"{m} (%)" for m in methods) + " |", "|---" * (len(methods) + 1) + "|"]
-    for metric in metrics:
-        if not any(metric in summaries[m] for m in methods):
-            continue
-        cells = [format_cell(summaries[m].get(metric), deterministic=m in deterministic) for m in methods]
-        name = f"**{metric}**" if metric == AVERAGE else metric
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines.append(f"| {AVERAGE} (paper) | " + " | ".join(f"{reference[m][AVERAGE]:.2f}" if m in reference else "–"
-                                                      for m in methods) + " |")
-    for note in notes:
-        lines += ["", note]
-    lines += ["", "**The paper's Table 3 (accuracy %, ForenSynths), as printed**", "",
-              "| Method | " + " | ".join(TABLE3_COLUMNS) + " |", "|---" * (len(TABLE3_COLUMNS) + 1) + "|"]
-    lines += [f"| {m} | " + " | ".join(f"{v[c]:.2f}" for c in TABLE3_COLUMNS) + " |" for m, v in paper.items()]
-    text = "\n".join(lines) + "\n"
-    atomic_write(Path(out_dir) / f"table{table}.md", lambda p: p.write_text(text, encoding="utf-8"))
-    return text
 
 
 def c_val_metric(run: Mapping[str, Any]) -> dict[str, float]:

@@ -1,11 +1,11 @@
 """G's encoder on a ResNet or DenseNet backbone (Sec. 4.3, Table 3; gfd.models.backbones): the shapes
 at the CPU presets' 48 px and the paper's 224 px, the decoder fitted to the backbone's widths, and the
-default G unchanged (same run keys, same parameters, same initial values)."""
+default G unchanged (same parameters, same initial values)."""
 import pytest
 import torch
 from torch import nn
 
-from gfd.config import COURSE_V1, ENCODER_ARCHS, ENCODER_SIZES, KEY_OMITS_AT_DEFAULT, get_config
+from gfd.config import ENCODER_ARCHS, ENCODER_SIZES, get_config
 from gfd.models import backbones
 from gfd.models.generator import ClassificationHead, UNetEncoder, build_generator, double_conv
 from gfd.utils import seeded
@@ -13,15 +13,11 @@ from gfd.utils import seeded
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_config_names_match_their_home_and_are_left_out_of_keys_at_default():
+def test_encoder_names_match_their_home_and_the_encoder_enters_the_key():
     assert ENCODER_ARCHS == backbones.ENCODER_ARCHS and ENCODER_SIZES == backbones.ENCODER_SIZES
-    assert {k: KEY_OMITS_AT_DEFAULT[k] for k in ("encoder_arch", "encoder_size", "encoder_weights")} == \
-        {"encoder_arch": "unet", "encoder_size": "small", "encoder_weights": "random"}
-    # the committed run records (results/runs) were made with these keys: they must not move
-    assert get_config("quick").key() == "f9dbe15c6428" and get_config("course").key() == "0b52cee3a441"   # issue 13
-    assert get_config("course", [f"{k}={v}" for k, v in COURSE_V1.items()]).key() == "c843b66fb5d0"   # before it
-    assert get_config("detect").key() == "d0e94b4533bb"          # since G is half as wide (Table 3's budget)
+    assert (get_config("course").encoder_arch, get_config("course").encoder_size) == ("unet", "small")
     assert get_config("course", encoder_arch="resnet").key() != get_config("course").key()
+    assert get_config("course", backbone_width=8).key() != get_config("course").key()
     with pytest.raises(ValueError, match="encoder_arch"):
         get_config("course", encoder_arch="vgg")
     paper = get_config("paper")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import gfd
-from gfd.config import PRESETS, get_config
+from gfd.config import PRESETS, Config, get_config
 from gfd.utils import atomic_write, choose_device, pbar, seed_everything
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,17 +154,34 @@ def test_torch_ranges_admit_this_machine_and_colab():
     assert "0.24.0" in SpecifierSet(deps["torchvision"][len("torchvision"):])
 
 
-def test_a_field_added_later_enters_the_key_only_away_from_its_default(monkeypatch):
-    """Adding a knob must not orphan stored runs: at its default it is left out of Config.key."""
-    from gfd import config
-    from gfd.utils import stable_hash
-    cfg = get_config("detect")          # every later field at its default (quick and course set some)
-    before = cfg.key()
-    later = set(config.KEY_OMITS_AT_DEFAULT)                  # fields added since runs were recorded
-    assert all(getattr(cfg, k) == v for k, v in config.KEY_OMITS_AT_DEFAULT.items())
-    assert before == stable_hash({k: v for k, v in cfg.to_dict().items() if k not in later})   # keys as they were
-    monkeypatch.setitem(config.KEY_OMITS_AT_DEFAULT, "hflip", False)
-    without = {k: v for k, v in cfg.to_dict().items() if k != "hflip" and k not in later}
-    assert cfg.key() == stable_hash(without) != before
-    flipped = {k: v for k, v in cfg.with_(hflip=True).to_dict().items() if k not in later}
-    assert cfg.with_(hflip=True).key() == stable_hash(flipped) != cfg.key()
+def test_every_field_enters_the_key_and_a_stored_config_gives_it_back():
+    from dataclasses import fields
+    cfg = get_config("course")
+    others = {"int": 7, "float": 0.123, "bool": None, "str": None}
+    for f in fields(Config):
+        value = getattr(cfg, f.name)
+        if isinstance(value, bool):
+            changed = not value
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            changed = value + 1
+        elif value is None:
+            changed = "/somewhere"
+        else:
+            continue          # named values are checked against their allowed lists elsewhere
+        assert cfg.with_(**{f.name: changed}).key() != cfg.key(), f.name
+    assert Config.from_dict(cfg.to_dict()) == cfg and Config.from_dict(cfg.to_dict()).key() == cfg.key()
+    with pytest.raises(KeyError, match="colour"):
+        Config.from_dict({**cfg.to_dict(), "colour": "red"})
+
+
+def test_config_defaults_are_the_course_preset_and_presets_are_its_differences():
+    from gfd.config import OVERLAYS, PRESETS
+    assert Config() == get_config("course") and PRESETS["course"] == {}
+    for name, diff in PRESETS.items():
+        cfg = get_config(name)
+        assert {k: v for k, v in cfg.to_dict().items() if v != getattr(Config(), k)} == \
+            {**{k: v for k, v in diff.items() if v != getattr(Config(), k)}, **({"preset": name} if name != "course" else {})}
+    assert get_config("detect") == get_config("course", overlays=["short-budget", "detection"]).with_(preset="detect")
+    assert get_config("quick", overlays=["detection"]).task == "detection" and set(OVERLAYS) >= {"detection", "gan1024"}
+    with pytest.raises(KeyError, match="overlay"):
+        get_config("quick", overlays=["nonsense"])

@@ -100,9 +100,9 @@ def test_no_plateau_stop_before_patience_after_of_the_budget():
 
 
 def test_the_course_protocol_waits_half_its_budget_and_tables_2_3_keep_theirs():
-    from gfd.config import COURSE_V1
+    from gfd.config import OVERLAYS
     assert get_config("course").patience_after == 0.5 and get_config("detect").patience_after == 0.0
-    assert COURSE_V1["patience_after"] == 0.0
+    assert OVERLAYS["short-budget"]["patience_after"] == 0.0
     t = Trainer(get_config("course"), num_classes=5)
     assert (t.selection.patience, t.selection.min_step) == (3, 750)
 

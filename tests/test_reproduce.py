@@ -8,6 +8,7 @@ from gfd.runs import reproduce as rep
 from gfd.cli import main
 from gfd.data import get_loaders
 from gfd.config import get_config
+from gfd.utils import results_dir
 
 TINY = ["crop=32", "batch_size=4", "unet_depth=2", "unet_width=4", "unet_max_width=16", "disc_width=4",
         "classifier_weights=random", "perceptual_weights=random", "steps=2", "c_pretrain_steps=1",
@@ -177,3 +178,22 @@ def test_jobs_train_in_worker_processes_with_the_records_of_one_process(tiny, tm
     with pytest.raises(RuntimeError, match=r"\['seed 0: G\+D\+C\+L_percept', 'seed 1: G\+D\+C\+L_percept', 'seed 0: G', 'seed 1: G'\] failed"):
         rep.run_jobs(4, "quick", [0, 1], tmp_path / "bad", ["no_such_field=1"], jobs=2, log=lambda *_: None,
                      only=["G", "G+D+C+L_percept"])
+
+
+def test_every_committed_record_carries_its_config_and_its_key_follows_from_it():
+    from gfd.config import Config
+    from gfd.runs.records import SCHEMA, read_record, record_key
+    paths = sorted(results_dir().glob("**/runs/*/*.json"))
+    assert len(paths) >= 100
+    for path in paths:
+        record = read_record(path)
+        assert record["schema"] == SCHEMA and record_key(record) == record["key"], path
+        assert Config.from_dict(record["config"]).seed == record["seed"], path
+
+
+def test_a_record_of_another_format_is_refused_with_its_name(tmp_path):
+    from gfd.runs.records import read_record
+    path = tmp_path / "g-seed0.json"
+    path.write_text(json.dumps({"method": "G", "seed": 0, "key": "0b52cee3a441"}))
+    with pytest.raises(ValueError, match="g-seed0.json.*format"):
+        read_record(path)

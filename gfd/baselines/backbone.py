@@ -34,16 +34,17 @@ __all__ = ["BackboneOptions", "ResNetOptions", "DenseNetOptions", "BackboneClass
 @dataclass(frozen=True)
 class BackboneOptions(ProtocolOptions):
     """A plain backbone classifier: the encoder's size as the paired GFD-Net's (``encoder_size``,
-    ``encoder_weights``, ``unet_depth``, ``unet_width``, ``unet_max_width``), its lr and batch size."""
+    ``encoder_weights``, ``backbone_depth``, ``backbone_width``, ``backbone_max_width``), its lr and
+    batch size."""
 
     FROM_CONFIG: ClassVar[tuple[str, ...]] = ProtocolOptions.FROM_CONFIG + (
-        "encoder_size", "encoder_weights", "unet_depth", "unet_width", "unet_max_width", "lr", "batch_size")
+        "encoder_size", "encoder_weights", "backbone_depth", "backbone_width", "backbone_max_width", "lr", "batch_size")
     arch: str = "resnet"              # "resnet" | "densenet" (gfd.models.backbones)
     encoder_size: str = "small"
     encoder_weights: str = "random"
-    unet_depth: int = 3
-    unet_width: int = 32
-    unet_max_width: int = 256
+    backbone_depth: int = 3
+    backbone_width: int = 32
+    backbone_max_width: int = 256
     epochs: float = 6
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
@@ -87,8 +88,8 @@ def fit(bundle: Any, options: Any = None, seed: int = 0, progress: bool = True, 
     opts = resolve_options(_cls, options, **changes)
     name = "ResNet" if opts.arch == "resnet" else "DenseNet"
     with seeded(seed, name):
-        model = BackboneClassifier(num_classes(bundle), opts.arch, opts.encoder_size, opts.unet_width,
-                                   opts.unet_depth, opts.unet_max_width, opts.encoder_weights)
+        model = BackboneClassifier(num_classes(bundle), opts.arch, opts.encoder_size, opts.backbone_width,
+                                   opts.backbone_depth, opts.backbone_max_width, opts.encoder_weights)
     train_to_plateau(model, bundle, opts, seed, progress, name)
     return model.eval()
 

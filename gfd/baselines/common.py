@@ -38,9 +38,7 @@ class ProtocolOptions:
     eval_every: int = 100
     select: str = "best"
     patience: int = 3
-    # no repr: a run key holds the options' repr and the config's key, which has patience_after
-    # (left out at 0), so the records of baselines trained before it existed keep their keys
-    patience_after: float = dataclasses.field(default=0.0, repr=False)
+    patience_after: float = 0.0
     device: str = "auto"
 
 

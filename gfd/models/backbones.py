@@ -5,8 +5,8 @@ models are trained with DenseNet and ResNet as backbone, denoted as GFD-Net(ResN
 GFD-Net(DenseNet)", and at inference G_enc + H "have the same architectures with ResNet50 and
 DenseNet" (Sec. 4.3).  The decoder G_dec stays the U-Net decoder of :mod:`gfd.models.generator`:
 it up-samples the latent code z (the backbone's last stage) and concatenates the feature map of
-every earlier stage (the skips), with its own widths (``unet_width`` doubled per level, capped at
-``unet_max_width``).
+every earlier stage (the skips), with its own widths (``backbone_width`` doubled per level, capped at
+``backbone_max_width``).
 
 Two sizes (``Config.encoder_size``), both from torchvision's own model definitions:
 
@@ -169,5 +169,5 @@ def build_encoder(arch: str, size: str = "small", in_ch: int = 3, width: int = 3
         raise ValueError(f"the small {arch} encoder has no pretrained weights: set encoder_weights to 'random' "
                          f"(or use encoder_size='full', torchvision's {FULL_ARCHS[arch]})")
     if depth < 1:
-        raise ValueError(f"encoder depth (unet_depth) must be >= 1, got {depth}")
+        raise ValueError(f"encoder depth (backbone_depth) must be >= 1, got {depth}")
     return small_resnet(in_ch, width, depth, max_width) if arch == "resnet" else small_densenet(in_ch, width, depth)

@@ -172,15 +172,15 @@ class EncoderHead(nn.Module):
 
 
 def build_generator(cfg, num_classes: int, pretrained: bool = True) -> FingerprintGenerator:
-    """G + H sized by a :class:`gfd.config.Config`: the U-Net (``encoder_arch="unet"``) or a ResNet /
-    DenseNet encoder (:mod:`gfd.models.backbones`, ``encoder_size``, ``encoder_weights``).
+    """G + H sized by a :class:`gfd.config.Config`: the U-Net (``encoder_arch="unet"``, ``unet_*`` and
+    ``decoder_width``) or a ResNet / DenseNet encoder (:mod:`gfd.models.backbones`, ``encoder_size``,
+    ``encoder_weights``; a small one and the decoder on it sized by ``backbone_*``).
     ``pretrained=False`` skips the encoder's pretrained weights (a checkpoint will overwrite them)."""
-    arch = getattr(cfg, "encoder_arch", "unet")
-    if arch == "unet":
+    if cfg.encoder_arch == "unet":
         return FingerprintGenerator(num_classes, depth=cfg.unet_depth, width=cfg.unet_width,
                                     max_width=cfg.unet_max_width, fingerprint_scale=cfg.fingerprint_scale,
-                                    decoder_width=getattr(cfg, "decoder_width", 0))
-    return FingerprintGenerator(num_classes, depth=cfg.unet_depth, width=cfg.unet_width, max_width=cfg.unet_max_width,
-                                fingerprint_scale=cfg.fingerprint_scale, encoder_arch=arch,
-                                encoder_size=cfg.encoder_size,
+                                    decoder_width=cfg.decoder_width)
+    return FingerprintGenerator(num_classes, depth=cfg.backbone_depth, width=cfg.backbone_width,
+                                max_width=cfg.backbone_max_width, fingerprint_scale=cfg.fingerprint_scale,
+                                encoder_arch=cfg.encoder_arch, encoder_size=cfg.encoder_size,
                                 encoder_weights=cfg.encoder_weights if pretrained else "random")

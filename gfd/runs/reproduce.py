@@ -38,6 +38,7 @@ share their runs.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -48,34 +49,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from gfd.config import COURSE_V1, PRESETS, Config, default_preset, get_config
+from gfd.config import OVERLAYS, Config, default_preset, get_config
 from gfd.data import load_data
 from gfd.paper import GFD_ROWS, TABLES
-from gfd.report import benchmark_label, write_detection_table, write_table
+from gfd.report import benchmark_label, write_table
+from gfd.tables import TABLE_SPECS
+from gfd.runs.records import load_run, make_record, record_key, run_identity, run_slug
 from gfd.runs.variant import train_and_measure
 from gfd.utils import atomic_write, pbar, results_dir
 
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
-DETECTION_PRESET = "detect"
-"""Table 3's default preset: the paper's detection loss weights (Sec. 4.1)."""
-TABLE2_SETTING = ("benchmark=gan1024", "transform=p1024")
-"""Table 2's data and transform, set before the user's overrides (Sec. 4.2.2: the 1024 px GANs' roles,
-crops without resizing); ``--set data_root=ROOT`` points it at real 1024 px data instead."""
-TABLE2_COURSE = tuple(f"{k}={v}" for k, v in COURSE_V1.items() if PRESETS["course"].get(k) != v)
-"""With the ``course`` preset, Table 2 keeps :data:`gfd.config.COURSE_V1` (the course preset it was
-sized and measured with, before issue 13's faster F and narrower G_dec), so its records keep their keys."""
-BASELINE_PROTOCOL = 3
-"""Enters a baseline run's key.  2: learned baselines train on a stream seeded by the run's seed
-(:class:`gfd.streams.BatchStream`), no longer on the loader's shared shuffle; 3: each by its own
-recipe under the course's training protocol (:mod:`gfd.protocol`).  Records of older ones are redone."""
-
-
-def run_slug(method: str) -> str:
-    """File-name form of a method; GFD-Net (and Table 3's GFD-Net (U-Net)) shares the slug of
-    G+D+C+L_percept (same runs); ``"GFD-Net (ResNet)"`` -> ``"gfd-net-resnet"``."""
-    if method in ("GFD-Net", "GFD-Net (U-Net)"):
-        method = "G+D+C+L_percept"
-    return method.lower().replace("+", "-").replace("_", "").replace(" (", "-").replace(")", "")
 
 
 @dataclass
@@ -90,39 +73,25 @@ class RunSpec:
     def config(self) -> Config:
         return self.cfg.with_(seed=self.seed, **GFD_ROWS.get(self.method, {}))
 
+    def options(self) -> dict[str, Any] | None:
+        """A baseline's options resolved from the config (``None`` for a GFD-Net row)."""
+        if self.method in GFD_ROWS:
+            return None
+        from gfd.baselines import OPTIONS, TABLE_NAMES
+        from gfd.baselines.common import resolve_options
+        return dataclasses.asdict(resolve_options(OPTIONS[TABLE_NAMES[self.method]], self.config()))
+
+    def identity(self, data: str | None) -> dict[str, Any]:
+        """What decides this run (:func:`gfd.runs.records.run_identity`), as its record stores it."""
+        return run_identity(self.method, self.config().to_dict(), data, self.options())
+
     def key(self, data: str | None = None) -> str:
-        """The run key: the config's key, with the method, the data (a bundle's ``identity``) and,
-        for a baseline, its options."""
-        extra: dict[str, Any] = dict(method=run_slug(self.method))
-        if data is not None:
-            extra["data"] = data
-        if self.method not in GFD_ROWS:
-            from gfd.baselines import OPTIONS, TABLE_NAMES
-            from gfd.baselines.common import resolve_options
-            extra["options"] = repr(resolve_options(OPTIONS[TABLE_NAMES[self.method]], self.config()))
-            extra["protocol"] = BASELINE_PROTOCOL
-        return self.config().key(**extra)
+        """The run key: :func:`gfd.runs.records.record_key` of :meth:`identity`."""
+        return record_key(self.identity(data))
 
     def path(self, out_dir: str | os.PathLike) -> Path:
         folder = self.folder or self.cfg.preset
         return Path(out_dir) / "runs" / folder / f"{run_slug(self.method)}-seed{self.seed}.json"
-
-
-def run_folder(table: int, preset: str) -> str:
-    """The folder of a table's run records under ``runs/``: the preset's name; for Table 2
-    ``<preset>-table2`` (its runs are other runs of the same methods and preset as Table 1's)."""
-    return f"{preset}-table2" if table == 2 else preset
-
-
-def load_run(path: Path, key: str) -> dict[str, Any] | None:
-    """A stored run if it exists and was made with ``key``; ``None`` means: compute it."""
-    if not path.is_file():
-        return None
-    try:
-        run = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None          # a torn or hand-edited file: recompute rather than trust it
-    return run if run.get("key") == key else None
 
 
 def select_methods(table: int, only: Sequence[str] | None = None) -> tuple[str, ...]:
@@ -145,19 +114,20 @@ def collect_runs(table: int, cfg: Config, seeds: Sequence[int], bundle, out_dir:
     if len(set(seeds)) != len(seeds) or not seeds:
         raise ValueError(f"give distinct seeds, at least one; got {list(seeds)}")
     rows = select_methods(table, only)
-    folder = run_folder(table, cfg.preset)
+    folder = TABLE_SPECS[table].records_folder(cfg.preset)
     specs = [RunSpec(m, s, cfg, folder) for s in seeds for m in rows]   # seed by seed: every finished seed is a full, paired set of rows
     runs: dict[str, dict[int, dict]] = {m: {} for m in rows}
     bar = pbar(specs, enabled=progress, desc=f"Table {table} runs", unit="run")
     for spec in bar:
         bar.set_postfix(method=spec.method, seed=spec.seed)
-        path, key = spec.path(out_dir), spec.key(bundle.identity)
+        identity = spec.identity(bundle.identity)
+        path, key = spec.path(out_dir), record_key(identity)
         run = load_run(path, key)
         if run is None:
             res = train_and_measure(spec.config(), bundle, spec.method, runs_root=runs_root, progress=progress)
-            run = dict(method=spec.method, seed=spec.seed, preset=res.cfg.preset, key=key,
-                       benchmark=benchmark_label(bundle, res.cfg), weights=res.weights, seconds=res.seconds,
-                       deterministic=res.deterministic, training=res.training, results=res.results)
+            run = make_record(spec.method, spec.seed, identity, preset=res.cfg.preset,
+                              benchmark=benchmark_label(bundle, res.cfg), weights=res.weights, seconds=res.seconds,
+                              deterministic=res.deterministic, training=res.training, results=res.results)
             atomic_write(path, lambda p: p.write_text(json.dumps(run, indent=1), encoding="utf-8"))
             c_val = f"  C val {res.c_val:.1%}" if res.c_val is not None else ""
             if res.detection is not None:
@@ -172,26 +142,27 @@ def collect_runs(table: int, cfg: Config, seeds: Sequence[int], bundle, out_dir:
     return runs
 
 
+def table_config(table: int, preset: str | None, overrides: Sequence[str] = ()) -> Config:
+    """The config of a table's runs: the preset (default: the table's, else :func:`default_preset`),
+    the table's overlays (:class:`gfd.tables.TableSpec`), then ``overrides``."""
+    spec = TABLE_SPECS[table]
+    name = preset or spec.preset or default_preset()
+    cfg = get_config(name, list(overrides), overlays=spec.overlays_for(name))
+    if spec.columns == "test sets" and cfg.task != "detection":
+        raise ValueError(f"Table {table} measures detection (Sec. 4.3): use the 'detect' preset or the 'detection' "
+                         f"overlay, not task={cfg.task!r}")
+    paper_w2 = OVERLAYS["detection"]["w2"]
+    if cfg.task == "detection" and cfg.w2 != paper_w2:
+        warnings.warn(f"Table {table} with w2={cfg.w2}: the paper's detection experiment uses w2={paper_w2} "
+                      f"(Sec. 4.1; the 'detection' overlay)", stacklevel=3)
+    return cfg
+
+
 def table_setting(table: int, preset: str | None, overrides: Sequence[str] = (), bundle=None,
                   progress: bool = True, log: Callable[[str], None] = print):
-    """The config and data of a table: Table 2 sets :data:`TABLE2_SETTING` before ``overrides``;
-    Table 3 reads detection data and defaults to the ``detect`` preset; ``bundle`` (if given) is
-    checked, else loaded (built on first use)."""
-    if table == 3:
-        from gfd.detection import DetectionBundle, load_detection_data
-        cfg = get_config(preset or DETECTION_PRESET, list(overrides))
-        if cfg.w2 != PRESETS[DETECTION_PRESET]["w2"]:
-            warnings.warn(f"Table 3 with w2={cfg.w2}: the paper's detection experiment uses w2="
-                          f"{PRESETS[DETECTION_PRESET]['w2']} (Sec. 4.1; preset {DETECTION_PRESET!r})", stacklevel=3)
-        bundle = bundle if bundle is not None else load_detection_data(cfg, progress=progress, log=log)
-        if not isinstance(bundle, DetectionBundle):
-            raise ValueError("Table 3 needs detection data (gfd.detection.load_detection / load_detection_data), "
-                             f"got a {type(bundle).__name__}")
-        return cfg, bundle
-    setting = TABLE2_SETTING if table == 2 else ()
-    if table == 2 and (preset or default_preset()) == "course":
-        setting = (*TABLE2_COURSE, *setting)
-    cfg = get_config(preset, [*setting, *overrides])
+    """The config and data of a table (:func:`table_config`); ``bundle`` (if given) is used, else
+    the config's data are loaded (built on first use)."""
+    cfg = table_config(table, preset, overrides)
     return cfg, (bundle if bundle is not None else load_data(cfg, progress=progress))
 
 
@@ -238,7 +209,7 @@ def reproduce(table: int, preset: str | None = None, seeds: Sequence[int] = DEFA
                  commit=commit, log=log)
     runs = collect_runs(table, cfg, list(seeds), bundle, out_dir, runs_root, progress=progress, log=log,
                         only=only, on_record=commit_record if commit else None)
-    (write_detection_table if table == 3 else write_table)(table, runs, out_dir, command=command)
+    write_table(table, runs, out_dir, command=command)
     if commit:
         for name in (f"table{table}.md", f"table{table}.json"):
             commit_record(out_dir / name)
