@@ -6,7 +6,7 @@ extraction of zip and tar archives.  Standard library only (``urllib``, ``zipfil
 
     python -m gfd download list                                  # the registry SOURCES below
     python -m gfd download fetch URL|NAME --out DIR [--sha256 HEX] [--extract]
-    python -m gfd download extract ARCHIVE --out DIR [--max-size 200G] [--max-files 2000000]
+    python -m gfd download extract ARCHIVE --out DIR [--max-size 200G] [--max-files 2000000] [--max-ratio 100]
 
 **Download** (:func:`download`).  Bytes go to ``<file>.part``; an interrupted download (dropped
 connection, time-out, Ctrl-C) keeps the ``.part`` and the next call resumes it with an HTTP
@@ -15,15 +15,26 @@ makes the download restart from byte 0; that is logged.  Transient failures are 
 ``retries`` times, each retry resuming.  Only when the file is complete is its sha256 checked (if
 one is given): a mismatch **deletes** the ``.part`` (a resumed download could never repair it) and
 raises :class:`ChecksumError`; a match renames ``.part`` to the final name, so a file without
-``.part`` is always complete.  A final file that is already there is not downloaded again.
+``.part`` is always complete.  A final file that is already there is not downloaded again.  A local
+write error (a full disk, a folder that cannot be written) is not retried: it ends in one
+:class:`DownloadError` that names only files that exist (the ``.part`` only when it holds bytes).
 
 **Extraction** (:func:`safe_extract`).  Every member is checked before anything is written, and the
 archive is refused (:class:`UnsafeArchiveError`, nothing written) if a member name is absolute,
 has a drive letter or a ``..`` component (zip-slip), is a symlink, hard link, device, FIFO or any
-other non-regular type, appears twice, or if the members add up to more than ``max_bytes`` or
-``max_files``.  Files are written with ordinary permissions (no set-uid bits, no owners) into a
-temporary folder next to the target, which is renamed into place at the end; the bytes written are
-counted again while writing, so an archive that lies about its sizes is stopped at the cap too.
+other non-regular type, or appears twice.  The declared sizes and the number of entries are
+added up while the members are read, and the archive is refused as soon as they pass a limit:
+more than ``max_files`` entries (files and folders), more than ``max_bytes`` bytes, more than
+``max_ratio`` times the archive's own size once past ``RATIO_FREE_BYTES`` (a decompression bomb:
+a 1 MB zip of zeros declares 1 GiB), or more than the free space where the target is made
+(``shutil.disk_usage``).  A tar is read one header at a time, so a tar with millions of members
+is refused after ``max_files + 1`` headers, not after all of them are parsed and held in memory.
+Files are written with ordinary permissions (no set-uid bits, no owners) into a temporary folder
+next to the target, which is renamed into place at the end; the bytes written are counted again
+while writing, so an archive that lies about its sizes is stopped at the cap too.  Whatever stops
+the extraction (a refusal, a corrupt member, a full disk, Ctrl-C) removes the temporary folder, so
+the target is either complete or absent; a full disk or another write error ends in one
+:class:`DownloadError` line.
 
 ``SOURCES`` lists the public data the paper uses, with what the authors' own pages say; **no URL in
 it has been tested here** (this machine has no internet access), and where a data set has no
@@ -32,6 +43,8 @@ direct, stable URL the field is empty and ``page`` says where to get it.
 from __future__ import annotations
 
 import argparse
+import errno
+import gzip
 import hashlib
 import http.client
 import lzma
@@ -53,6 +66,8 @@ from typing import Callable
 
 DEFAULT_MAX_BYTES = 200 * 2**30          # 200 GiB: the ForenSynths training set fits, a zip bomb does not
 DEFAULT_MAX_FILES = 2_000_000
+DEFAULT_MAX_RATIO = 100.0                # extracted / archive bytes: images and most data sets are ~1-10
+RATIO_FREE_BYTES = 64 * 2**20            # an archive extracting to at most this is never refused for its ratio
 CHUNK = 1 << 20
 USER_AGENT = "gfd-course-download/1"
 _EXTRACT_MARKER = ".gfd-extract-partial"
@@ -209,7 +224,7 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, re
     dest = Path(dest)
     if dest.is_dir():
         dest = dest / _file_name_of(url)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(dest.parent, "the folder to download into")
     part = dest.with_name(dest.name + ".part")
     expected = sha256.lower().strip() if sha256 else None
     if expected is not None and not re.fullmatch(r"[0-9a-f]{64}", expected):
@@ -238,11 +253,11 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, re
                 raise DownloadError(f"{url}: the server answered HTTP {err.code} {err.reason}; "
                                     f"check the URL (SOURCES lists the authors' pages)") from err
             failures += 1
-            have = part.stat().st_size if part.exists() else 0
+            have = _size(part)
             if failures > retries:
                 raise DownloadError(
                     f"download of {url} failed after {failures} attempt(s) ({type(err).__name__}: {err}); "
-                    f"{have} bytes are kept in {part}: run the same command again to resume") from err
+                    f"{_kept(part)}") from err
             log(f"{url}: {type(err).__name__}: {err}; {have} bytes so far, retrying "
                 f"({failures}/{retries}) with a Range request")
             time.sleep(retry_wait * 2 ** (failures - 1))
@@ -251,8 +266,7 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, re
             break
         failures += 1                                     # short body without an exception
         if failures > retries:
-            raise DownloadError(f"download of {url} ended early {failures} time(s); {part.stat().st_size} "
-                                f"bytes are kept in {part}: run the same command again to resume")
+            raise DownloadError(f"download of {url} ended early {failures} time(s); {_kept(part)}")
         log(f"{url}: connection closed early; resuming ({failures}/{retries})")
         time.sleep(retry_wait * 2 ** (failures - 1))
 
@@ -268,13 +282,59 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, re
     return dest
 
 
+def _make_folder(folder: Path, what: str) -> None:
+    """``mkdir -p folder``, or one :class:`DownloadError` naming ``folder`` (or the file in its way)."""
+    if folder.exists() and not folder.is_dir():
+        raise DownloadError(f"{what} {folder} is a file, not a folder; give a folder to download into "
+                            f"(it is made if missing); nothing was downloaded")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        blocker = next((a for a in folder.parents if a.exists() and not a.is_dir()), None)
+        why = f"{blocker} is a file, not a folder" if blocker else (err.strerror or str(err))
+        raise DownloadError(f"cannot make {what} {folder}: {why}; choose another folder; "
+                            f"nothing was downloaded") from err
+
+
+def _size(part: Path) -> int:
+    """The bytes in ``part``; 0 when it is missing or cannot be looked at."""
+    try:
+        return part.stat().st_size if part.is_file() else 0
+    except OSError:
+        return 0
+
+
+def _kept(part: Path) -> str:
+    """What an interrupted download leaves, naming the ``.part`` only when it exists."""
+    have = _size(part)
+    if have:
+        return f"{have} bytes are kept in {part}: run the same command again to resume"
+    return "nothing was kept: run the same command again to retry"
+
+
+def _write_failed(err: OSError, part: Path, url: str) -> DownloadError:
+    """One :class:`DownloadError` for a local write error (not retried: a retry cannot fix it)."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DownloadError(f"the disk is full: no space left to write {url} into {part.parent} "
+                             f"({_kept(part).replace(': run', '; free some space and run')})")
+    return DownloadError(f"cannot write the download of {url} into the folder {part.parent} "
+                         f"({type(err).__name__}: {err.strerror or err}); choose another --out folder; "
+                         f"{_kept(part)}")
+
+
 def _fetch_once(url: str, part: Path, *, timeout: float, max_bytes: int | None, progress: bool,
                 log: Callable[[str], None]) -> bool:
     """One HTTP request appending to ``part``; True when the file is complete (its length known and
-    reached, or the body ended without a length), False when the body ended early."""
+    reached, or the body ended without a length), False when the body ended early.  A local error
+    while opening or writing ``part`` raises :class:`DownloadError` at once (no retry)."""
     from gfd.utils import pbar
 
-    offset = part.stat().st_size if part.exists() else 0
+    try:
+        offset = part.stat().st_size
+    except FileNotFoundError:
+        offset = 0
+    except OSError as err:                               # e.g. a name too long for the file system
+        raise _write_failed(err, part, url) from err
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
@@ -314,7 +374,11 @@ def _fetch_once(url: str, part: Path, *, timeout: float, max_bytes: int | None, 
                    desc=part.name[:-5][:30], enabled=progress, leave=False)
         size = offset
         try:
-            with open(part, mode) as f:
+            try:
+                f = open(part, mode)
+            except OSError as err:
+                raise _write_failed(err, part, url) from err
+            with f:
                 while block := response.read(CHUNK):
                     size += len(block)
                     if max_bytes is not None and size > max_bytes:
@@ -322,7 +386,15 @@ def _fetch_once(url: str, part: Path, *, timeout: float, max_bytes: int | None, 
                         part.unlink()
                         raise DownloadError(f"{url} sent more than the limit of {max_bytes} bytes; "
                                             f"the partial file was deleted (raise --max-size if expected)")
-                    f.write(block)
+                    try:
+                        f.write(block)
+                        f.flush()                 # a full disk shows here, not in the close below
+                    except OSError as err:
+                        try:
+                            f.close()             # closes the file even when its last flush fails
+                        except OSError:
+                            pass
+                        raise _write_failed(err, part, url) from err
                     bar.update(len(block))
         finally:
             bar.close()
@@ -349,7 +421,42 @@ def _safe_member_path(name: str, archive: Path) -> PurePosixPath | None:
     return PurePosixPath(*parts) if parts else None
 
 
-def _plan_zip(zf: zipfile.ZipFile, archive: Path) -> list[tuple[PurePosixPath, bool, int, object]]:
+class _Budget:
+    """Running totals of an archive's entries and declared sizes, checked after every member so that
+    an archive is refused as soon as it passes a limit (before anything is written, and for a tar
+    before the rest of its headers are read).  The limits: ``max_files`` entries (files and folders);
+    ``max_bytes``; ``max_ratio`` times the archive's size once the total passes ``RATIO_FREE_BYTES``
+    (``None`` or 0: no ratio limit); the free space of the file system the target is made on."""
+
+    def __init__(self, archive: Path, target: Path, max_bytes: int, max_files: int, max_ratio: float | None):
+        self.archive, self.max_bytes, self.max_files, self.max_ratio = archive, max_bytes, max_files, max_ratio
+        self.archive_size = max(archive.stat().st_size, 1)
+        self.where = next(a for a in (target, *target.parents) if a.exists())   # the target is made beside it
+        self.free = shutil.disk_usage(self.where).free
+        self.entries = self.total = 0
+
+    def add(self, size: int) -> None:
+        self.entries += 1
+        self.total += size
+        archive, total = self.archive, self.total
+        if self.entries > self.max_files:
+            raise UnsafeArchiveError(f"{archive} holds more than {self.max_files} files and folders, over the "
+                                     f"limit (raise --max-files if this is expected); nothing was extracted")
+        if total > self.max_bytes:
+            raise UnsafeArchiveError(f"{archive} would extract to at least {total} bytes, over the limit of "
+                                     f"{self.max_bytes} (raise --max-size if this is expected); nothing was extracted")
+        if self.max_ratio and total > RATIO_FREE_BYTES and total > self.max_ratio * self.archive_size:
+            raise UnsafeArchiveError(
+                f"{archive} ({self.archive_size} bytes) would extract to at least {total} bytes, "
+                f"{total / self.archive_size:.0f} times its size, over the limit of {self.max_ratio:g} times "
+                f"(a decompression bomb?); nothing was extracted. If you trust it, raise --max-ratio")
+        if total > self.free:
+            raise UnsafeArchiveError(
+                f"{archive} would extract to at least {total} bytes, but {self.where} has only {self.free} "
+                f"bytes free; free some space or extract elsewhere (--out); nothing was extracted")
+
+
+def _plan_zip(zf: zipfile.ZipFile, archive: Path, budget: _Budget) -> list[tuple[PurePosixPath, bool, int, object]]:
     plan = []
     for info in zf.infolist():
         path = _safe_member_path(info.filename, archive)
@@ -361,14 +468,18 @@ def _plan_zip(zf: zipfile.ZipFile, archive: Path) -> list[tuple[PurePosixPath, b
         if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
             raise UnsafeArchiveError(f"{archive}: member {info.filename!r} is not a regular file or folder "
                                      f"(mode {oct(mode)}); refusing the archive (nothing was extracted)")
+        is_dir = info.is_dir() or kind == stat.S_IFDIR
+        budget.add(0 if is_dir else info.file_size)
         if path is not None:
-            plan.append((path, info.is_dir() or kind == stat.S_IFDIR, info.file_size, info))
+            plan.append((path, is_dir, info.file_size, info))
     return plan
 
 
-def _plan_tar(tf: tarfile.TarFile, archive: Path) -> list[tuple[PurePosixPath, bool, int, object]]:
+def _plan_tar(tf: tarfile.TarFile, archive: Path, budget: _Budget) -> list[tuple[PurePosixPath, bool, int, object]]:
+    """The tar's members, read one header at a time (iterating the TarFile, not ``getmembers()``, which
+    parses every header first), so that a limit stops the reading at the member that passes it."""
     plan = []
-    for member in tf.getmembers():
+    for member in tf:
         path = _safe_member_path(member.name, archive)
         if member.issym() or member.islnk():
             raise UnsafeArchiveError(f"{archive}: member {member.name!r} is a {'symbolic' if member.issym() else 'hard'} "
@@ -377,20 +488,14 @@ def _plan_tar(tf: tarfile.TarFile, archive: Path) -> list[tuple[PurePosixPath, b
         if not (member.isreg() or member.isdir()):
             raise UnsafeArchiveError(f"{archive}: member {member.name!r} is a device, FIFO or other special file; "
                                      f"refusing the archive (nothing was extracted)")
+        budget.add(member.size if member.isreg() else 0)
         if path is not None:
             plan.append((path, member.isdir(), member.size if member.isreg() else 0, member))
     return plan
 
 
-def _check_plan(plan, archive: Path, max_bytes: int, max_files: int) -> None:
-    files = [p for p, is_dir, _, _ in plan if not is_dir]
-    if len(files) > max_files:
-        raise UnsafeArchiveError(f"{archive} holds {len(files)} files, over the limit of {max_files} "
-                                 f"(raise --max-files if this is expected); nothing was extracted")
-    total = sum(size for _, is_dir, size, _ in plan if not is_dir)
-    if total > max_bytes:
-        raise UnsafeArchiveError(f"{archive} would extract to {total} bytes, over the limit of {max_bytes} "
-                                 f"(raise --max-size if this is expected); nothing was extracted")
+def _check_plan(plan, archive: Path) -> None:
+    """Refuse a path that appears twice, or that is both a file and a folder."""
     seen: dict[PurePosixPath, bool] = {}
     for path, is_dir, _, _ in plan:
         if path in seen and not (is_dir and seen[path]):
@@ -404,11 +509,13 @@ def _check_plan(plan, archive: Path, max_bytes: int, max_files: int) -> None:
 
 
 def safe_extract(archive: str | os.PathLike, target: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTES,
-                 max_files: int = DEFAULT_MAX_FILES, progress: bool = True,
-                 log: Callable[[str], None] = print) -> Path:
+                 max_files: int = DEFAULT_MAX_FILES, max_ratio: float | None = DEFAULT_MAX_RATIO,
+                 progress: bool = True, log: Callable[[str], None] = print) -> Path:
     """Extract a zip or tar (``.tar``, ``.tar.gz``, ``.tgz``, ``.tar.bz2``, ``.tar.xz``) archive into
-    ``target`` (which must not exist or be empty), refusing unsafe archives before writing anything.
-    Returns ``target``."""
+    ``target`` (which must not exist or be empty), refusing unsafe archives before writing anything:
+    see the module's docstring for the checks and limits (``max_ratio`` ``None`` or 0: no ratio
+    limit).  The files go to a temporary folder beside ``target`` that is renamed into place at the
+    end and removed on any failure, so ``target`` is complete or absent.  Returns ``target``."""
     from gfd.utils import pbar
 
     archive, target = Path(archive), Path(target)
@@ -423,7 +530,7 @@ def safe_extract(archive: str | os.PathLike, target: str | os.PathLike, *, max_b
             raise DownloadError(f"{tmp} exists and was not made by gfd; remove or rename it")
         shutil.rmtree(tmp)
 
-    corrupt = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError)
+    corrupt = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile)
     if zipfile.is_zipfile(archive):
         opener, plan_of = zipfile.ZipFile, _plan_zip
     elif tarfile.is_tarfile(archive):
@@ -435,8 +542,8 @@ def safe_extract(archive: str | os.PathLike, target: str | os.PathLike, *, max_b
     made_tmp = False
     try:
         with opener(archive) as container:
-            plan = plan_of(container, archive)
-            _check_plan(plan, archive, max_bytes, max_files)       # nothing is written before this passes
+            plan = plan_of(container, archive, _Budget(archive, target, max_bytes, max_files, max_ratio))
+            _check_plan(plan, archive)                          # nothing is written before this passes
             open_member = container.open if plan_of is _plan_zip else container.extractfile
             tmp.mkdir(parents=True)
             made_tmp = True
@@ -462,12 +569,20 @@ def safe_extract(archive: str | os.PathLike, target: str | os.PathLike, *, max_b
         if target.exists():
             target.rmdir()
         os.replace(tmp, target)
-    except BaseException as err:
+    except BaseException as err:                                # Ctrl-C too: no half-extracted output
         if made_tmp:
             shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(err, corrupt):
             raise DownloadError(f"{archive} is corrupt or truncated ({type(err).__name__}: {err}); "
                                 f"download it again (nothing was extracted)") from err
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DownloadError(f"the disk is full: extracting {archive} into {target} stopped after {written} "
+                                f"bytes and the partial output was removed; free some space or extract "
+                                f"elsewhere (--out), then run the same command again") from err
+        if isinstance(err, OSError):
+            raise DownloadError(f"extracting {archive} into {target} failed ({type(err).__name__}: "
+                                f"{err.strerror or err}); nothing was extracted, choose another --out or "
+                                f"fix the error and run the same command again") from err
         raise
     log(f"extracted {len([p for p in plan if not p[1]])} files ({written} bytes) from {archive} to {target}")
     return target
@@ -493,6 +608,17 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * 1024 ** " KMGT".index((m.group(2) or " ").upper()))
 
 
+def parse_ratio(text: str) -> float:
+    """A ``--max-ratio``: a finite number >= 0 (0: no ratio limit)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"not a ratio: {text!r} (a number >= 0, e.g. 100; 0: no limit)")
+    return value
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", required=True, metavar="{list,fetch,extract}")
     sub.add_parser("list", help="the public sources of the paper's data (URLs not tested here)")
@@ -508,14 +634,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--max-size", type=parse_size, default=DEFAULT_MAX_BYTES,
                    help="refuse downloads and extractions bigger than this (default 200G)")
     f.add_argument("--max-files", type=int, default=DEFAULT_MAX_FILES,
-                   help=f"refuse archives with more files (default {DEFAULT_MAX_FILES})")
+                   help=f"refuse archives with more files and folders (default {DEFAULT_MAX_FILES})")
+    f.add_argument("--max-ratio", type=parse_ratio, default=DEFAULT_MAX_RATIO,
+                   help=f"refuse archives extracting to more than this times their size, once past "
+                        f"{RATIO_FREE_BYTES >> 20} MiB (default {DEFAULT_MAX_RATIO:g}; 0: no ratio limit)")
     f.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     x = sub.add_parser("extract", help="extract a local zip / tar archive safely")
     x.add_argument("archive")
     x.add_argument("--out", required=True, help="target folder (must not exist or be empty)")
     x.add_argument("--max-size", type=parse_size, default=DEFAULT_MAX_BYTES, help="size cap (default 200G)")
-    x.add_argument("--max-files", type=int, default=DEFAULT_MAX_FILES, help="file-count cap")
+    x.add_argument("--max-files", type=int, default=DEFAULT_MAX_FILES, help="cap on the files and folders")
+    x.add_argument("--max-ratio", type=parse_ratio, default=DEFAULT_MAX_RATIO,
+                   help=f"cap on extracted / archive size, once past {RATIO_FREE_BYTES >> 20} MiB "
+                        f"(default {DEFAULT_MAX_RATIO:g}; 0: none)")
     x.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -526,7 +658,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.action == "extract":
         safe_extract(args.archive, args.out, max_bytes=args.max_size, max_files=args.max_files,
-                     progress=not args.no_progress)
+                     max_ratio=args.max_ratio, progress=not args.no_progress)
         return 0
     url = args.what
     if not re.match(r"^[a-z][a-z0-9+.-]*://", url, re.IGNORECASE):
@@ -543,10 +675,10 @@ def run(args: argparse.Namespace) -> int:
         out = data_dir() / "downloads"
     else:
         out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    _make_folder(out, "--out")                  # a file given as --out: one line, before any request
     path = download(url, out, sha256=args.sha256, retries=args.retries, timeout=args.timeout,
                     max_bytes=args.max_size, progress=not args.no_progress)
     if args.extract:
         safe_extract(path, path.parent / archive_stem(path), max_bytes=args.max_size,
-                     max_files=args.max_files, progress=not args.no_progress)
+                     max_files=args.max_files, max_ratio=args.max_ratio, progress=not args.no_progress)
     return 0

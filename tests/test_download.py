@@ -1,9 +1,12 @@
 """gfd.download against a local HTTP server on 127.0.0.1 (port 0): resume with Range after a dropped
 connection, a server without Range support, bad checksums, size caps; and safe extraction of
 hostile zip / tar archives made here (zip-slip, absolute paths, links, devices, size and count caps)."""
+import errno
 import hashlib
 import http.server
 import io
+import os
+import shutil
 import socket
 import stat
 import tarfile
@@ -238,7 +241,7 @@ def test_size_and_file_count_caps(tmp_path):
     archive = make_zip(tmp_path / "big.zip", [(f"f{i}.bin", b"\0" * 10_000) for i in range(5)])
     with pytest.raises(dl.UnsafeArchiveError, match="over the limit of 40000"):
         dl.safe_extract(archive, tmp_path / "a", max_bytes=40_000, progress=False)
-    with pytest.raises(dl.UnsafeArchiveError, match="5 files, over the limit of 4"):
+    with pytest.raises(dl.UnsafeArchiveError, match="more than 4 files and folders, over the limit"):
         dl.safe_extract(archive, tmp_path / "b", max_files=4, progress=False)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     dl.safe_extract(archive, tmp_path / "c", max_bytes=50_000, max_files=5, progress=False, log=lambda m: None)
@@ -297,3 +300,206 @@ def test_the_sources_registry_marks_every_url_untested(capsys):
     assert run_download(["fetch", "celeba", "--out", "/nonexistent-never-used"]) == 2     # no direct URL: says where
     assert "mmlab.ie.cuhk.edu.hk" in capsys.readouterr().err
     assert dl.parse_size("200G") == 200 * 2**30 and dl.parse_size("1.5K") == 1536
+
+
+# --------------------------------------------------------------------------------------------------
+# limits read from the headers: ratio, free space, streaming member count; a full disk
+# --------------------------------------------------------------------------------------------------
+
+BOMB_BYTES = 72 * 2**20                # just past the size where the ratio starts to count (asserted below)
+
+
+def make_zip_bomb(path):
+    """A real zip bomb in miniature: 72 MiB of zeros, deflated to ~70 KB (a ratio of ~1000)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("zeros.bin", "w") as f:
+            for _ in range(BOMB_BYTES // 2**20):
+                f.write(bytes(2**20))
+    assert path.stat().st_size * 200 < BOMB_BYTES
+    return path
+
+
+class Zeros(io.RawIOBase):
+    def __init__(self, n):
+        self.left = n
+
+    def readable(self):
+        return True
+
+    def readinto(self, buf):
+        k = min(len(buf), self.left)
+        buf[:k] = bytes(k)
+        self.left -= k
+        return k
+
+
+def test_a_small_zip_bomb_is_refused_by_its_ratio_from_the_headers(tmp_path, monkeypatch, capsys):
+    bomb = make_zip_bomb(tmp_path / "bomb.zip")
+    tbomb = tmp_path / "bomb.tar.gz"
+    with tarfile.open(tbomb, "w:gz") as tf:
+        info = tarfile.TarInfo("zeros.bin")
+        info.size = BOMB_BYTES
+        tf.addfile(info, io.BufferedReader(Zeros(BOMB_BYTES)))
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda *a, **k: pytest.fail("a member was decompressed"))
+    monkeypatch.setattr(tarfile.TarFile, "extractfile", lambda *a, **k: pytest.fail("a member was decompressed"))
+    work = tmp_path / "work"
+    work.mkdir()
+    for archive in (bomb, tbomb):
+        with pytest.raises(dl.UnsafeArchiveError, match=r"times its size, over the limit of 100 times") as err:
+            dl.safe_extract(archive, work / "out", progress=False)          # the default limits
+        assert str(archive) in str(err.value) and "--max-ratio" in str(err.value)
+        assert list(work.iterdir()) == []
+    assert run_download(["extract", str(bomb), "--out", str(work / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and str(bomb) in err and "--max-ratio" in err
+    assert list(work.iterdir()) == []
+    assert dl.RATIO_FREE_BYTES < BOMB_BYTES
+    for bad in ("-1", "nan", "inf", "many"):                 # a ratio limit is a number >= 0 (0: none)
+        with pytest.raises(SystemExit):
+            run_download(["extract", str(bomb), "--out", str(work / "out"), "--max-ratio", bad])
+
+
+def test_an_archive_bigger_than_the_free_space_is_refused(tmp_path, monkeypatch, capsys):
+    archive = make_zip(tmp_path / "five.zip", [(f"f{i}.bin", b"\0" * 10_000) for i in range(5)])
+    seen = []
+
+    def disk_usage(path):
+        seen.append(path)
+        return shutil._ntuple_diskusage(10**9, 10**9 - 30_000, 30_000)
+
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(dl.UnsafeArchiveError, match="has only 30000 bytes free") as err:
+        dl.safe_extract(archive, work / "new" / "out", progress=False)
+    assert str(archive) in str(err.value) and "extract elsewhere" in str(err.value)
+    assert seen == [work]                  # the nearest existing folder of the target
+    assert list(work.iterdir()) == []
+    assert run_download(["extract", str(archive), "--out", str(work / "out"), "--no-progress"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 0, 50_000))
+    dl.safe_extract(archive, work / "out", progress=False, log=lambda m: None)   # exactly fits
+    assert len(list((work / "out").iterdir())) == 5
+
+
+def test_a_tar_with_too_many_members_is_refused_while_streaming(tmp_path, monkeypatch):
+    archive = make_tar(tmp_path / "many.tar", [(f"d/f{i}.txt", b"x") for i in range(200)], mode="w")
+    held = [0]                                            # the most members a TarFile held in memory
+    next_member = tarfile.TarFile.next
+
+    def counting_next(self):
+        member = next_member(self)
+        held[0] = max(held[0], len(self.members))
+        return member
+
+    monkeypatch.setattr(tarfile.TarFile, "next", counting_next)
+    monkeypatch.setattr(tarfile.TarFile, "getmembers", lambda self: pytest.fail("every header was parsed"))
+    with pytest.raises(dl.UnsafeArchiveError, match="more than 10 files and folders"):
+        dl.safe_extract(archive, tmp_path / "out", max_files=10, progress=False)
+    assert held[0] == 11                                  # stopped at the 11th member, not after 200
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*extracting"))
+    dl.safe_extract(archive, tmp_path / "ok", max_files=200, progress=False, log=lambda m: None)
+    assert len(list((tmp_path / "ok" / "d").iterdir())) == 200
+
+
+class FailingWrites:
+    """``open`` for gfd.download whose files raise ``error`` on the ``after``-th write."""
+
+    def __init__(self, error, after):
+        self.error, self.after, self.writes = error, after, 0
+
+    def __call__(self, path, mode="r", *args, **kw):
+        f = open(path, mode, *args, **kw)
+        if "r" in mode:
+            return f
+        outer = self
+
+        class Writer:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                f.close()
+
+            def write(self, data):
+                outer.writes += 1
+                if outer.writes >= outer.after:
+                    f.write(data[: len(data) // 2])    # a full disk takes part of the block
+                    raise outer.error
+                return f.write(data)
+
+            def __getattr__(self, name):
+                return getattr(f, name)
+
+        return Writer()
+
+
+def test_a_full_disk_during_extraction_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    archive = make_zip(tmp_path / "set.zip", [(f"set/f{i}.bin", bytes([i]) * 5000) for i in range(4)])
+    monkeypatch.setattr(dl, "open", FailingWrites(OSError(errno.ENOSPC, "No space left on device"), after=3), raising=False)
+    with pytest.raises(dl.DownloadError, match="disk is full") as err:
+        dl.safe_extract(archive, tmp_path / "out", progress=False)
+    assert str(archive) in str(err.value) and "partial output was removed" in str(err.value)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*extracting"))
+    monkeypatch.setattr(dl, "open", FailingWrites(OSError(errno.ENOSPC, "No space left on device"), after=3), raising=False)
+    assert run_download(["extract", str(archive), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*extracting"))
+    # Ctrl-C in the middle keeps the same guarantee: no target, no temporary folder
+    monkeypatch.setattr(dl, "open", FailingWrites(KeyboardInterrupt(), after=3), raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        dl.safe_extract(archive, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*extracting"))
+    monkeypatch.undo()
+    dl.safe_extract(archive, tmp_path / "out", progress=False, log=lambda m: None)   # the rerun works
+    assert (tmp_path / "out" / "set" / "f3.bin").read_bytes() == bytes([3]) * 5000
+
+
+def test_a_full_disk_during_a_download_stops_at_once_and_keeps_the_part(server, tmp_path, monkeypatch):
+    server.files["/a.bin"] = PAYLOAD
+    monkeypatch.setattr(dl, "open", FailingWrites(OSError(errno.ENOSPC, "No space left on device"), after=1), raising=False)
+    with pytest.raises(dl.DownloadError, match="disk is full") as err:
+        fetch(server.url + "/a.bin", tmp_path / "a.bin", retries=3)
+    assert len(server.requests) == 1                        # a retry cannot make space
+    part = tmp_path / "a.bin.part"
+    assert part.stat().st_size > 0 and str(part) in str(err.value)
+    monkeypatch.undo()
+    have = part.stat().st_size
+    fetch(server.url + "/a.bin", tmp_path / "a.bin", sha256=SHA)   # resumes once there is space
+    assert server.requests[-1]["range"] == f"bytes={have}-"
+    assert (tmp_path / "a.bin").read_bytes() == PAYLOAD
+
+
+def test_fetch_out_a_file_is_one_line_before_any_request(server, tmp_path, capsys):
+    server.files["/a.bin"] = PAYLOAD
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    for out in (afile, afile / "sub"):
+        assert run_download(["fetch", server.url + "/a.bin", "--out", str(out), "--no-progress",
+                             "--timeout", "5"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and "is a file, not a folder" in err[0]
+        assert str(afile) in err[0] and ".part" not in err[0]
+    assert server.requests == [] and afile.read_text() == "mine"
+
+
+def paths_in(message):
+    return [w.rstrip(";:,.)") for w in message.split() if w.startswith("/")]
+
+
+def test_download_failures_name_only_files_that_exist(server, tmp_path):
+    server.files["/a.bin"] = PAYLOAD
+    name_max = os.pathconf(tmp_path, "PC_NAME_MAX")
+    dest = tmp_path / ("a" * (name_max - 2))               # fits, but its .part does not
+    with pytest.raises(dl.DownloadError) as err:
+        fetch(server.url + "/a.bin", dest, retries=2)
+    assert server.requests == [] and ".part" not in str(err.value)
+    assert all(os.path.exists(p) for p in paths_in(str(err.value))), str(err.value)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    closed = f"http://127.0.0.1:{sock.getsockname()[1]}/a.bin"
+    sock.close()                                            # nothing listens there: connection refused
+    with pytest.raises(dl.DownloadError, match="failed after 1 attempt") as err:
+        fetch(closed, tmp_path / "b.bin", retries=0)
+    assert ".part" not in str(err.value) and "nothing was kept" in str(err.value)
+    assert list(tmp_path.iterdir()) == []
