@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# One-shot check of GFD-Net on a CUDA machine (no internet needed); about 5-10 minutes on one H100 (not timed since issue 16).
+# One-shot check of GFD-Net on a CUDA machine (no internet needed); about 5-10 minutes on one H100 (an estimate, not timed).
 #
 #   bash data_scripts/gpu_check.sh            # from the repository root; results in $OUT or /tmp/gfd_gpu_check
 #
 # 1. installs the package (quietly; a failure is tolerated: PYTHONPATH is set as a fallback),
 # 2. runs the unit tests that touch the trainer, the networks and the CUDA path,
-# 3. a synthetic dataset, and python -m gfd.bench at the course, gpu and paper presets (50 timed
+# 3. a synthetic dataset, and python -m gfd speed --data at the course, gpu and paper presets (50 timed
 #    steps each; data loading timed on that dataset, so no benchmark is built here),
 # 4. short AMP + channels_last training runs on it: the quick preset (then `evaluate` and
 #    `attribute` on its checkpoint), the quick preset with compile=true, the paper preset.
@@ -52,9 +52,9 @@ for split, n in (("train", 48), ("val", 8), ("test_closed", 8), ("test_open", 8)
 print("dataset at", root)
 EOF
 
-stage "bench: course, gpu and paper presets, 50 steps; data loading from the synthetic dataset"
-timeout 300 python -m gfd.bench --preset course --preset gpu --preset paper --steps 50 --warmup 5 \
-    --set data_root="$DS" --json "$OUT/bench.json" || fail "bench"
+stage "speed: course, gpu and paper presets, 50 steps; data loading from the synthetic dataset"
+timeout 300 python -m gfd speed --data --preset course --preset gpu --preset paper --steps 50 --warmup 5 \
+    --set data_root="$DS" --json "$OUT/speed.json" || fail "speed"
 
 stage "train quick preset on CUDA (AMP + channels_last), evaluate, attribute"
 timeout 150 python -W ignore -m gfd train --preset quick --no-progress --fresh --out "$OUT/quick" \

@@ -7,7 +7,7 @@
     python -m gfd export --checkpoint PATH --out FILE
     python -m gfd reproduce --table 1|2|3|4 [--preset course] [--seeds 0 1 2 3 4] [--methods ROW ...] [--commit]
     python -m gfd benchmark [--size quick|default] [--benchmark gan128|gan1024] [--calibrate] [--figures DIR]
-    python -m gfd speed [--preset course] [--steps 10]
+    python -m gfd speed [--preset course] [--steps 10] [--data]
     python -m gfd weights [--arch resnet18 vgg16] [--from FILE]
 
 The data of a config are :func:`gfd.data.load_data`'s (``data_root`` if set, else the built-in
@@ -136,12 +136,13 @@ def cmd_export(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from gfd.runs.reproduce import DETECTION_PRESET, collect_table_runs, reproduce
+    from gfd.runs.reproduce import collect_table_runs, reproduce
+    from gfd.tables import TABLE_SPECS
     from gfd.utils import results_dir
 
     out = Path(args.out) if args.out else results_dir()
-    if args.preset is None:        # Table 3 (detection) has its own preset: the paper's detection weights
-        args.preset = DETECTION_PRESET if args.table == 3 else "course"
+    if args.preset is None:        # a table's own preset (Table 3: detect), else the course's
+        args.preset = TABLE_SPECS[args.table].preset or "course" if args.table in TABLE_SPECS else "course"
     command = " ".join(["python -m gfd reproduce", f"--table {args.table}", f"--preset {args.preset}",
                         "--seeds", *map(str, args.seeds), *(f"--set {kv}" for kv in args.set),
                         *(["--methods", *args.methods] if args.methods else [])])
@@ -182,22 +183,6 @@ def cmd_benchmark(args) -> int:
         result = calibrate(cfg, get_loaders(root, cfg), seeds=tuple(args.seeds), progress=not args.no_progress)
         print(format_calibration(result))
         print("json: " + json.dumps({k: v for k, v in result.items() if k != "runs"}))
-    return 0
-
-
-def cmd_speed(args) -> int:
-    from gfd.speed import format_table, measure, speed
-
-    if args.worker:  # one measurement in this process (speed() starts one process per measurement)
-        preset = (args.preset or ["course"])[0]
-        print(json.dumps(measure(preset, args.worker, args.steps, args.warmup, args.batch_size, args.device,
-                                 args.threads, args.set)))
-        return 0
-    rows = speed(args.preset, args.steps, args.warmup, args.batch_size, args.device, args.threads, args.set,
-                 log=lambda msg: print(msg, file=sys.stderr))
-    print(format_table(rows))
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0
 
 
@@ -297,18 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-progress", **quiet)
     b.set_defaults(func=cmd_benchmark)
 
-    s = sub.add_parser("speed", help="img/s and peak memory of a G-only and a full GFD training step")
-    s.add_argument("--preset", action="append", choices=sorted(PRESETS),
-                   help="preset(s) to time (default: course, and paper on a GPU)")
-    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
-    s.add_argument("--steps", type=int, default=10, help="timed iterations per measurement")
-    s.add_argument("--warmup", type=int, default=3, help="untimed iterations first")
-    s.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size")
-    s.add_argument("--device", default="auto")
-    s.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    s.add_argument("--json", default=None, help="also write the results to this JSON file")
-    s.add_argument("--worker", choices=("G-only", "full GFD"), help=argparse.SUPPRESS)
-    s.set_defaults(func=cmd_speed)
+    from gfd import speed   # its arguments live beside the code that runs them
+    s = sub.add_parser("speed", help="img/s and peak memory of a G-only and a full GFD training step; with "
+                                     "--data, the share of time spent waiting on data")
+    speed.add_arguments(s)
+    s.set_defaults(func=speed.run)
 
     w = sub.add_parser("weights", help="put torchvision's ImageNet weights (C, VGG-16 of Eq. 5) into the torch hub "
                                         "cache: downloaded when online, or copied from files you brought")

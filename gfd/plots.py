@@ -14,7 +14,7 @@ import torch
 
 from gfd.analysis.families import instance_spectra, spectral_distances
 from gfd.analysis.spectra import log_fft_spectrum, residuals
-from gfd.benchmark.build import read_manifest
+from gfd.benchmark.engine import read_manifest
 from gfd.benchmark.sources import world_groups
 from gfd.data import load_rgb
 from gfd.layout import class_folders, list_images
@@ -78,8 +78,9 @@ def plot_residual_spectra(root: str | os.PathLike, split: str = "test_closed", n
 # networks, training and results
 # --------------------------------------------------------------------------------------------------
 
-def _show_image(ax, img, title: str | None = None, signed: bool = False) -> None:
-    """Show a (3, H, W) tensor/array in [-1, 1]; ``signed`` rescales a fingerprint symmetrically."""
+def show_image(ax, img, title: str | None = None, signed: bool = False) -> None:
+    """Show a (3, H, W) tensor/array in [-1, 1] on ``ax``, without ticks; ``signed`` rescales a
+    fingerprint symmetrically (0 is mid-grey).  Works on any axes, pyplot's or a bare Figure's."""
     arr = np.asarray(img.detach().float().cpu() if hasattr(img, "detach") else img, dtype=np.float32)
     arr = arr.transpose(1, 2, 0)
     if signed:
@@ -98,7 +99,7 @@ def plot_mean_residuals(fingerprints, classes: list[str], title: str | None = No
     """Per-class mean noise residuals (Marra et al. 2019), each rescaled to its own range."""
     fig, axes = plt.subplots(1, len(classes), figsize=(2.2 * len(classes), 2.5), squeeze=False)
     for ax, fp, name in zip(axes[0], fingerprints, classes):
-        _show_image(ax, fp, name, signed=True)
+        show_image(ax, fp, name, signed=True)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -172,7 +173,7 @@ def plot_fingerprints(x, f, x_real, labels: list[str] | None = None, title: str 
     fig, axes = plt.subplots(len(rows), n, figsize=(1.8 * n, 1.9 * len(rows)), squeeze=False)
     for r, (name, imgs, signed) in enumerate(rows):
         for c in range(n):
-            _show_image(axes[r][c], imgs[c], (labels[c] if labels and r == 0 else None), signed=signed)
+            show_image(axes[r][c], imgs[c], (labels[c] if labels and r == 0 else None), signed=signed)
         axes[r][0].set_ylabel(name, fontsize=9)
     if title:
         fig.suptitle(title)
@@ -210,12 +211,54 @@ def plot_snapshots(snapshots: dict, max_steps: int = 6, title: str | None = None
     fig, axes = plt.subplots(n_img, len(pick), figsize=(1.6 * len(pick), 1.6 * n_img), squeeze=False)
     for c, i in enumerate(pick):
         for r in range(n_img):
-            _show_image(axes[r][c], snapshots["fingerprint"][i][r], f"step {steps[i]}" if r == 0 else None,
+            show_image(axes[r][c], snapshots["fingerprint"][i][r], f"step {steps[i]}" if r == 0 else None,
                         signed=True)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+WORLD_COLOURS = ("tab:blue", "tab:orange")   # closed world, open world: every closed/open chart
+
+
+def grouped_bars(ax, positions, series, *, width: float | None = None, horizontal: bool = False,
+                 errors=None, alpha: float | None = None, value_format: str | None = None,
+                 chance: float | None = None) -> list[np.ndarray]:
+    """Grouped bars on ``ax``: at each of ``positions``, one bar per series, side by side and centred
+    on the position.  The one bar-chart drawing of the closed/open and per-method charts, on
+    pyplot's axes (:mod:`gfd.plots`) or a bare Figure's (:mod:`gfd.widgets`).
+
+    ``series``: ``[(label, values, colour), ...]``, a value of None or NaN draws no bar, a colour of
+    None takes the axes' next colour.  ``width``: of one bar (default 0.8 / number of series).
+    ``horizontal``: bars along x, groups down the y axis.  ``errors``: one list of error bars per
+    series (or None).  ``value_format`` (e.g. ``"{:.0%}"``) writes each value beside its bar.
+    ``chance``: a dashed grey line at that value, labelled "chance".  Ticks, limits and the legend
+    are the caller's.  Returns the bar centres of each series.
+    """
+    positions = np.asarray(positions, dtype=float)
+    width = width if width is not None else 0.8 / max(len(series), 1)
+    centres = []
+    for k, (label, values, colour) in enumerate(series):
+        at = positions + (k - (len(series) - 1) / 2) * width
+        vals = [np.nan if v is None else float(v) for v in values]
+        style = {"label": label, "color": colour}
+        if alpha is not None:
+            style["alpha"] = alpha
+        if errors is not None and errors[k] is not None:
+            style.update({"xerr" if horizontal else "yerr": errors[k], "capsize": 3})
+        (ax.barh if horizontal else ax.bar)(at, vals, width, **style)
+        if value_format:
+            for a, v in zip(at, vals):
+                if np.isfinite(v):
+                    if horizontal:
+                        ax.text(v + 0.01, a, value_format.format(v), va="center", fontsize=7)
+                    else:
+                        ax.text(a, v + 0.01, value_format.format(v), ha="center", va="bottom", fontsize=7)
+        centres.append(at)
+    if chance is not None:
+        (ax.axvline if horizontal else ax.axhline)(chance, color="grey", ls="--", lw=1, label="chance")
+    return centres
 
 
 def plot_world_bars(rows: dict[str, dict[str, float]], title: str = "accuracy per world",
@@ -224,11 +267,9 @@ def plot_world_bars(rows: dict[str, dict[str, float]], title: str = "accuracy pe
     names = list(rows)
     fig, ax = plt.subplots(figsize=(1.6 * len(names) + 2, 3.4))
     xs = np.arange(len(names))
-    for k, (world, colour) in enumerate((("closed", "tab:blue"), ("open", "tab:orange"))):
-        vals = [rows[n].get(world, np.nan) for n in names]
-        ax.bar(xs + (k - 0.5) * 0.38, vals, 0.38, label=world, color=colour)
-    if chance is not None:
-        ax.axhline(chance, color="grey", ls="--", lw=1, label="chance")
+    grouped_bars(ax, xs, [(world, [rows[n].get(world, np.nan) for n in names], colour)
+                          for world, colour in zip(("closed", "open"), WORLD_COLOURS)],
+                 width=0.38, chance=chance)
     ax.set_xticks(xs, names, rotation=15)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("accuracy")
@@ -248,19 +289,20 @@ def plot_table(table: dict, title: str | None = None, chance: float | None = Non
     ref = table.get("reference") or {}
     fig, ax = plt.subplots(figsize=(1.5 * len(names) + 2.5, 3.6))
     xs = np.arange(len(names))
-    for k, (world, colour) in enumerate(zip(worlds, ("tab:blue", "tab:orange"))):
-        x = xs + (k - 0.5) * 0.38
-        stats = [r["summary"].get(world) for r in rows]
-        means = [s["mean"] if s else np.nan for s in stats]
-        stds = [s["std"] if s and s["std"] is not None else 0.0 for s in stats]
-        ax.bar(x, means, 0.38, yerr=stds, capsize=3, color=colour, alpha=0.8, label=f"{world} (here)")
-        for xi, s in zip(x, stats):
+    stats = {world: [r["summary"].get(world) for r in rows] for world in worlds}
+    centres = grouped_bars(ax, xs, [(f"{world} (here)", [s["mean"] if s else np.nan for s in stats[world]], colour)
+                                    for world, colour in zip(worlds, WORLD_COLOURS)],
+                           width=0.38, alpha=0.8,
+                           errors=[[s["std"] if s and s["std"] is not None else 0.0 for s in stats[world]]
+                                   for world in worlds])
+    for k, (world, x) in enumerate(zip(worlds, centres)):
+        for xi, s in zip(x, stats[world]):
             if s:
                 ax.scatter(np.full(len(s["values"]), xi), s["values"], s=10, color="black", zorder=3)
         paper = [ref.get(n, {}).get(world, np.nan) / 100 for n in names]
         ax.scatter(x, paper, marker="_", s=400, color="black", linewidths=2, zorder=4,
                    label="paper" if k == 0 else None)
-    if chance is not None:
+    if chance is not None:     # after the paper's ticks, so the legend lists "paper" first
         ax.axhline(chance, color="grey", ls="--", lw=1, label="chance")
     ax.set_xticks(xs, names, rotation=15)
     ax.set_ylim(0, 1.05)
@@ -305,8 +347,8 @@ def plot_fingerprint_sources(singles, means, spectra, classes: list[str], title:
     fig, axes = plt.subplots(rows, len(classes), figsize=(1.7 * len(classes), 1.75 * rows), squeeze=False)
     for k, name in enumerate(classes):
         for r in range(n_single):
-            _show_image(axes[r][k], singles[r][k], name if r == 0 else None, signed=True)
-        _show_image(axes[n_single][k], means[k], None, signed=True)
+            show_image(axes[r][k], singles[r][k], name if r == 0 else None, signed=True)
+        show_image(axes[n_single][k], means[k], None, signed=True)
         spec = np.asarray(spectra[k], dtype=np.float32)
         axes[n_single + 1][k].imshow(spec, cmap="magma", vmin=np.percentile(spec, 1), vmax=np.percentile(spec, 99.5))
         axes[n_single + 1][k].set_xticks([])
@@ -343,11 +385,11 @@ def plot_fingerprint_panels(x, x_real, panels: list[tuple[str, object, str]], ti
     """Fig. 5 analogue: the input x and a real image, then for each ``(name, f, note)`` the fingerprint
     (top) and the fingerprinted image ``x_real + f`` clamped to the image range (bottom)."""
     fig, axes = plt.subplots(2, len(panels) + 1, figsize=(2.3 * (len(panels) + 1), 4.9), squeeze=False)
-    _show_image(axes[0][0], x, "input x")
-    _show_image(axes[1][0], x_real, "real image")
+    show_image(axes[0][0], x, "input x")
+    show_image(axes[1][0], x_real, "real image")
     for j, (name, f, note) in enumerate(panels, start=1):
-        _show_image(axes[0][j], f, f"{name}\n{note}", signed=True)
-        _show_image(axes[1][j], (x_real + f).clamp(-1, 1), "x_real + f")
+        show_image(axes[0][j], f, f"{name}\n{note}", signed=True)
+        show_image(axes[1][j], (x_real + f).clamp(-1, 1), "x_real + f")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -440,10 +482,7 @@ def plot_detection(rows: dict[str, dict[str, float]], paper: dict[str, float] | 
     ax = axes[0, 0]
     xs = np.arange(len(sets), dtype=float)
     xs[-1] += 0.6                                               # the average stands apart
-    width = 0.8 / max(len(names), 1)
-    for k, name in enumerate(names):
-        ax.bar(xs + (k - (len(names) - 1) / 2) * width, [rows[name].get(s, np.nan) for s in sets], width, label=name)
-    ax.axhline(chance, color="grey", ls="--", lw=1, label="chance")
+    grouped_bars(ax, xs, [(name, [rows[name].get(s, np.nan) for s in sets], None) for name in names], chance=chance)
     ax.set_xticks(xs, sets, rotation=60, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("accuracy")

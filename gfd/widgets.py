@@ -51,23 +51,19 @@ def figure_png(fig: Figure, dpi: int = 90) -> bytes:
 
 def world_bars(labels: Sequence[str], closed: Sequence[float], opened: Sequence[float | None],
                chance: float | None = None, title: str = "accuracy per world") -> Figure:
-    """Horizontal grouped bars, one group per run (newest at the bottom), labels written in full.
+    """Horizontal grouped bars (:func:`gfd.plots.grouped_bars`), one group per run (newest at the
+    bottom), labels written in full, each value written beside its bar.
 
     Built on a bare :class:`~matplotlib.figure.Figure`, so pyplot's state is never touched.
     """
+    from gfd.plots import WORLD_COLOURS, grouped_bars
+
     n = len(labels)
     fig = Figure(figsize=(7.0, 1.1 + 0.42 * max(n, 1)))
     ax = fig.add_subplot()
     ys = list(range(n))
-    ax.barh([y - 0.19 for y in ys], closed, 0.38, label="closed", color="tab:blue")
-    ax.barh([y + 0.19 for y in ys], [float("nan") if v is None else v for v in opened], 0.38,
-            label="open", color="tab:orange")
-    for y, c, o in zip(ys, closed, opened):
-        ax.text(c + 0.01, y - 0.19, f"{c:.0%}", va="center", fontsize=7)
-        if o is not None:
-            ax.text(o + 0.01, y + 0.19, f"{o:.0%}", va="center", fontsize=7)
-    if chance is not None:
-        ax.axvline(chance, color="grey", ls="--", lw=1, label="chance")
+    grouped_bars(ax, ys, [("closed", closed, WORLD_COLOURS[0]), ("open", opened, WORLD_COLOURS[1])],
+                 width=0.38, horizontal=True, value_format="{:.0%}", chance=chance)
     ax.set_yticks(ys, ["\n".join(textwrap.wrap(s, 34)) or s for s in labels], fontsize=8)
     ax.set_ylim(n - 0.5, -0.5)
     ax.set_xlim(0, 1.12)
@@ -302,16 +298,16 @@ def fingerprint_figure(view: FingerprintView) -> Figure:
     of the source's fingerprints.  Images and fingerprints are drawn by :mod:`gfd.plots` (a
     fingerprint rescaled by its own largest absolute value, as in every fingerprint figure).
     """
-    from gfd.plots import _show_image
+    from gfd.plots import show_image
     fig = Figure(figsize=(8.2, 6.6))
     grid = fig.add_gridspec(3, 4, height_ratios=[1, 1, 0.8])
     axes = [[fig.add_subplot(grid[r, c]) for c in range(4)] for r in range(2)]
-    _show_image(axes[0][0], view.x, f"input x: {view.source} #{view.index}")
-    _show_image(axes[0][1], view.f, "fingerprint f", signed=True)
-    _show_image(axes[0][2], view.x_real, "real image")
-    _show_image(axes[0][3], view.x_fp, "x_real + f")
-    _show_image(axes[1][0], view.mean, f"mean f, {view.source} (n={view.n_mean})", signed=True)
-    _show_image(axes[1][1], (view.x_real + view.mean).clamp(-1, 1), "x_real + mean f")
+    show_image(axes[0][0], view.x, f"input x: {view.source} #{view.index}")
+    show_image(axes[0][1], view.f, "fingerprint f", signed=True)
+    show_image(axes[0][2], view.x_real, "real image")
+    show_image(axes[0][3], view.x_fp, "x_real + f")
+    show_image(axes[1][0], view.mean, f"mean f, {view.source} (n={view.n_mean})", signed=True)
+    show_image(axes[1][1], (view.x_real + view.mean).clamp(-1, 1), "x_real + mean f")
     for ax, spec, title in ((axes[1][2], view.f_spectrum, "log|FFT| of f"),
                             (axes[1][3], view.spectrum, f"mean log|FFT|, {view.source}")):
         s = np.asarray(spec, dtype=np.float32)  # the colour scale of plots.plot_fingerprint_sources

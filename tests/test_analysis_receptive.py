@@ -61,3 +61,14 @@ def test_measuring_leaves_the_global_random_stream_alone():
     torch.manual_seed(1)
     assert receptive_field(conv, size=16) == 3
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_patchforensics_field_is_the_analytic_walk_and_agrees_with_the_measured_one():
+    """PatchForensics' patch size comes from :func:`analytic_receptive_field` over its widest path
+    (stem, block bodies, head); the measured window of a patch logit is the same."""
+    from gfd.baselines.patchforensics import PatchForensics
+
+    for blocks, downsample, side in ((3, 1, 25), (2, 1, 17), (4, 2, 53)):
+        model = PatchForensics(2, width=4, blocks=blocks, downsample=downsample).eval()
+        assert model.receptive_field == side
+        assert receptive_field(model.patch_logits, size=4 * side) == side

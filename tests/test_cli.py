@@ -180,3 +180,31 @@ def test_module_entry_point_shows_the_subcommands():
     out = subprocess.run([sys.executable, "-m", "gfd", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
     assert all(cmd in out.stdout for cmd in ("train", "evaluate", "attribute"))
+
+
+def test_speed_is_one_command_and_data_adds_the_loading_share(monkeypatch, capsys, tmp_path):
+    """``python -m gfd speed`` prints the step table; ``--data`` adds the share of time spent on data.
+    Nothing is timed: the measurements are faked, the command's wiring and arithmetic are checked."""
+    from gfd import speed
+
+    def step(preset, mode, steps, warmup, batch_size, device, threads=None, overrides=None):
+        s = 0.1 if mode == "G-only" else 0.4
+        return {"preset": preset, "mode": mode, "device": "cpu", "amp": "off", "batch": 16, "crop": 48,
+                "s_per_step": s, "img_per_s": 16 / s, "peak_mib": 800.0, "memory": "process peak RSS", "threads": 1}
+    asked = {}
+
+    def loading(preset, batches, **kwargs):
+        asked.update(preset=preset, batches=batches)
+        return {"preset": preset, "num_workers": 0, "pin_memory": False, "s_per_batch": {"x": 0.01, "x_real": 0.02}}
+    monkeypatch.setattr(speed, "run_isolated", step)
+    monkeypatch.setattr(speed, "measure_loading", loading)
+    assert main(["speed", "--preset", "course"]) == 0
+    out = capsys.readouterr().out
+    assert "img/s" in out and "4.00x" in out and "waiting on data" not in out and not asked
+    assert main(["speed", "--preset", "course", "--data", "--batches", "3", "--json", str(tmp_path / "s.json")]) == 0
+    out = capsys.readouterr().out
+    assert "4.00x" in out and "waiting on data" in out and asked == {"preset": "course", "batches": 3}
+    rows = json.loads((tmp_path / "s.json").read_text())
+    assert [r["mode"] for r in rows] == ["G-only", "full GFD"]
+    assert math.isclose(rows[0]["data_s"], 0.01) and math.isclose(rows[1]["data_s"], 0.03)
+    assert math.isclose(rows[1]["data_share"], 0.03 / 0.43)

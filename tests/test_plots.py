@@ -55,3 +55,33 @@ def test_every_value_of_a_matrix_reads_against_its_own_cell():
     assert im.norm.vmin == -im.norm.vmax == -0.9
     for end in (im.cmap(0.0), im.cmap(1.0)):
         assert _contrast(end, "white") >= 3
+
+
+def test_one_grouped_bar_helper_draws_every_closed_open_chart():
+    """:func:`plots.grouped_bars` centres each group's bars on its position, skips missing values,
+    writes values and the chance line on request; the closed/open charts of plots and widgets use it."""
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    from gfd import widgets
+
+    fig, ax = plt.subplots()
+    centres = plots.grouped_bars(ax, [0, 1], [("closed", [0.8, 0.6], "tab:blue"), ("open", [0.5, None], None)],
+                                 width=0.4, errors=[[0.1, 0.0], None], value_format="{:.0%}", chance=0.25)
+    assert np.allclose(centres[0], [-0.2, 0.8]) and np.allclose(centres[1], [0.2, 1.2])
+    assert [c.get_label() for c in ax.containers if c.get_label() in ("closed", "open")] == ["closed", "open"]
+    assert [t.get_text() for t in ax.texts] == ["80%", "60%", "50%"]        # no text for the missing value
+    assert [line.get_ydata()[0] for line in ax.lines if line.get_label() == "chance"] == [0.25]
+    plt.close(fig)
+    fig = Figure()
+    ax = fig.add_subplot()
+    plots.grouped_bars(ax, [0, 1, 2], [("a", [0.1, 0.2, 0.3], None)] * 3, horizontal=True)
+    bars = [p for p in ax.patches]
+    assert len(bars) == 9 and all(abs(b.get_height() - 0.8 / 3) < 1e-9 for b in bars)   # horizontal: height = width
+    fig = widgets.world_bars(["base", "no D"], [0.8, 0.6], [0.5, None], chance=0.2)
+    assert [t.get_text() for t in fig.axes[0].texts] == ["80%", "60%", "50%"]
+    table = {"rows": [{"method": "m", "summary": {"closed": {"mean": 0.8, "std": 0.1, "values": [0.7, 0.9]},
+                                                  "open": None}}], "reference": {"m": {"closed": 90.0}}, "meta": {}}
+    ax = plots.plot_table(table, chance=0.5).axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["paper", "chance", "closed (here)", "open (here)"]
+    plt.close("all")

@@ -128,7 +128,7 @@ def tiny_bundle(make_dataset):
     root = make_dataset(n=6)
     for name in ("004.png", "005.png"):
         (root / "test_open" / "ganB" / name).unlink()
-    return get_loaders(root, transform="mini", crop=CROP, batch_size=4, num_workers=0)
+    return get_loaders(root, get_config("course"), transform="mini", crop=CROP, batch_size=4, num_workers=0)
 
 
 @pytest.fixture

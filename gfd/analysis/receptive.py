@@ -33,8 +33,10 @@ def analytic_receptive_field(layers: Iterable[nn.Module]) -> int:
     Every module is walked in its registration order (the execution order of an ``nn.Sequential``);
     ``Conv2d``, ``MaxPool2d`` and ``AvgPool2d`` grow the field, pointwise layers (BatchNorm,
     activations) add nothing.  Pass the layers in the order the network runs them, e.g. for G_enc
-    ``[levels[0], pool, levels[1], pool, ...]``.  An up-sampling layer is an error: this is the
-    field of a down-sampling path.
+    ``[levels[0], pool, levels[1], pool, ...]``.  A residual block is two parallel branches, which
+    this walk would chain: pass its widest branch only (as
+    :meth:`gfd.baselines.patchforensics.PatchForensics.main_path` does).  An up-sampling layer is an
+    error: this is the field of a down-sampling path.
     """
     r, jump = 1, 1
     for layer in layers:

@@ -9,8 +9,9 @@ an image's prediction averages the patches.  Here the image's scores are the pat
 Sized for the CPU and the course's 48 px crops: a truncated ResNet-style backbone -- a 3x3 stem,
 then ``blocks`` basic residual blocks (3x3 conv, BN, ReLU, with an identity or 1x1 shortcut), the
 first ``downsample`` of them with stride 2 -- and the 1x1 head.  With the defaults (width 16, three
-blocks, one down-sampling) each patch logit sees a 25 px receptive field (:func:`receptive_field`) and a
-48 px crop gives 24 x 24 patches.  Training follows Chai et al.'s optimiser (Adam, lr 1e-3, betas 0.9 / 0.999,
+blocks, one down-sampling) each patch logit sees a 25 px receptive field
+(:attr:`PatchForensics.receptive_field`, walked by :func:`gfd.analysis.receptive.analytic_receptive_field`)
+and a 48 px crop gives 24 x 24 patches.  Training follows Chai et al.'s optimiser (Adam, lr 1e-3, betas 0.9 / 0.999,
 batch 32) and the course's protocol (:func:`gfd.baselines.common.train_to_plateau`) on a stream
 seeded by the run's seed.
 """
@@ -23,10 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gfd.analysis.receptive import analytic_receptive_field
 from gfd.baselines.common import ProtocolOptions, num_classes, resolve_options, train_to_plateau
 from gfd.utils import seeded
 
-__all__ = ["PatchForensicsOptions", "PatchForensics", "receptive_field", "fit"]
+__all__ = ["PatchForensicsOptions", "PatchForensics", "fit"]
 
 
 @dataclass(frozen=True)
@@ -59,19 +61,9 @@ class BasicBlock(nn.Module):
         return F.relu(self.body(x) + self.short(x))
 
 
-def receptive_field(blocks: int, downsample: int) -> int:
-    """Side (px) of the input patch each patch logit sees: the 3x3 stem, then two 3x3 convs per block."""
-    rf, jump = 3, 1
-    for i in range(blocks):
-        stride = 2 if i < downsample else 1
-        rf += 2 * jump                    # first 3x3 conv of the block (its stride acts after)
-        jump *= stride
-        rf += 2 * jump                    # second 3x3 conv
-    return rf
-
-
 class PatchForensics(nn.Module):
-    """Truncated backbone + 1x1 head; ``patch_logits`` = (B, K, h, w), ``forward`` = their mean (B, K)."""
+    """Truncated backbone + 1x1 head; ``patch_logits`` = (B, K, h, w), ``forward`` = their mean (B, K).
+    ``receptive_field``: side (px) of the input patch each patch logit sees."""
 
     scores_are_logits = True
 
@@ -87,7 +79,14 @@ class PatchForensics(nn.Module):
             ch = nxt
         self.backbone = nn.Sequential(*layers)
         self.head = nn.Conv2d(ch, num_classes, 1)
-        self.receptive_field = receptive_field(blocks, downsample)
+        self.receptive_field = analytic_receptive_field(self.main_path())
+
+    def main_path(self) -> list[nn.Module]:
+        """The layers of the widest path from the input to a patch logit, in the order they run: the
+        stem, each block's body (two 3x3 convs; its shortcut, a 1x1 conv at most, sees a window inside
+        the body's) and the head."""
+        stem, blocks = self.backbone[:3], self.backbone[3:]
+        return [stem, *(block.body for block in blocks), self.head]
 
     def patch_logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
