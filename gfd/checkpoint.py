@@ -21,6 +21,12 @@ Files are written to a temporary file and renamed (:func:`gfd.utils.atomic_write
 never leaves a truncated checkpoint; their mode follows the umask (0644 under umask 022).  Reading a
 file that is truncated, not a torch file, or a torch file of another program raises
 :class:`CheckpointError` naming the file and what is wrong.
+
+The trainer's side (:func:`trainer_state`, :func:`restore_trainer`): what a checkpoint holds of a
+:class:`gfd.train.Trainer` -- models, optimisers, schedulers, loss scalers, RNG states, positions of
+both data streams (:mod:`gfd.streams`), history -- so that a run continues exactly where it stopped.
+The run's folder holds ``checkpoint.pt`` (:data:`CHECKPOINT_NAME`) and, after a crash mid-write, its
+partial temporaries (:func:`stale_temporaries`); :func:`remove_run` deletes those and nothing else.
 """
 from __future__ import annotations
 
@@ -30,12 +36,16 @@ from typing import Any
 
 import torch
 
+from gfd.config import RESUMABLE_FIELDS, Config
+from gfd.stepper import keep_device_adam
+from gfd.streams import rng_state, set_rng_state
 from gfd.utils import atomic_write
 
 FORMAT = "gfd-checkpoint"
 EXPORT_FORMAT = "gfd-weights"
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("config", "classes", "step", "models")
+CHECKPOINT_NAME = "checkpoint.pt"
 
 
 class CheckpointError(ValueError):
@@ -110,3 +120,118 @@ def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike) -> Pat
                "classes": list(state["classes"]), "step": state["step"], "meta": state.get("meta", {}),
                "models": {"G": state["models"]["G"]}}
     return atomic_write(dst, lambda tmp: torch.save(payload, tmp))
+
+
+# --------------------------------------------------------------------------------------------------
+# the trainer's state
+# --------------------------------------------------------------------------------------------------
+
+def trainer_state(trainer) -> dict[str, Any]:
+    """What :meth:`gfd.train.Trainer.save` writes: everything the trainer needs to continue exactly.
+    G is saved with its last trained weights, also while the kept ones (``cfg.select``) are in it."""
+    t = trainer
+
+    def opt_state(o):
+        return o.state_dict() if o is not None else None
+    return {
+        "config": t.cfg.to_dict(),
+        "classes": t.classes,
+        "step": t.step,
+        "c_pretrained": t.c_pretrained,
+        "models": {name: (t._last_G if name == "G" and t._last_G is not None else m.state_dict())
+                   for name, m in t.networks().items()},
+        "selection": t.selection.state_dict(),
+        "optim": {"G": opt_state(t.opt_G), "DC": opt_state(t.opt_DC)},
+        "sched": {"G": opt_state(t.sched_G), "DC": opt_state(t.sched_DC)},
+        "scaler": {"G": t.scaler_G.state_dict(), "DC": t.scaler_DC.state_dict()},
+        "rng": rng_state(),
+        "streams": {"train": t.train_stream.state_dict() if t.train_stream else None,
+                    "real": t.real_stream.state_dict() if t.real_stream else None},
+        "history": t.history,
+        "meta": t.meta,
+        "snapshots": t.snapshots,
+    }
+
+
+def restore_trainer(trainer, path: str | os.PathLike, resume_data: bool = True) -> None:
+    """Load the checkpoint at ``path`` into ``trainer`` (:meth:`gfd.train.Trainer.load`).
+
+    Refused (``ValueError``) when it was trained with another config (but for
+    :data:`gfd.config.RESUMABLE_FIELDS`), on other classes, or holds a network this config does not
+    build.  With ``resume_data`` the data streams and the RNGs continue where they stopped.  The
+    optimisers keep this device's Adam (:func:`gfd.stepper.keep_device_adam`).
+    """
+    t = trainer
+    state = load_checkpoint(path)
+    saved = Config.from_dict(state["config"])
+    differ = sorted(k for k, v in saved.to_dict().items()
+                    if getattr(t.cfg, k) != v and k not in RESUMABLE_FIELDS)
+    if differ:
+        raise ValueError(f"checkpoint {path} was trained with a different config: "
+                         + ", ".join(f"{k}={getattr(saved, k)!r} (here {getattr(t.cfg, k)!r})"
+                                     for k in differ))
+    if list(state["classes"]) != t.classes:
+        raise ValueError(f"checkpoint {path} was trained on classes {state['classes']}, "
+                         f"this trainer's data have {t.classes}; if only the order differs, list the "
+                         f"checkpoint's order in ROOT/classes.json of the dataset")
+    nets = t.networks()
+    for name, sd in state["models"].items():
+        if name not in nets:
+            raise ValueError(f"checkpoint {path} holds network {name} that this config does not build")
+        try:
+            nets[name].load_state_dict(sd)
+        except RuntimeError as err:
+            raise ValueError(f"checkpoint {path}: network {name} does not fit: {str(err)[:400]}") from err
+    for key, obj in (("G", t.opt_G), ("DC", t.opt_DC)):
+        if obj is not None and state["optim"].get(key) is not None:
+            obj.load_state_dict(state["optim"][key])
+            keep_device_adam(obj)
+    for key, obj in (("G", t.sched_G), ("DC", t.sched_DC)):
+        if obj is not None and state["sched"].get(key) is not None:
+            obj.load_state_dict(state["sched"][key])
+    t.scaler_G.load_state_dict(state["scaler"]["G"])
+    t.scaler_DC.load_state_dict(state["scaler"]["DC"])
+    t.step = int(state["step"])
+    t.c_pretrained = bool(state["c_pretrained"])
+    t.history = state["history"]
+    t.meta = t.history["meta"] = dict(state["meta"])
+    t.snapshots = state["snapshots"]
+    t._last_G = None
+    if state.get("selection") is not None:
+        t.selection.load_state_dict(state["selection"])
+        t.selection.patience = t.cfg.patience     # a resumable field
+    if resume_data:
+        for name, stream in (("train", t.train_stream), ("real", t.real_stream)):
+            if stream is not None and state["streams"].get(name) is not None:
+                stream.load_state_dict(state["streams"][name])
+        set_rng_state(state["rng"])
+    t.last_checkpoint = Path(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# the run's folder
+# --------------------------------------------------------------------------------------------------
+
+def remove_run(out_dir: str | os.PathLike) -> list[Path]:
+    """Delete what a run wrote in ``out_dir`` -- its checkpoint and stale temporaries of it -- and
+    nothing else; return what was deleted.  A folder that holds other files but no checkpoint is
+    not a run folder: it is refused (``ValueError``) and left untouched."""
+    out = Path(out_dir)
+    if not out.exists():
+        return []
+    if not out.is_dir():
+        raise ValueError(f"{out} is not a folder")
+    ckpt = out / CHECKPOINT_NAME
+    temps = stale_temporaries(out)
+    if not ckpt.exists() and any(p not in temps for p in out.iterdir()):
+        raise ValueError(f"{out} is not a run folder (it holds no {CHECKPOINT_NAME}); --fresh deletes only "
+                         f"a run's checkpoint, so nothing was deleted. Pick another --out, or none.")
+    removed = [p for p in (ckpt, *temps) if p.exists()]
+    for p in removed:
+        p.unlink()
+    return removed
+
+
+def stale_temporaries(out_dir: str | os.PathLike) -> list[Path]:
+    """Partial checkpoint files (``.checkpoint.pt.*.tmp``) left by a run that was killed mid-write."""
+    return sorted(Path(out_dir).glob(f".{CHECKPOINT_NAME}.*.tmp"))

@@ -23,7 +23,7 @@ BatchNorm layers use the global batch's statistics; DDP averages the gradients; 
 single-process update, up to the order of floating-point sums.
 
 Without torchrun (``WORLD_SIZE`` unset or 1) :func:`active` is False, every helper here does nothing,
-and training runs the single-process code as it always did.
+and training runs the single-process code.
 """
 from __future__ import annotations
 

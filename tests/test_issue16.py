@@ -1,6 +1,6 @@
 """Issue 16 on a machine without a GPU: the ``gpu`` preset and its automatic pick, the training step's
 GPU hygiene (no host sync per step, fused Adam, torch.compile, loaders that feed a GPU) and the report
-of ``python -m gfd.bench``.  CUDA is faked where a decision depends on it; nothing here is timed."""
+of ``python -m gfd speed --data``.  CUDA is faked where a decision depends on it; nothing here is timed."""
 import math
 from pathlib import Path
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import gfd
-from gfd import bench, config, data, train
+from gfd import config, data, speed, train
 from gfd.config import get_config
 from gfd.data import get_loaders
 from gfd.train import NonFiniteLossError, Trainer
@@ -76,9 +76,8 @@ def test_the_gpu_preset_runs_the_course_on_the_builtin_benchmark_sized_for_a_gpu
     assert set(t.train_step(x, y, x_real)) == {*train.G_TERMS, *train.DC_TERMS}
 
 
-def test_new_fields_leave_the_recorded_run_keys_alone():
-    assert config.KEY_OMITS_AT_DEFAULT["compile"] is False
-    assert get_config("quick").key() == "f9dbe15c6428" and get_config("course").key() == "0b52cee3a441"
+def test_compile_is_off_by_default_and_enters_the_key():
+    assert get_config("quick").compile is False
     assert get_config("quick", compile=True).key() != get_config("quick").key()
 
 
@@ -127,8 +126,8 @@ def test_the_loop_syncs_only_at_its_flush_points(bundle, syncs, monkeypatch):
     calls.clear()
     t.fit(progress=False)
     assert {step for *_, step in calls} == {3, 5, 6, 7}                 # log, eval, log, end
-    assert [c for c in calls if c[1] == "train.py" and c[0] == "tolist"] == [
-        ("tolist", "train.py", s) for s in (3, 5, 6, 7)]               # one conversion per flush
+    assert [c for c in calls if c[1] == "stepper.py" and c[0] == "tolist"] == [
+        ("tolist", "stepper.py", s) for s in (3, 5, 6, 7)]             # one conversion per flush
     assert t.history["step"] == list(range(1, 8))
 
 
@@ -232,7 +231,7 @@ def test_loaders_pin_and_use_workers_when_the_run_is_on_cuda(make_dataset, monke
                                                            "pin_memory": True, "collate_fn": fed.collate_fn}
 
 
-# --- python -m gfd.bench -------------------------------------------------------------------------------
+# --- python -m gfd speed --data -------------------------------------------------------------------------
 
 def step_row(preset, mode, s_per_step):
     return {"preset": preset, "mode": mode, "device": "cpu", "amp": "off", "batch": 16, "crop": 48,
@@ -241,27 +240,27 @@ def step_row(preset, mode, s_per_step):
 
 
 def test_the_bench_report_shares_time_between_data_and_step():
-    assert bench.wait_share(1.0, 3.0) == 0.25 and bench.wait_share(0.0, 2.0) == 0.0
+    assert speed.wait_share(1.0, 3.0) == 0.25 and speed.wait_share(0.0, 2.0) == 0.0
     rows = [step_row("course", "G-only", 0.1), step_row("course", "full GFD", 0.5), step_row("paper", "G-only", 1.0)]
     loading = [{"preset": "course", "num_workers": 0, "pin_memory": False,
                 "s_per_batch": {"x": 0.02, "x_real": 0.03}}]
-    out = bench.with_loading(rows, loading)
+    out = speed.with_loading(rows, loading)
     assert math.isclose(out[0]["data_s"], 0.02) and math.isclose(out[0]["data_share"], 0.02 / 0.12)
     assert math.isclose(out[1]["data_s"], 0.05) and math.isclose(out[1]["data_share"], 0.05 / 0.55)
     assert out[1]["keeps_up"] and "data_s" not in out[2]                  # paper: no loading measured
-    text = bench.format_report(out)
+    text = speed.format_report(out)
     assert "img/s" in text and "peak MiB" in text and "waiting on data" in text
     assert "16.7%" in text and "9.1%" in text and "(no workers: the loop loads)" in text
-    worked = bench.with_loading(rows[:2], [loading[0] | {"num_workers": 2, "s_per_batch": {"x": 0.3, "x_real": 0.3}}])
-    assert [line.split()[-1] for line in bench.format_report(worked).splitlines()[-3:-1]] == ["no", "no"]
+    worked = speed.with_loading(rows[:2], [loading[0] | {"num_workers": 2, "s_per_batch": {"x": 0.3, "x_real": 0.3}}])
+    assert [line.split()[-1] for line in speed.format_report(worked).splitlines()[-3:-1]] == ["no", "no"]
 
 
 def test_measure_loading_draws_the_trainers_streams(make_dataset):
     root = make_dataset(n=4)
-    got = bench.measure_loading("quick", batches=2, warmup=1, batch_size=2,
+    got = speed.measure_loading("quick", batches=2, warmup=1, batch_size=2,
                                 overrides=[f"data_root={root}", "crop=32", "num_workers=0"])
     assert (got["batch"], got["num_workers"], got["pin_memory"], got["batches"]) == (2, 0, False, 2)
     assert set(got["s_per_batch"]) == {"x", "x_real"} and all(v > 0 for v in got["s_per_batch"].values())
-    g_only = bench.measure_loading("quick", batches=1, warmup=0, overrides=[
+    g_only = speed.measure_loading("quick", batches=1, warmup=0, overrides=[
         f"data_root={root}", "crop=32", "num_workers=0", "use_D=false", "use_C=false", "use_percept=false"])
     assert set(g_only["s_per_batch"]) == {"x"}
