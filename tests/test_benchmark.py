@@ -16,12 +16,14 @@ import torch
 from PIL import Image
 from torch import nn
 
-from gfd.benchmark import build as B
+from gfd.benchmark import engine as E
 from gfd.benchmark import load_mini_benchmark, read_manifest
+from gfd.benchmark.worlds import gan128 as W
 from gfd.benchmark.domains import DOMAIN_A, DOMAIN_B1, DOMAIN_B2, DOMAINS, disjoint, sample_images
 from gfd.benchmark.generators import FAMILIES, VARIANTS, AutoGANGenerator, GenConfig, UpConv
 from gfd.benchmark.zoo import Plateau, TrainSettings, mmd2, zoo_discriminator
 from gfd.models.discriminator import PatchDiscriminator
+from gfd.utils import stable_hash
 
 # A tiny benchmark: 32 px images, a handful per class, generators trained for a few steps.
 TINY = dict(n_train=4, n_val=2, n_test=2, n_open=3, n_variant=2, gen_pool=8, image_size=32,
@@ -47,7 +49,7 @@ def built(tmp_path_factory):
 
 def test_layout_and_manifest_counts_match_files(built):
     m = read_manifest(built)
-    assert m["complete"] and m["format_version"] == B.FORMAT_VERSION == 2
+    assert m["complete"] and m["format_version"] == E.FORMAT_VERSION == 2
     assert m["classes"] == ["real"] + [f.name for f in FAMILIES]
     assert json.loads((built / "classes.json").read_text()) == m["classes"]
     for split, per_class in m["counts"].items():
@@ -65,7 +67,7 @@ def test_layout_and_manifest_counts_match_files(built):
     assert set(m["variants"]["names"]) == {"real", "progan", *(v.name for v in VARIANTS)}
     for name, n in m["variants"]["counts"].items():
         assert len(list((built / "variants" / name).glob("*.png"))) == n
-    assert B.check_benchmark(built, checksums=True) == []
+    assert E.check_benchmark(built, checksums=True) == []
     worlds = {"A": 2, "B1": 3, "B2": 3}
     assert set(m["generators"]) == {f"{w}/{f.name}/{k}" for w, n in worlds.items() for f in FAMILIES
                                     for k in range(n)} | {f"A/{v.name}/0" for v in VARIANTS}
@@ -74,7 +76,7 @@ def test_layout_and_manifest_counts_match_files(built):
     for key, g in m["generators"].items():               # a loss curve and its final value per generator
         assert g["l1_curve"] and g["final_l1_window_mean"] == g["l1_curve"][-1]
         assert g["stop"].startswith(("plateau", "cap")) and g["steps"] <= g["settings"]["max_steps"]
-    assert m["rules"] == list(B.RULES)
+    assert m["rules"] == list(W.RULES)
 
 
 def test_instances_per_family_and_prefixes(built):
@@ -84,7 +86,7 @@ def test_instances_per_family_and_prefixes(built):
     open_ = {e["prefix"] for e in m["instances"]["test_open"]["sngan"]}
     assert open_ == {f"{w}-g{k}_" for w in ("B1", "B2") for k in range(3)}
     assert {e["prefix"] for e in m["instances"]["test_open"]["real"]} == {"B1-real_", "B2-real_"}
-    groups = B.image_groups(built, "test_open")
+    groups = E.image_groups(built, "test_open")
     assert set(groups["sngan"]) == open_ and sum(map(len, groups["sngan"].values())) == 6
     # instances vary in width and training length (INSTANCE_VARIATION), and each has its own seed
     g = m["generators"]
@@ -95,9 +97,10 @@ def test_instances_per_family_and_prefixes(built):
 
 
 def test_readable_by_gfd_data(built):
+    from gfd.config import Config
     from gfd.data import get_loaders
 
-    bundle = get_loaders(built, transform="mini", crop=16, batch_size=4, num_workers=0)
+    bundle = get_loaders(built, Config(), transform="mini", crop=16, batch_size=4, num_workers=0)
     assert bundle.classes == read_manifest(built)["classes"]
     x, y = next(iter(bundle["train"]))
     assert x.shape == (4, 3, 16, 16) and x.min() >= -1 and x.max() <= 1
@@ -128,7 +131,7 @@ def test_same_seed_same_checksums_other_seed_differs(built, tmp_path):
 
 
 def _prefix_bytes(root, split, cls):
-    return {p: b"".join(f.read_bytes() for f in files) for p, files in B.image_groups(root, split)[cls].items()}
+    return {p: b"".join(f.read_bytes() for f in files) for p, files in E.image_groups(root, split)[cls].items()}
 
 
 def test_instances_of_a_family_differ_in_files_and_spectra(built):
@@ -147,8 +150,8 @@ def test_instances_of_a_family_differ_in_files_and_spectra(built):
 def test_cache_hit_and_changed_params_rebuild(tmp_path, monkeypatch):
     first = tiny(tmp_path)
     calls = []
-    real_build = B.build_benchmark
-    monkeypatch.setattr(B, "build_benchmark", lambda *a, **k: calls.append(1) or real_build(*a, **k))
+    real_build = E.build_world
+    monkeypatch.setattr(E, "build_world", lambda *a, **k: calls.append(1) or real_build(*a, **k))
     assert tiny(tmp_path) == first and calls == []                  # cached: not rebuilt
     changed = tiny(tmp_path, n_train=5)
     assert changed != first and calls == [1]                        # new parameters: new folder
@@ -157,7 +160,7 @@ def test_cache_hit_and_changed_params_rebuild(tmp_path, monkeypatch):
 
 
 def test_interrupted_build_resumes_without_retraining(built, tmp_path, monkeypatch):
-    real_step = B._train_and_generate
+    real_step = E.train_and_generate
     done = []
 
     def dies_on_third(*args, **kwargs):
@@ -166,7 +169,7 @@ def test_interrupted_build_resumes_without_retraining(built, tmp_path, monkeypat
         done.append(args[0].key)
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(B, "_train_and_generate", dies_on_third)
+    monkeypatch.setattr(E, "train_and_generate", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         tiny(tmp_path)
     # only the finished generators are left, in the build's partial folder (no half-built benchmark)
@@ -174,9 +177,9 @@ def test_interrupted_build_resumes_without_retraining(built, tmp_path, monkeypat
     assert len(left) == 1 and left[0].startswith(".partial-")
     assert len(list((tmp_path / left[0]).glob("*.npz"))) == 2
     trained = []
-    monkeypatch.setattr(B, "_train_and_generate", lambda *a, **k: trained.append(a[0].key) or real_step(*a, **k))
+    monkeypatch.setattr(E, "train_and_generate", lambda *a, **k: trained.append(a[0].key) or real_step(*a, **k))
     root = tiny(tmp_path)
-    assert B.check_benchmark(root, checksums=True) == []
+    assert E.check_benchmark(root, checksums=True) == []
     assert len(trained) == N_GENERATORS - 2 and not set(trained) & set(done)    # finished ones not retrained
     m = read_manifest(root)
     assert (m["build"]["generators_trained"], m["build"]["generators_reused"]) == (N_GENERATORS - 2, 2)
@@ -185,15 +188,15 @@ def test_interrupted_build_resumes_without_retraining(built, tmp_path, monkeypat
 
 
 def test_killed_build_tmp_folder_is_cleaned(tmp_path):
-    params = B.make_params("quick", 0, **TINY)
+    params = W.make_params("quick", 0, **TINY)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()
-    stale = tmp_path / f".tmp-{B.cache_name(params, 'quick')}-{dead}"
+    stale = tmp_path / f".tmp-{W.cache_name(params, 'quick')}-{dead}"
     (stale / "train" / "real").mkdir(parents=True)
-    running = tmp_path / f".tmp-{B.cache_name(params, 'quick')}-{os.getppid()}"   # a live build's folder
+    running = tmp_path / f".tmp-{W.cache_name(params, 'quick')}-{os.getppid()}"   # a live build's folder
     running.mkdir()
     root = tiny(tmp_path)
-    assert not stale.exists() and B.check_benchmark(root) == []
+    assert not stale.exists() and E.check_benchmark(root) == []
     assert running.is_dir()
 
 
@@ -202,11 +205,12 @@ def test_killed_build_tmp_folder_is_cleaned(tmp_path):
 KILLED_BUILD = """
 import os, sys
 from pathlib import Path
-import gfd.benchmark.build as B
+import gfd.benchmark.engine as E
+from gfd.benchmark import load_mini_benchmark
 from gfd.benchmark.zoo import TrainSettings
 
 root = Path(sys.argv[1])
-train_and_generate = B._train_and_generate
+train_and_generate = E.train_and_generate
 
 
 def mark_then_train(*args):
@@ -214,10 +218,10 @@ def mark_then_train(*args):
     return train_and_generate(*args)
 
 
-B._train_and_generate = mark_then_train
+E.train_and_generate = mark_then_train
 if __name__ == "__main__":
     (root / "started").mkdir()
-    B.load_mini_benchmark("quick", root=root / "cache", progress=False, workers=2, overrides=dict(
+    load_mini_benchmark("quick", root=root / "cache", progress=False, workers=2, overrides=dict(
         n_train=4, n_val=2, n_test=2, n_open=3, n_variant=2, gen_pool=8, image_size=32,
         train=TrainSettings(max_steps=10**6, min_steps=10**6, batch_size=4, crop=16, disc_width=8)))
 """
@@ -260,7 +264,7 @@ def test_workers_exit_when_the_building_process_is_killed(tmp_path):
         # the killed build's folder stays behind, and is what the next build of these parameters removes
         stale = list((tmp_path / "cache").glob(f".tmp-*-{proc.pid}"))
         assert len(stale) == 1
-        B._remove_stale_tmp(tmp_path / "cache", stale[0].name[len(".tmp-"):].rsplit("-", 1)[0])
+        E.remove_stale_tmp(tmp_path / "cache", stale[0].name[len(".tmp-"):].rsplit("-", 1)[0])
         assert not stale[0].exists()
     finally:
         if proc.poll() is None:
@@ -281,17 +285,17 @@ def test_damaged_cache_is_detected_and_rebuilt(tmp_path, damage):
         manifest.write_text(manifest.read_text()[:100])
     else:
         next((root / "val" / "sngan").glob("*.png")).unlink()
-    assert B.check_benchmark(root) != []
+    assert E.check_benchmark(root) != []
     with pytest.warns(UserWarning, match="rebuilding"):
         again = tiny(tmp_path)
-    assert again == root and B.check_benchmark(root, checksums=True) == []
+    assert again == root and E.check_benchmark(root, checksums=True) == []
 
 
 def test_bad_size_and_params_are_clear_errors(tmp_path):
     with pytest.raises(KeyError, match="quick"):
         load_mini_benchmark("huge", root=tmp_path)
     with pytest.raises(ValueError, match="n_train"):
-        B.make_params("quick", n_train=0)
+        W.make_params("quick", n_train=0)
     with pytest.raises(FileNotFoundError, match="not a built mini benchmark"):
         read_manifest(tmp_path)
 
@@ -314,7 +318,7 @@ def test_domains_are_pairwise_disjoint():
     assert disjoint(DOMAIN_A, DOMAIN_B1) and disjoint(DOMAIN_A, DOMAIN_B2) and disjoint(DOMAIN_B1, DOMAIN_B2)
     assert not disjoint(DOMAIN_A, DOMAIN_A)
     with pytest.raises(ValueError, match="share no"):
-        B.make_params("quick", domain_open2=DOMAIN_B1)
+        W.make_params("quick", domain_open2=DOMAIN_B1)
 
 
 def test_families_mirror_the_paper_structure():
@@ -495,15 +499,17 @@ def test_spectral_distances_within_vs_between():
 
 def test_no_benchmark_parameter_is_read_from_a_result():
     """The benchmark's code cannot read an accuracy: it imports nothing that trains or evaluates a
-    classifier (gfd.runs, gfd.train, gfd.evaluate, gfd.baselines, ...), and the domains module no
-    longer says it was calibrated on one."""
+    classifier (gfd.runs, gfd.train, gfd.evaluate, gfd.baselines, ...), in any of its modules or
+    worlds, and the domains module does not say it was calibrated on one."""
     import ast
 
     import gfd.benchmark as pkg
 
     forbidden = ("gfd.runs", "gfd.train", "gfd.evaluate", "gfd.baselines", "gfd.supervised", "gfd.report",
                  "gfd.paper", "gfd.inference", "gfd.data")
-    for path in Path(pkg.__file__).parent.glob("*.py"):
+    modules = list(Path(pkg.__file__).parent.rglob("*.py"))
+    assert {"engine.py", "gan128.py", "gan1024.py"} <= {p.name for p in modules}
+    for path in modules:
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
@@ -511,7 +517,7 @@ def test_no_benchmark_parameter_is_read_from_a_result():
             assert not [n for n in names if n.startswith(forbidden)], f"{path.name} imports {names}"
     domains_doc = (Path(pkg.__file__).parent / "domains.py").read_text()
     assert "74.77" not in domains_doc and "calibrated" not in domains_doc
-    assert any("closed world only" in r for r in B.RULES)
+    assert any("closed world only" in r for r in W.RULES)
 
 
 def test_accuracy_by_source_averages_over_instances_and_worlds():
@@ -526,10 +532,11 @@ def test_accuracy_by_source_averages_over_instances_and_worlds():
 
 
 def test_both_builders_refuse_a_folder_that_holds_files(tmp_path):
-    """One rule for every build (gfd.benchmark.build.new_build_folder): never write into a used folder."""
+    """One rule for every build (gfd.benchmark.engine.new_build_folder): never write into a used folder."""
     from gfd.benchmark import make_params
-    from gfd.benchmark.build import build_benchmark, new_build_folder
-    from gfd.benchmark.gan1024 import Gan1024Params, build_gan1024
+    from gfd.benchmark.engine import new_build_folder
+    from gfd.benchmark.worlds.gan128 import build_benchmark
+    from gfd.benchmark.worlds.gan1024 import Gan1024Params, build_gan1024
     used = tmp_path / "used"
     used.mkdir()
     (used / "keep.txt").write_text("mine")
@@ -541,3 +548,41 @@ def test_both_builders_refuse_a_folder_that_holds_files(tmp_path):
     fresh = new_build_folder(tmp_path / "a" / "b")
     assert fresh.is_dir() and not any(fresh.iterdir())
     assert new_build_folder(tmp_path / "empty") == tmp_path / "empty"                     # empty: fine
+
+
+# --- the tiny world's build output, pinned ------------------------------------------------------------
+# Any change to the engine or to the gan128 world that changes what a build holds (which images, file
+# names, splits, seeds, generator settings) changes one of these.  The parameters, layout and
+# generator seeds do not depend on the machine; the files' bytes hold for the environment named in
+# TINY_FILES_ENV (the determinism of gfd.benchmark.engine), elsewhere that check is skipped.
+TINY_KEY = "ccb6e55608"
+TINY_STRUCTURE = "db4521ba1fd1cc11"
+TINY_CHECKSUMS = "c1362ca96f41a6ab"
+TINY_FILES_ENV = {"torch": "2.14.1+cu130", "numpy": "2.4.6", "pillow": "13.0.0", "machine": "x86_64", "cpu": "AMD EPYC"}
+
+
+def structure_digest(m):
+    """A digest of what a manifest says the build holds, apart from any number the training computed."""
+    seeds = {k: {f: g[f] for f in ("world", "family", "instance", "config", "settings", "torch_seed")}
+             for k, g in m["generators"].items()}
+    kept = {k: m[k] for k in ("key", "classes", "counts", "worlds", "instances", "file_names", "variants", "rules",
+                              "params")}
+    return stable_hash({**kept, "generators": seeds}, length=16)
+
+
+def files_env():
+    import platform
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "") if Path("/proc/cpuinfo").is_file() else ""
+    return {"torch": torch.__version__, "numpy": np.__version__, "pillow": Image.__version__,
+            "machine": platform.machine(), "cpu": cpu}
+
+
+def test_the_tiny_worlds_build_output_is_pinned(built):
+    m = read_manifest(built)
+    assert m["key"] == TINY_KEY and built.name == f"mini-quick-s0-{TINY_KEY}"
+    assert structure_digest(m) == TINY_STRUCTURE
+    if files_env() != TINY_FILES_ENV:
+        pytest.skip(f"file bytes are pinned for {TINY_FILES_ENV}, not {files_env()}")
+    assert stable_hash(m["checksums"], length=16) == TINY_CHECKSUMS

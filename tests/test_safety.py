@@ -222,7 +222,7 @@ def leaf_value(obj, leaf):
 
 
 def test_every_benchmark_parameter_enters_the_cache_key():
-    from gfd.benchmark import build
+    from gfd.benchmark.worlds import gan128 as build
 
     params = build.make_params("quick", seed=0)
     assert dataclasses.is_dataclass(params)

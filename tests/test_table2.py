@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from gfd import benchmark, config, report
-from gfd.benchmark import build as B
+from gfd.benchmark.worlds import gan128 as B
 from gfd.benchmark import builtin
 from gfd.benchmark.sources import world_groups
 from gfd.benchmark import gan1024 as H
@@ -19,6 +19,8 @@ from gfd.config import get_config
 from gfd.data import get_loaders, load_data, make_transform
 from gfd.paper import PAPER, TABLE2_COLUMNS, TABLES
 from gfd.runs import reproduce as rep
+from gfd.tables import TABLE_SPECS
+from gfd.utils import results_dir
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -222,8 +224,8 @@ def test_cli_reproduces_table2_with_every_row_beside_the_paper(world, tmp_path, 
     assert records == sorted(f"{rep.run_slug(m)}-seed{s}.json" for m in TABLES[2] for s in (0, 1))
     assert not (out / "runs" / "quick").exists()
     cfg = get_config("quick", TINY)
-    t1 = rep.RunSpec("DCT", 0, cfg, rep.run_folder(1, "quick")).path(out)
-    t2 = rep.RunSpec("DCT", 0, cfg, rep.run_folder(2, "quick")).path(out)
+    t1 = rep.RunSpec("DCT", 0, cfg, TABLE_SPECS[1].records_folder("quick")).path(out)
+    t2 = rep.RunSpec("DCT", 0, cfg, TABLE_SPECS[2].records_folder("quick")).path(out)
     assert t1 != t2 and t1 == rep.RunSpec("DCT", 0, cfg).path(out)
     rec = json.loads((out / "runs" / "quick-table2" / "dct-seed0.json").read_text())
     assert "48 px crops" in rec["benchmark"] and rec["preset"] == "quick"
@@ -248,17 +250,15 @@ def test_table2_sets_the_gan1024_world_and_the_crop_only_transform(monkeypatch, 
     assert (seen["cfg"].benchmark, seen["cfg"].transform) == ("gan128", "mini")
 
 
-def test_table2_with_the_course_preset_keeps_the_preset_it_was_measured_with(monkeypatch):
-    """Issue 13 changed the course preset (F to relu1_1, a narrower G_dec, more steps); Table 2 keeps
-    COURSE_V1, so the committed course-table2 records are found again, and an override still wins."""
-    from gfd.config import COURSE_V1
-    cfg, _ = rep.table_setting(2, "course", bundle=object())
-    assert (cfg.perceptual_layer, cfg.decoder_width, cfg.steps) == ("relu1_2", 0, 600) == \
-        (COURSE_V1["perceptual_layer"], COURSE_V1["decoder_width"], COURSE_V1["steps"])
+def test_table2_with_the_course_preset_keeps_the_short_budget_it_was_measured_with():
+    """Table 2's course runs were measured with the ``short-budget`` overlay; an override still wins,
+    and the committed records ask for exactly the config the table's setting makes today."""
+    from gfd.config import OVERLAYS
+    cfg = rep.table_config(2, "course")
+    assert {k: getattr(cfg, k) for k in OVERLAYS["short-budget"]} == OVERLAYS["short-budget"]
     assert (cfg.benchmark, cfg.transform, cfg.preset) == ("gan1024", "p1024", "course")
-    assert cfg.key() == get_config("course", [f"{k}={v}" for k, v in COURSE_V1.items()] + list(rep.TABLE2_SETTING)).key()
-    assert rep.table_setting(2, "course", ["steps=900"], bundle=object())[0].steps == 900
-    assert rep.table_setting(1, "course", bundle=object())[0].perceptual_layer == "relu1_1"
-    assert rep.table_setting(2, "quick", bundle=object())[0].perceptual_layer == get_config("quick").perceptual_layer
-    # the config key Table 2's five seeds were recorded under (results/runs/course-table2/, session 7)
-    assert cfg.key() == "6068333300d9"
+    assert rep.table_config(2, "course", ["steps=900"]).steps == 900
+    assert rep.table_config(1, "course").perceptual_layer == "relu1_1"
+    assert rep.table_config(2, "quick").perceptual_layer == get_config("quick").perceptual_layer
+    record = json.loads((results_dir() / "runs" / "course-table2" / "g-d-c-lpercept-seed0.json").read_text())
+    assert record["config"] == rep.RunSpec("GFD-Net", 0, cfg).config().to_dict()

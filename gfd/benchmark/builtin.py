@@ -1,16 +1,17 @@
 """The built-in benchmarks by name (``Config.benchmark``): the two resolutions of Sec. 4.2.
 
-``gan128`` plays Sec. 4.2.1's 128 px GANs (:mod:`gfd.benchmark.build`, 64 px images, Tables 1, 3, 4);
-``gan1024`` plays Sec. 4.2.2's 1024 px GANs (:mod:`gfd.benchmark.gan1024`, 128 px images cropped
-without resizing, Table 2).  Either is built on first use and read from its cache afterwards.
+``gan128`` plays Sec. 4.2.1's 128 px GANs (:mod:`gfd.benchmark.worlds.gan128`, 64 px images, Tables
+1, 3, 4); ``gan1024`` plays Sec. 4.2.2's 1024 px GANs (:mod:`gfd.benchmark.worlds.gan1024`, 128 px
+images cropped without resizing, Table 2).  Either is built on first use and read from its cache
+afterwards.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from gfd.benchmark.build import load_mini_benchmark
-from gfd.benchmark.gan1024 import load_gan1024_benchmark
+from gfd.benchmark.worlds.gan128 import load_mini_benchmark
+from gfd.benchmark.worlds.gan1024 import load_gan1024_benchmark
 
 BENCHMARKS = ("gan128", "gan1024")
 

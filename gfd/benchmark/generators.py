@@ -19,7 +19,7 @@ infomax    bilinear + conv, AdaIN, residual blocks  (= sngan)   hinge, spectral-
 ``sngan`` and ``infomax`` have the *same* architecture: only the objective tells them apart.
 
 A family is a class; its images come from several generator *instances* (own seed, and a modest
-change of width and training length, see :mod:`gfd.benchmark.build`), so a method must learn the
+change of width and training length, see :mod:`gfd.benchmark.worlds.gan128`), so a method must learn the
 family, not one network.
 
 The factor-analysis variants (:data:`VARIANTS`, Fig. 7 analogue, StyleGAN2's configurations) step

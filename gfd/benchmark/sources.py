@@ -1,6 +1,6 @@
 """Where each benchmark image comes from, and accuracy averaged over generator instances and domains.
 
-A built benchmark's file names say their source (:mod:`gfd.benchmark.build`): ``<world>-g<k>_NNNNN.png``
+A built benchmark's file names say their source (:mod:`gfd.benchmark.engine`): ``<world>-g<k>_NNNNN.png``
 is an image of instance ``k`` of its class's family in world ``<world>`` (``A``, ``B1``, ``B2``),
 ``<world>-real_NNNNN.png`` a real image of that world.  :func:`accuracy_by_source` turns per-image
 predictions of a split into the accuracies the course reports: per source (one generator
@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from gfd.benchmark.build import PREFIX_RE, image_groups, read_manifest
+from gfd.benchmark.engine import PREFIX_RE, image_groups, read_manifest
 
 
 def source_of(path: str | os.PathLike) -> tuple[str, str] | None:

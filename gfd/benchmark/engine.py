@@ -1,45 +1,30 @@
-"""Build, cache and load the offline mini benchmark (v2: the structure of Sec. 4.2.1 and Fig. 3(a)).
+"""The one engine that builds, caches and resumes every benchmark world of :mod:`gfd.benchmark.worlds`.
 
-What gets built (all 64 px RGB PNG, in the :mod:`gfd.data` layout)::
+A world (:class:`World`) only declares what it holds: its parameters and named sizes, which real
+images each content domain gives to which split, which generators train on which domain and what
+they are fed, its frozen rules and its own manifest fields.  The engine does the rest, the same way
+for every world: it draws the real images, trains each generator to its plateau
+(:func:`gfd.benchmark.zoo.train_generator`) in worker processes, writes the images, the manifest
+and the cache folder, and resumes an interrupted build.  A build holds (RGB PNG, :mod:`gfd.data`'s
+layout)::
 
-    ROOT/train|val|test_closed/<class>/A-<inst>_NNNNN.png   closed world: domain A (plays CelebA)
-    ROOT/test_open/<class>/B1-<inst>_NNNNN.png               open world: domains B1 and B2 (play LSUN),
-    ROOT/test_open/<class>/B2-<inst>_NNNNN.png               the same families, new generators
-    ROOT/variants/<name>/NNNNN.png      factor analysis (Fig. 7 analogue): StyleGAN2-like configs,
-                                        the base family and the real inputs they were all fed
+    ROOT/train|val|test_closed/<class>/<world>-<inst>_NNNNN.png   the closed worlds' images
+    ROOT/test_open/<class>/<world>-<inst>_NNNNN.png               the open worlds' images
+    ROOT/variants/<name>/NNNNN.png      images fed to generators besides the splits, and their outputs
+                                        (the factor analysis of Fig. 7), where a world has them
     ROOT/classes.json, ROOT/manifest.json
 
-Classes are ``real`` plus one folder per generator *family* (:data:`~gfd.benchmark.generators.FAMILIES`).
-A family's images come from several generator **instances**, each trained from its own seed with a
-modest change of width and training length (:data:`INSTANCE_VARIATION`): ``n_instances_closed``
-(default 2) per family in the closed world, ``n_instances_open`` (default 3) per family in *each*
-open domain.  The file-name prefix says where an image comes from: ``<world>-g<k>_`` (instance k
-of that world) or ``<world>-real_``; the manifest's ``instances`` lists, per split and class, every
-prefix with its generator and image count, so evaluation can average over instances and domains
-(:func:`image_groups`).  Both open domains share the one ``test_open`` split (``n_open`` images per
-class and domain), so every loader of :mod:`gfd.data` reads them unchanged.
+``<inst>`` is ``g<k>`` (instance k of the class's family trained on that world) or ``real``; the
+manifest's ``instances`` lists, per split and class, every prefix with its generator and image
+count, so evaluation can average over instances and domains (:func:`image_groups`).
 
-**Frozen rules** (:data:`RULES`, also written into the manifest).  No parameter of this module is
-chosen from an open-world number:
-
-1. Domains: fixed a priori, pairwise disjoint in shapes, hue ranges and photos (checked at build).
-2. Families: the structure of the paper's 128 px set (two families with one architecture and two
-   objectives, two with other architectures and objectives), fixed a priori.
-3. Generator training length: each generator's own plateau rule on its L1 training loss
-   (:class:`~gfd.benchmark.zoo.TrainSettings`), capped by the time budget.
-4. Sizes: time budgets on 2 cores, ``quick`` <= 90 s, ``default`` <= 15 min.
-5. Acceptance on the closed world only: the direct classifier (Table 4's G row,
-   :mod:`gfd.runs.calibrate`) reaches >= 95 % mean closed-world test accuracy over seeds 0-2.  If it
-   does not, the only permitted changes are closed-world ones stated here: more training images per
-   class, or a larger ``max_steps``.  Open-world accuracy is measured and printed, never read by a rule.
-
-Caching and resuming: ``load_mini_benchmark`` builds into ``<parent>/.tmp-<name>-<pid>`` and renames
-the folder to ``<parent>/mini-<size>-s<seed>-<hash>`` only once complete; the hash covers every
-parameter and :data:`FORMAT_VERSION`.  Every generator's outputs and record are saved, as soon as
-it finishes, in ``<parent>/.partial-<name>/`` (keyed by the same name, hence by all parameters);
-a build that is interrupted (or killed) leaves them there, and the next build of the same
-parameters reuses them instead of retraining, then deletes the folder once complete.  A folder
-whose manifest is missing, incomplete or disagrees with its files is rebuilt.
+Caching and resuming: :meth:`World.load` builds into ``<parent>/.tmp-<name>-<pid>`` and renames
+the folder to ``<parent>/<cache_prefix>-<size>-s<seed>-<key>`` only once complete; the key hashes
+every parameter and :data:`FORMAT_VERSION`.  Every generator's outputs and record are saved, as
+soon as it finishes, in ``<parent>/.partial-<name>/``; a build that is interrupted (or killed)
+leaves them there, and the next build of the same parameters reuses them instead of retraining,
+then deletes the folder once complete.  A folder whose manifest is missing, incomplete or disagrees
+with its files is rebuilt.
 
 Determinism: every random draw comes from a generator seeded by (seed, purpose), and every
 generator is trained with one thread and deterministic algorithms (several generators train in
@@ -65,17 +50,17 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Collection, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
-from gfd.benchmark.domains import DOMAIN_A, DOMAIN_B1, DOMAIN_B2, Domain, disjoint, sample_images
-from gfd.benchmark.generators import FAMILIES, VARIANT_BASE, VARIANTS, GenConfig
+from gfd.benchmark.domains import Domain, sample_images
+from gfd.benchmark.generators import GenConfig
 from gfd.benchmark.zoo import TrainSettings, generate, train_generator
 from gfd.layout import REAL
-from gfd.utils import pbar, stable_hash
+from gfd.utils import data_dir, pbar
 
 FORMAT_VERSION = 2  # bump when code that shapes the images changes (then every cache rebuilds)
 CLOSED_SPLITS = ("train", "val", "test_closed")
@@ -83,101 +68,30 @@ OPEN_SPLIT = "test_open"
 VARIANTS_DIR = "variants"
 MANIFEST = "manifest.json"
 
-INSTANCE_VARIATION = ((1.0, 1.0), (0.75, 1.25), (1.25, 0.75))
-"""(width scale, training-length scale) of instance k: entry k mod 3 (a modest within-family change)."""
 
-RULES = (
-    "domains: fixed a priori, pairwise disjoint in shapes, hue ranges and photos (checked at build)",
-    "families: the structure of the paper's 128 px set (sngan and infomax share one architecture and "
-    "differ in objective; progan and mmdgan differ in architecture and objective), fixed a priori",
-    "generator training: Adam, lr halving every half_life steps; stop when the window mean of the L1 "
-    "training loss improves by < tol after min_steps, or at max_steps",
-    "sizes: time budgets on 2 cores, quick <= 90 s, default <= 15 min",
-    "acceptance (closed world only): the direct classifier (Table 4 G row) reaches >= 95 % mean "
-    "closed-world test accuracy over seeds 0-2; if not, only more training images per class or a "
-    "larger max_steps may change. Open-world numbers are measured and printed, never read by a rule",
-)
+class WorldParams(Protocol):
+    """What the engine reads from a world's parameters (a frozen dataclass of the world's module)."""
 
-
-@dataclass(frozen=True)
-class BenchmarkParams:
-    """Everything that determines a built benchmark (its cache key is a hash of these)."""
-
-    n_train: int = 750            # images per class in each split (paper: 15k / 1k / 4k / 4k)
-    n_val: int = 50
-    n_test: int = 200
-    n_open: int = 200             # per class and per open domain (test_open holds 2 x n_open per class)
-    n_variant: int = 200          # images per factor-analysis variant
-    gen_pool: int = 600           # real images each generator is trained on (its own draw)
-    image_size: int = 64
-    seed: int = 0
-    n_instances_closed: int = 2   # generator instances per family in the closed world
-    n_instances_open: int = 3     # ... and in each open domain
-    train: TrainSettings = field(default_factory=TrainSettings)
-    domain_closed: Domain = DOMAIN_A
-    domain_open: Domain = DOMAIN_B1
-    domain_open2: Domain = DOMAIN_B2
-    families: tuple[GenConfig, ...] = FAMILIES
-    variant_base: str = VARIANT_BASE
-    variants: tuple[GenConfig, ...] = VARIANTS
-
-    def __post_init__(self):
-        counts = {k: getattr(self, k) for k in ("n_train", "n_val", "n_test", "n_open", "n_variant", "gen_pool",
-                                                "n_instances_closed", "n_instances_open")}
-        bad = {k: v for k, v in counts.items() if not isinstance(v, int) or v < 1}
-        if bad:
-            raise ValueError(f"benchmark sizes must be positive integers, got {bad}")
-        names = [REAL] + [f.name for f in self.families]
-        if len(set(names)) != len(names):
-            raise ValueError(f"class names must be unique and not {REAL!r}: {names}")
-        if self.variant_base not in names[1:]:
-            raise ValueError(f"variant_base {self.variant_base!r} is not one of the families {names[1:]}")
-        worlds = self.worlds
-        for i, a in enumerate(worlds):
-            for b in worlds[i + 1:]:
-                if a.name == b.name or not disjoint(a, b):
-                    raise ValueError(f"domains {a.name} and {b.name} must have distinct names and share no "
-                                     f"shape, hue or photo (rule 1)")
+    seed: int
+    gen_pool: int      # real images each generator is trained on (its own draw)
+    image_size: int
 
     @property
-    def classes(self) -> list[str]:
-        return [REAL] + [f.name for f in self.families]
+    def classes(self) -> list[str]: ...          # ``real`` first, then the families
 
     @property
-    def worlds(self) -> tuple[Domain, ...]:
-        """The closed-world domain, then the open ones."""
-        return (self.domain_closed, self.domain_open, self.domain_open2)
+    def worlds(self) -> tuple[Domain, ...]: ...  # every domain, looked up by name
 
     @property
-    def n_closed(self) -> int:
-        """Images per class in the closed world (train + val + test_closed)."""
-        return self.n_train + self.n_val + self.n_test
+    def closed_worlds(self) -> Collection[str]: ...   # names of the domains whose images fill the closed splits
 
-    def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self)))  # tuples -> lists: the form stored in the manifest
+    def to_dict(self) -> dict[str, Any]: ...     # the form stored in the manifest
 
-    def key(self) -> str:
-        """A short hash of the parameters and the format version (the cache key)."""
-        return stable_hash({"format_version": FORMAT_VERSION, "params": self.to_dict()}, length=10)
-
-
-SIZES: dict[str, dict[str, Any]] = {
-    "quick": dict(n_train=150, n_val=20, n_test=60, n_open=60, n_variant=40, gen_pool=128,
-                  train=TrainSettings(max_steps=40, min_steps=20, window=10, half_life=20)),
-    "default": dict(n_train=750, n_val=50, n_test=200, n_open=200, n_variant=200, gen_pool=600,
-                    train=TrainSettings(max_steps=600, min_steps=200, window=50, half_life=200)),
-}
-
-
-def make_params(size: str = "default", seed: int = 0, **overrides: Any) -> BenchmarkParams:
-    """The parameters of a named size, with a seed and optional field overrides (tests use tiny ones)."""
-    if size not in SIZES:
-        raise KeyError(f"unknown benchmark size {size!r}; choose one of {sorted(SIZES)}")
-    return BenchmarkParams(**{**SIZES[size], "seed": seed, **overrides})
+    def key(self) -> str: ...                    # the cache key
 
 
 # --------------------------------------------------------------------------------------------------
-# seeding and determinism
+# seeding, determinism and image files
 # --------------------------------------------------------------------------------------------------
 
 def rng_for(seed: int, purpose: str) -> np.random.Generator:
@@ -201,10 +115,6 @@ def deterministic_torch(threads: int = 1) -> Iterator[None]:
         torch.set_num_threads(old_threads)
         torch.use_deterministic_algorithms(old_det)
 
-
-# --------------------------------------------------------------------------------------------------
-# writing
-# --------------------------------------------------------------------------------------------------
 
 def write_pngs(folder: Path, images: np.ndarray, prefix: str = "") -> None:
     """Write ``images`` (n, H, W, 3) uint8 as ``folder/<prefix>00000.png ...``."""
@@ -245,7 +155,7 @@ def image_groups(root: str | os.PathLike, split: str) -> dict[str, dict[str, lis
 
 
 # --------------------------------------------------------------------------------------------------
-# building
+# generator jobs
 # --------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -254,11 +164,11 @@ class Job:
 
     cfg: GenConfig           # the instance's configuration (width already scaled)
     family: str              # the class (or variant) name
-    world: str               # "A", "B1", "B2"
+    world: str               # the domain it trains on and is fed from ("A", "B1", "F", ...)
     instance: int
     settings: TrainSettings  # the instance's training settings (length already scaled)
-    feed_counts: tuple[int, ...]              # images fed, drawn from the domain (one array per count)
-    extra_feed: np.ndarray | None = None      # the variant inputs (the factor analysis), if any
+    feed_counts: tuple[int, ...]              # images fed, drawn from the domain: one per split of its world
+    extra_feed: np.ndarray | None = None      # images fed besides (written to variants/<family>), if any
 
     @property
     def key(self) -> str:
@@ -270,15 +180,16 @@ class Job:
         return self.cfg.width ** 2 * self.settings.max_steps * (1.5 if self.cfg.block == "resid" else 1.0)
 
 
-def _domain(p: BenchmarkParams, world: str) -> Domain:
-    return {d.name: d for d in p.worlds}[world]
+def shares(n: int, k: int) -> list[int]:
+    """``n`` images split over ``k`` instances as evenly as possible (the first ones get one more)."""
+    return [n // k + (i < n % k) for i in range(k)]
 
 
-def _train_and_generate(job: Job, p: BenchmarkParams, progress: bool) -> tuple[list[np.ndarray], dict]:
+def train_and_generate(job: Job, p: WorldParams, progress: bool) -> tuple[list[np.ndarray], dict]:
     """Run one :class:`Job` with one thread and deterministic algorithms; return the outputs and a record."""
     seed = torch_seed_for(p.seed, job.key)
     t0 = time.perf_counter()
-    d = _domain(p, job.world)
+    d = {w.name: w for w in p.worlds}[job.world]
     pool = sample_images(rng_for(p.seed, f"{job.world}/pool/{job.key}"), d, p.gen_pool, p.image_size)
     feeds = [sample_images(rng_for(p.seed, f"{job.world}/feed{i}/{job.key}"), d, n, p.image_size)
              for i, n in enumerate(job.feed_counts)]
@@ -314,7 +225,7 @@ def _exit_with_parent(parent_pid: int, poll_seconds: float = 0.5) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def _run_jobs(jobs: list[Job], p: BenchmarkParams, workers: int,
+def _run_jobs(jobs: list[Job], p: WorldParams, workers: int,
               progress: bool) -> Iterator[tuple[Job, list[np.ndarray], dict]]:
     """Yield (job, outputs, record) as jobs finish: in this process, or in ``workers`` processes.
 
@@ -323,12 +234,12 @@ def _run_jobs(jobs: list[Job], p: BenchmarkParams, workers: int,
     """
     if workers <= 1:
         for job in jobs:
-            yield (job, *_train_and_generate(job, p, progress))
+            yield (job, *train_and_generate(job, p, progress))
         return
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited thread pools
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_exit_with_parent,
                              initargs=(os.getpid(),)) as ex:
-        futures = {ex.submit(_train_and_generate, job, p, False): job
+        futures = {ex.submit(train_and_generate, job, p, False): job
                    for job in sorted(jobs, key=lambda j: -j.cost)}
         for fut in as_completed(futures):
             yield (futures[fut], *fut.result())
@@ -350,69 +261,50 @@ def default_workers() -> int:
     return max(1, min(4, cores))
 
 
-def _shares(n: int, k: int) -> list[int]:
-    """``n`` images split over ``k`` instances as evenly as possible (the first ones get one more)."""
-    return [n // k + (i < n % k) for i in range(k)]
-
-
-def _plan_jobs(p: BenchmarkParams, variant_inputs: np.ndarray) -> list[Job]:
-    """One job per generator: every family x instance in each world, then the variants (Fig. 7 analogue).
-
-    A closed-world instance is fed its share of each of train / val / test_closed; an open-world
-    instance its share of ``n_open``.  Instance 0 of the variant base family in world A and every
-    variant are also fed ``variant_inputs``.
-    """
-    jobs = []
-    for world in p.worlds:
-        closed = world.name == p.domain_closed.name
-        k = p.n_instances_closed if closed else p.n_instances_open
-        for cfg in p.families:
-            for i in range(k):
-                width_scale, steps_scale = INSTANCE_VARIATION[i % len(INSTANCE_VARIATION)]
-                counts = (tuple(_shares(n, k)[i] for n in (p.n_train, p.n_val, p.n_test)) if closed
-                          else (_shares(p.n_open, k)[i],))
-                extra = variant_inputs if closed and i == 0 and cfg.name == p.variant_base else None
-                jobs.append(Job(cfg.scaled(width_scale), cfg.name, world.name, i, p.train.scaled(steps_scale),
-                                counts, extra))
-    jobs += [Job(cfg, cfg.name, p.domain_closed.name, 0, p.train, (), variant_inputs) for cfg in p.variants]
-    return jobs
-
+# --------------------------------------------------------------------------------------------------
+# writing a build
+# --------------------------------------------------------------------------------------------------
 
 @dataclass
-class _Writer:
-    """Writes the image folders of one build and records counts and instance prefixes per folder."""
+class Writer:
+    """Writes the image folders of one build and records counts and instance prefixes per folder.
+
+    A world named in ``closed_worlds`` gives its images to the closed splits (one array per split),
+    any other world to ``test_open``."""
 
     out: Path
-    params: BenchmarkParams
+    closed_worlds: Collection[str]
     counts: dict[str, dict[str, int]] = field(
         default_factory=lambda: {s: {} for s in (*CLOSED_SPLITS, OPEN_SPLIT)})
     instances: dict[str, dict[str, list[dict]]] = field(
         default_factory=lambda: {s: {} for s in (*CLOSED_SPLITS, OPEN_SPLIT)})
+
+    def splits(self, world: str) -> tuple[str, ...]:
+        return CLOSED_SPLITS if world in self.closed_worlds else (OPEN_SPLIT,)
 
     def add(self, split: str, cls: str, source: str, prefix: str, images: np.ndarray) -> None:
         write_pngs(self.out / split / cls, images, prefix)
         self.counts[split][cls] = self.counts[split].get(cls, 0) + len(images)
         self.instances[split].setdefault(cls, []).append({"source": source, "prefix": prefix, "count": len(images)})
 
-    def real(self, world: str, closed: bool, images: np.ndarray) -> None:
-        p, start = self.params, 0
-        if not closed:
-            return self.add(OPEN_SPLIT, REAL, f"{world}/{REAL}", f"{world}-{REAL}_", images)
-        for split, n in zip(CLOSED_SPLITS, (p.n_train, p.n_val, p.n_test)):
+    def real(self, world: str, images: np.ndarray, counts: Sequence[int]) -> None:
+        """Real images of ``world``: the first ``counts[0]`` to its first split, the next to its second..."""
+        start = 0
+        for split, n in zip(self.splits(world), counts):
             self.add(split, REAL, f"{world}/{REAL}", f"{world}-{REAL}_", images[start:start + n])
             start += n
 
+    def variant(self, name: str, images: np.ndarray) -> None:
+        write_pngs(self.out / VARIANTS_DIR / name, images)
+
     def generated(self, job: Job, outs: list[np.ndarray]) -> None:
-        """What one generator made: its share of its family's class, and variant images."""
+        """What one generator made: its share of its family's class in each split of its world, and
+        (the last output) what it made of ``extra_feed``."""
         if job.feed_counts:
-            prefix = f"{job.world}-g{job.instance}_"
-            if job.world == self.params.domain_closed.name:
-                for split, arr in zip(CLOSED_SPLITS, outs):
-                    self.add(split, job.family, job.key, prefix, arr)
-            else:
-                self.add(OPEN_SPLIT, job.family, job.key, prefix, outs[0])
+            for split, arr in zip(self.splits(job.world), outs):
+                self.add(split, job.family, job.key, f"{job.world}-g{job.instance}_", arr)
         if job.extra_feed is not None:
-            write_pngs(self.out / VARIANTS_DIR / job.family, outs[-1])
+            self.variant(job.family, outs[-1])
 
     def sorted_instances(self) -> dict:
         return {s: {c: sorted(v, key=lambda e: e["prefix"]) for c, v in sorted(per.items())}
@@ -448,13 +340,13 @@ def _load_partial(partial: Path | None, job: Job) -> tuple[list[np.ndarray], dic
     return outs, info
 
 
-def _train_and_write(p: BenchmarkParams, jobs: list[Job], writer: _Writer, workers: int, progress: bool,
-                     partial: Path | None) -> tuple[dict[str, dict], dict[str, int]]:
+def _train_and_write(p: WorldParams, jobs: list[Job], writer: Writer, workers: int, progress: bool,
+                     partial: Path | None, desc: str) -> tuple[dict[str, dict], dict[str, int]]:
     """Run every job not already saved in ``partial`` (in ``workers`` processes), save it there as it
     finishes, write its images; return the records by job key and how many were trained / reused."""
     records: dict[str, dict] = {}
     todo = []
-    with pbar(None, enabled=progress, total=len(jobs), desc="mini benchmark", unit="generator") as bar:
+    with pbar(None, enabled=progress, total=len(jobs), desc=desc, unit="generator") as bar:
         for job in jobs:
             saved = _load_partial(partial, job)
             if saved is None:
@@ -473,7 +365,7 @@ def _train_and_write(p: BenchmarkParams, jobs: list[Job], writer: _Writer, worke
     return {k: records[k] for k in sorted(records)}, {"trained": len(todo), "reused": len(jobs) - len(todo)}
 
 
-def _build_record(workers: int, wall_seconds: float, cpu_seconds: float, jobs: dict[str, int]) -> dict[str, Any]:
+def build_record(workers: int, wall_seconds: float, cpu_seconds: float, jobs: dict[str, int]) -> dict[str, Any]:
     """How and where the benchmark was built (the manifest's ``build`` entry)."""
     return {
         "wall_seconds": round(wall_seconds, 1),
@@ -492,39 +384,6 @@ def _build_record(workers: int, wall_seconds: float, cpu_seconds: float, jobs: d
     }
 
 
-def _manifest(name: str, p: BenchmarkParams, writer: _Writer, generators: dict[str, dict],
-              build: dict[str, Any]) -> dict[str, Any]:
-    """The manifest of a complete build named ``name``."""
-    variant_names = [REAL, p.variant_base] + [v.name for v in p.variants]
-    folders = [f"{s}/{c}" for s in (*CLOSED_SPLITS, OPEN_SPLIT) for c in p.classes]
-    folders += [f"{VARIANTS_DIR}/{v}" for v in variant_names]
-    return {
-        "format_version": FORMAT_VERSION,
-        "complete": True,
-        "name": name,
-        "key": p.key(),
-        "seed": p.seed,
-        "classes": p.classes,
-        "counts": {split: {c: per[c] for c in p.classes} for split, per in writer.counts.items()},
-        "worlds": {
-            p.domain_closed.name: {"role": "closed", "splits": list(CLOSED_SPLITS),
-                                   "instances_per_family": p.n_instances_closed, "domain": p.domain_closed.to_dict()},
-            **{d.name: {"role": "open", "splits": [OPEN_SPLIT], "prefix": f"{d.name}-",
-                        "instances_per_family": p.n_instances_open, "domain": d.to_dict()}
-               for d in (p.domain_open, p.domain_open2)},
-        },
-        "instances": writer.sorted_instances(),
-        "file_names": "<world>-g<k>_NNNNN.png: instance k of the family in that world; <world>-real_NNNNN.png: real",
-        "variants": {"base": p.variant_base, "names": variant_names,
-                     "counts": {v: p.n_variant for v in variant_names}},
-        "rules": list(RULES),
-        "params": p.to_dict(),
-        "generators": generators,
-        "checksums": {rel: folder_checksum(writer.out / rel) for rel in folders},
-        "build": build,
-    }
-
-
 def new_build_folder(out: str | os.PathLike) -> Path:
     """The folder a build writes into, created; a folder that already holds anything is refused
     (a build never mixes its files with another's)."""
@@ -535,9 +394,64 @@ def new_build_folder(out: str | os.PathLike) -> Path:
     return out
 
 
-def build_benchmark(out: str | os.PathLike, params: BenchmarkParams, progress: bool = True,
-                    workers: int | None = None, partial: str | os.PathLike | None = None) -> Path:
-    """Build the benchmark described by ``params`` into the new folder ``out``; return it.
+@dataclass(frozen=True)
+class World:
+    """A benchmark world, declared by a module of :mod:`gfd.benchmark.worlds`; built by this engine.
+
+    ``real(p)`` lists the real class as (domain, image counts): one count per split of that domain's
+    world (three for a closed world, one for an open one).  ``inputs(p)`` names image sets fed to
+    generators besides the splits (written to ``variants/<name>``), ``plan(p, inputs)`` lists the
+    generator jobs, and ``describe(p)`` gives the world's own manifest fields (at least ``worlds``
+    and ``file_names``; ``variants`` with per-folder counts where it has variant folders).
+    """
+
+    name: str                              # the built-in benchmark's name (``Config.benchmark``)
+    cache_prefix: str                      # cache folders are <parent>/<cache_prefix>-<size>-s<seed>-<key>
+    params: type                           # the frozen dataclass of every parameter (a WorldParams)
+    sizes: Mapping[str, Mapping[str, Any]]
+    rules: tuple[str, ...]                 # the frozen rules, written into the manifest
+    real: Callable[[Any], Sequence[tuple[Domain, tuple[int, ...]]]]
+    plan: Callable[[Any, Mapping[str, np.ndarray]], list[Job]]
+    describe: Callable[[Any], dict[str, Any]]
+    inputs: Callable[[Any], dict[str, np.ndarray]] | None = None
+
+    def __repr__(self) -> str:
+        return f"World({self.name!r})"
+
+    def make_params(self, size: str = "default", seed: int = 0, **overrides: Any) -> Any:
+        """The parameters of a named size, with a seed and optional field overrides (tests use tiny ones)."""
+        if size not in self.sizes:
+            raise KeyError(f"unknown benchmark size {size!r}; choose one of {sorted(self.sizes)}")
+        return self.params(**{**self.sizes[size], "seed": seed, **overrides})
+
+    def cache_name(self, params: WorldParams, size: str) -> str:
+        return f"{self.cache_prefix}-{size}-s{params.seed}-{params.key()}"
+
+    def build(self, out: str | os.PathLike, params: WorldParams, progress: bool = True,
+              workers: int | None = None, partial: str | os.PathLike | None = None) -> Path:
+        """Build this world of ``params`` into the new folder ``out``; return it (:func:`build_world`)."""
+        return build_world(self, out, params, progress, workers, partial)
+
+    def load(self, size: str = "default", root: str | os.PathLike | None = None, seed: int = 0,
+             progress: bool = True, overrides: dict[str, Any] | None = None, workers: int | None = None) -> Path:
+        """The folder of this world of ``size``; builds it on first use, then reads it from the cache.
+
+        ``root`` is the parent folder of the cache (default: ``data/`` of the repository);
+        ``overrides`` changes fields of the parameters (e.g. ``{"n_train": 20}``), which changes the
+        cache key.  ``workers`` processes train the generators (default: one per core, at most 4; the
+        files do not depend on it).  A cached folder whose manifest is missing or incomplete, or whose
+        file counts disagree with it, is deleted and rebuilt.  Generators finished by an interrupted
+        build of the same parameters (``.partial-<name>``) are reused, not retrained.
+        """
+        params = self.make_params(size, seed, **(overrides or {}))
+        parent = Path(root) if root is not None else data_dir()
+        return load_or_build(params, parent / self.cache_name(params, size),
+                             lambda out, p, **kw: build_world(self, out, p, **kw), progress, workers)
+
+
+def build_world(world: World, out: str | os.PathLike, params: WorldParams, progress: bool = True,
+                workers: int | None = None, partial: str | os.PathLike | None = None) -> Path:
+    """Build ``world`` of ``params`` into the new folder ``out``; return it.
 
     ``workers`` processes train the generators (default: :func:`default_workers`); the files do
     not depend on it.  ``partial``: a folder where every finished generator is saved, and from
@@ -548,23 +462,41 @@ def build_benchmark(out: str | os.PathLike, params: BenchmarkParams, progress: b
     workers = default_workers() if workers is None else workers
     partial = Path(partial) if partial is not None else None
     t_wall, t_cpu = time.perf_counter(), _cpu_seconds()
-    writer = _Writer(out, params)
     p = params
-    with pbar(None, enabled=progress, total=len(p.worlds) + 1, desc="real images", leave=False) as bar:
-        variant_inputs = sample_images(rng_for(p.seed, f"{p.domain_closed.name}/feed/variants"),
-                                       p.domain_closed, p.n_variant, p.image_size)
-        write_pngs(out / VARIANTS_DIR / REAL, variant_inputs)
+    writer = Writer(out, frozenset(p.closed_worlds))
+    draws = world.real(p)
+    with pbar(None, enabled=progress, total=len(draws) + 1, desc="real images", leave=False) as bar:
+        inputs = world.inputs(p) if world.inputs else {}
+        for name, images in inputs.items():
+            writer.variant(name, images)
         bar.update(1)
-        for d in p.worlds:
-            closed = d.name == p.domain_closed.name
-            n = p.n_closed if closed else p.n_open
-            writer.real(d.name, closed, sample_images(rng_for(p.seed, f"{d.name}/{REAL}"), d, n, p.image_size))
+        for d, counts in draws:
+            writer.real(d.name, sample_images(rng_for(p.seed, f"{d.name}/{REAL}"), d, sum(counts), p.image_size),
+                        counts)
             bar.update(1)
-    jobs = _plan_jobs(p, variant_inputs)
-    generators, counts = _train_and_write(p, jobs, writer, workers, progress, partial)
-    build = _build_record(workers, time.perf_counter() - t_wall, _cpu_seconds() - t_cpu, counts)
+    jobs = world.plan(p, inputs)
+    generators, done = _train_and_write(p, jobs, writer, workers, progress, partial, desc=f"{world.name} benchmark")
+    build = build_record(workers, time.perf_counter() - t_wall, _cpu_seconds() - t_cpu, done)
+    variants = list(dict.fromkeys([*inputs, *(j.family for j in jobs if j.extra_feed is not None)]))
+    folders = [f"{s}/{c}" for s in (*CLOSED_SPLITS, OPEN_SPLIT) for c in p.classes]
+    folders += [f"{VARIANTS_DIR}/{v}" for v in variants]
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "complete": True,
+        "name": out.name,
+        "key": p.key(),
+        "seed": p.seed,
+        "classes": p.classes,
+        "counts": {split: {c: per[c] for c in p.classes} for split, per in writer.counts.items()},
+        **world.describe(p),
+        "instances": writer.sorted_instances(),
+        "rules": list(world.rules),
+        "params": p.to_dict(),
+        "generators": generators,
+        "checksums": {rel: folder_checksum(out / rel) for rel in folders},
+        "build": build,
+    }
     (out / "classes.json").write_text(json.dumps(p.classes) + "\n")
-    manifest = _manifest(out.name, p, writer, generators, build)
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return out
 
@@ -585,7 +517,7 @@ def read_manifest(root: str | os.PathLike) -> dict:
         raise ValueError(f"{path} is not valid JSON ({err}); delete {root} to rebuild it") from err
 
 
-def check_benchmark(root: str | os.PathLike, params: BenchmarkParams | None = None,
+def check_benchmark(root: str | os.PathLike, params: WorldParams | None = None,
                     checksums: bool = False) -> list[str]:
     """Problems that make ``root`` unusable (empty list: complete).  Counts files per folder;
     with ``checksums=True`` also re-hashes every file (slow)."""
@@ -614,17 +546,6 @@ def check_benchmark(root: str | os.PathLike, params: BenchmarkParams | None = No
     return problems
 
 
-def repo_data_dir() -> Path:
-    """``<repository>/data`` for a source checkout (editable install), else ``./data``."""
-    from gfd.utils import data_dir
-
-    return data_dir()
-
-
-def cache_name(params: BenchmarkParams, size: str) -> str:
-    return f"mini-{size}-s{params.seed}-{params.key()}"
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -640,7 +561,7 @@ def partial_dir(parent: Path, name: str) -> Path:
     return parent / f".partial-{name}"
 
 
-def _remove_stale_tmp(parent: Path, name: str) -> None:
+def remove_stale_tmp(parent: Path, name: str) -> None:
     """Delete ``.tmp-<name>-<pid>`` folders left by builds whose process is gone (killed half-way)."""
     for tmp in parent.glob(f".tmp-{name}-*"):
         pid = tmp.name.rsplit("-", 1)[-1]
@@ -648,28 +569,11 @@ def _remove_stale_tmp(parent: Path, name: str) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def load_mini_benchmark(size: str = "default", root: str | os.PathLike | None = None, seed: int = 0,
-                        progress: bool = True, overrides: dict[str, Any] | None = None,
-                        workers: int | None = None) -> Path:
-    """The folder of the built-in benchmark; builds it on first use, then reads it from the cache.
-
-    ``root`` is the parent folder of the cache (default: ``data/`` of the repository); ``overrides``
-    changes fields of :class:`BenchmarkParams` (e.g. ``{"n_train": 20}``), which changes the cache
-    key.  ``workers`` processes train the generators (default: one per core, at most 4; the files
-    do not depend on it).  A cached folder whose manifest is missing or incomplete, or whose file counts disagree
-    with it, is deleted and rebuilt.  Generators finished by an interrupted build of the same
-    parameters (``.partial-<name>``) are reused, not retrained.
-    """
-    params = make_params(size, seed, **(overrides or {}))
-    parent = Path(root) if root is not None else repo_data_dir()
-    return load_or_build(params, parent / cache_name(params, size), build_benchmark, progress, workers)
-
-
-def load_or_build(params: Any, final: Path, build: Any, progress: bool = True, workers: int | None = None) -> Path:
+def load_or_build(params: WorldParams, final: Path, build: Callable[..., Path], progress: bool = True,
+                  workers: int | None = None) -> Path:
     """The cached build ``final`` of ``params`` if it is complete, else ``build(tmp, params, progress=,
     workers=, partial=)`` into ``<parent>/.tmp-<name>-<pid>``, renamed to ``final`` once complete (the
-    caching and resuming rule of :func:`load_mini_benchmark`, shared by every built-in benchmark;
-    ``params`` needs a ``key()``)."""
+    caching and resuming rule of :meth:`World.load`)."""
     parent, name = final.parent, final.name
     if final.exists():
         problems = check_benchmark(final, params)
@@ -678,7 +582,7 @@ def load_or_build(params: Any, final: Path, build: Any, progress: bool = True, w
         warnings.warn(f"{final} is incomplete or stale ({problems[0]}); rebuilding it", stacklevel=3)
         shutil.rmtree(final)
     parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_tmp(parent, name)
+    remove_stale_tmp(parent, name)
     tmp = parent / f".tmp-{name}-{os.getpid()}"
     partial = partial_dir(parent, name)
     try:
