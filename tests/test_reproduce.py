@@ -8,6 +8,7 @@ from gfd.runs import reproduce as rep
 from gfd.cli import main
 from gfd.data import get_loaders
 from gfd.config import get_config
+from gfd.tables import TABLE_SPECS
 from gfd.utils import results_dir
 
 TINY = ["crop=32", "batch_size=4", "unet_depth=2", "unet_width=4", "unet_max_width=16", "disc_width=4",
@@ -197,3 +198,20 @@ def test_a_record_of_another_format_is_refused_with_its_name(tmp_path):
     path.write_text(json.dumps({"method": "G", "seed": 0, "key": "0b52cee3a441"}))
     with pytest.raises(ValueError, match="g-seed0.json.*format"):
         read_record(path)
+
+
+@pytest.mark.parametrize("table", [4, 3])
+def test_a_committed_table_regenerates_unchanged_from_its_records_without_data(table, tmp_path, monkeypatch):
+    """python -m gfd reproduce, run with the command a committed table records, finds every run by its
+    key (no data loaded, nothing trained) and writes the same Markdown and JSON, byte for byte."""
+    import shlex
+    import shutil
+    committed = results_dir()
+    meta = json.loads((committed / f"table{table}.json").read_text())["meta"]
+    folder = TABLE_SPECS[table].records_folder(meta["preset"])
+    shutil.copytree(committed / "runs" / folder, tmp_path / "runs" / folder)
+    monkeypatch.setattr(rep, "train_and_measure", lambda *a, **k: pytest.fail("a recorded run was trained again"))
+    monkeypatch.setattr(rep, "load_data", lambda *a, **k: pytest.fail("data were loaded for recorded runs"))
+    assert main([*shlex.split(meta["command"])[3:], "--out", str(tmp_path), "--no-progress"]) == 0
+    for name in (f"table{table}.md", f"table{table}.json"):
+        assert (tmp_path / name).read_bytes() == (committed / name).read_bytes(), name

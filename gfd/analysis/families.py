@@ -5,7 +5,7 @@ One mean residual spectrum per generator instance of a built benchmark (the resi
 pairwise distance (RMS difference of the log spectra) between its own instances ("within") and
 between its instances and those of the other families ("between").  ``within`` much smaller than
 ``between`` means one stable fingerprint per family; comparable values mean the instances of a
-family differ as much as families do (issue 12's measure of the benchmark).
+family differ as much as families do (a measure of how hard the benchmark's open world is).
 """
 from __future__ import annotations
 

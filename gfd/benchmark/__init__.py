@@ -13,9 +13,9 @@ between families :mod:`gfd.analysis.families`'.
 from gfd.benchmark.engine import FORMAT_VERSION, check_benchmark, image_groups, read_manifest
 from gfd.benchmark.worlds import gan128, gan1024
 from gfd.benchmark.worlds.gan128 import RULES, SIZES, BenchmarkParams, load_mini_benchmark, make_params
-from gfd.benchmark.builtin import BENCHMARKS, load_benchmark
+from gfd.benchmark.builtin import BENCHMARKS, benchmark_name, load_benchmark
 from gfd.benchmark.generators import FAMILIES, VARIANTS, GenConfig
 
-__all__ = ["BENCHMARKS", "load_benchmark", "FORMAT_VERSION", "RULES", "SIZES", "BenchmarkParams", "check_benchmark",
+__all__ = ["BENCHMARKS", "benchmark_name", "load_benchmark", "FORMAT_VERSION", "RULES", "SIZES", "BenchmarkParams", "check_benchmark",
            "image_groups", "load_mini_benchmark", "make_params", "read_manifest", "FAMILIES", "VARIANTS", "GenConfig",
            "gan128", "gan1024"]
