@@ -1,5 +1,7 @@
 """Reading a fake-image-attribution dataset (Sec. 4.2): images, transforms, loaders, and
-:func:`load_data`, the one way a config becomes data.
+:func:`load_data`, the one way a config becomes data -- attribution data, or with
+``cfg.task == "detection"`` the binary detection data of :mod:`gfd.detection` (Sec. 4.3), whose
+loaders come from the same :func:`make_loader`.
 
 The folder layout (``ROOT/<split>/<source>/*.png``, class order) is :mod:`gfd.layout`'s.  The
 datasets are torchvision ``ImageFolder`` objects with the layout's class order, an RGB loader that
@@ -23,7 +25,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -204,13 +206,56 @@ def default_num_workers(cuda: bool | None = None) -> int:
 def feeds_cuda(cfg: Config) -> bool:
     """The config trains on a CUDA GPU (``device`` auto or cuda, and torch sees one).  Its loaders
     then decode in worker processes and pin their batches, so that the copy to the GPU overlaps
-    the step (issue 16); a CPU run, or ``device=cpu`` on a GPU machine, does neither."""
+    the step; a CPU run, or ``device=cpu`` on a GPU machine, does neither."""
     return torch.cuda.is_available() and cfg.device.split(":")[0] in ("auto", "cuda")
 
 
 def _seed_worker(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
+
+
+def make_loader(dataset: AttributionFolder, cfg: Config, *, train: bool, index: int) -> DataLoader:
+    """The loader of one split, for attribution and detection data alike.
+
+    ``cfg`` gives the batch size, the seed and the machine settings: ``num_workers`` worker
+    processes (``None``: :func:`default_num_workers` of the machine), kept alive between epochs,
+    and pinned memory where :func:`feeds_cuda` (the run trains on a CUDA GPU).  A train loader
+    (``train``) shuffles and drops the last incomplete batch (unless the split is smaller than one
+    batch); the others keep the files' order.  ``index``, the split's place among the splits loaded
+    together, seeds the loader's generator (``seed * 1000 + index``), so every split draws its own
+    reproducible stream."""
+    cuda = feeds_cuda(cfg)
+    num_workers = default_num_workers(cuda) if cfg.num_workers is None else cfg.num_workers
+    return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=train,
+                      drop_last=train and len(dataset) >= cfg.batch_size,
+                      num_workers=num_workers, generator=torch.Generator().manual_seed(cfg.seed * 1000 + index),
+                      worker_init_fn=_seed_worker, persistent_workers=num_workers > 0, pin_memory=cuda)
+
+
+def folder_identity(root: str | os.PathLike, marker: str) -> str:
+    """A data folder's identity (:attr:`DataBundle.identity`): its name if it holds ``marker`` (the
+    file a built-in benchmark, or a view of one, writes; its name holds the benchmark's key), else
+    its absolute path."""
+    root = Path(root)
+    return root.name if (root / marker).is_file() else str(root.resolve())
+
+
+def data_identity(cfg: Config) -> str:
+    """The :attr:`DataBundle.identity` of :func:`load_data` of ``cfg``, without reading or building
+    the data: a run's key needs only this, so stored runs are found without building a benchmark.
+    For the built-in benchmark it is the folder name its cache would have (detection: its view's)."""
+    if cfg.data_root is not None:
+        if cfg.task == "detection":
+            from gfd.detection import VIEW_FILE
+            return folder_identity(cfg.data_root, VIEW_FILE)
+        return folder_identity(cfg.data_root, "manifest.json")
+    from gfd.benchmark import benchmark_name
+    name = benchmark_name(cfg.benchmark, cfg.benchmark_size, seed=0)
+    if cfg.task == "detection":
+        from gfd.detection import view_name
+        return view_name(name)
+    return name
 
 
 @dataclass
@@ -239,7 +284,7 @@ class DataBundle:
         """What these data are, for run keys: a built-in benchmark's folder name (it holds the
         benchmark's own key, so a rebuilt or other benchmark is other data), else the folder's
         absolute path."""
-        return self.root.name if (self.root / "manifest.json").is_file() else str(Path(self.root).resolve())
+        return folder_identity(self.root, "manifest.json")
 
     @property
     def real_index(self) -> int:
@@ -248,19 +293,36 @@ class DataBundle:
         return self.classes.index(REAL)
 
 
-def get_loaders(root: str | os.PathLike, cfg: Config | None = None, *, skip_bad: bool = False,
+def add_splits(bundle: DataBundle, splits: list[str], cfg: Config, *, skip_bad: bool = False) -> None:
+    """Read ``bundle.root / split`` for every split of ``splits`` into ``bundle`` (dataset and
+    :func:`make_loader` loader), with the bundle's classes and ``cfg``'s transform, crop and flips:
+    random crops for ``train``, centre crops elsewhere.  The i-th split of ``splits`` gets loader
+    index i.  A split with a class left without a usable image is a :class:`DataLayoutError`."""
+    side = min_image_side(cfg.transform, cfg.crop)
+    for index, split in enumerate(splits):
+        train = split == "train"
+        ds = AttributionFolder(bundle.root / split, bundle.classes,
+                               transform=make_transform(cfg.transform, train, cfg.crop, cfg.hflip),
+                               min_side=side, skip_bad=skip_bad)
+        left = {c: ds.targets.count(k) for k, c in enumerate(bundle.classes)}
+        if min(left.values()) == 0:
+            raise DataLayoutError(f"{bundle.root / split}: a class has no usable image (none there, or all "
+                                  f"skipped as bad files); usable images per class: {left}")
+        bundle.datasets[split] = ds
+        bundle.loaders[split] = make_loader(ds, cfg, train=train, index=index)
+
+
+def get_loaders(root: str | os.PathLike, cfg: Config, *, skip_bad: bool = False,
                 splits: list[str] | tuple[str, ...] | None = None, **changes) -> DataBundle:
-    """Loaders for all present splits of ``root`` plus the class names, seeded.
+    """Loaders for the present splits of the attribution folder ``root`` (all, or those of
+    ``splits`` in that order) plus the class names, seeded.
 
-    Transform, crop, batch size, workers, seed and flips come from ``cfg`` (default: the
-    :class:`~gfd.config.Config` defaults) with ``changes`` applied, e.g.
-    ``get_loaders(root, cfg, batch_size=64)``.  The train loader shuffles and drops the last
-    incomplete batch; the others keep order.  Most code should call :func:`load_data` instead.
+    Transform, crop, batch size, workers, seed and flips come from ``cfg`` with ``changes``
+    applied, e.g. ``get_loaders(root, cfg, batch_size=64)``; the loaders are
+    :func:`make_loader`'s.  Every present split is checked against the train split's classes, even
+    one not loaded.  Most code should call :func:`load_data` instead.
     """
-    cfg = (cfg or Config()).with_(**changes)
-    cuda = feeds_cuda(cfg)
-    num_workers = default_num_workers(cuda) if cfg.num_workers is None else cfg.num_workers
-
+    cfg = cfg.with_(**changes)
     root = Path(root)
     present = find_splits(root)
     wanted = [s for s in (splits or present) if s in present]
@@ -275,32 +337,31 @@ def get_loaders(root: str | os.PathLike, cfg: Config | None = None, *, skip_bad:
     for split in present:
         check_split(root, split, classes)
 
-    side = min_image_side(cfg.transform, cfg.crop)
     bundle = DataBundle(root=root, classes=classes)
-    for i, split in enumerate(wanted):
-        train = split == "train"
-        ds = AttributionFolder(root / split, classes,
-                               transform=make_transform(cfg.transform, train, cfg.crop, cfg.hflip),
-                               min_side=side, skip_bad=skip_bad)
-        left = {c: ds.targets.count(k) for k, c in enumerate(classes)}
-        if min(left.values()) == 0:
-            raise DataLayoutError(f"{root / split}: a class has no usable image left after skipping "
-                                  f"bad files; usable images per class: {left}")
-        gen = torch.Generator().manual_seed(cfg.seed * 1000 + i)
-        bundle.datasets[split] = ds
-        bundle.loaders[split] = DataLoader(
-            ds, batch_size=cfg.batch_size, shuffle=train, drop_last=train and len(ds) >= cfg.batch_size,
-            num_workers=num_workers, generator=gen, worker_init_fn=_seed_worker,
-            persistent_workers=num_workers > 0, pin_memory=cuda)
+    add_splits(bundle, wanted, cfg, skip_bad=skip_bad)
     return bundle
 
 
 def load_data(cfg: Config, *, progress: bool = True, splits: list[str] | tuple[str, ...] | None = None,
-              skip_bad: bool = False) -> DataBundle:
-    """The data a config asks for: ``cfg.data_root`` if set, else the built-in benchmark
-    ``cfg.benchmark`` (``gan128``, or ``gan1024`` for Table 2) of size ``cfg.benchmark_size`` (built
-    and cached on first use).  The CLI, the runners and every notebook call this, so setting
-    ``data_root`` switches all of them to a real dataset."""
+              skip_bad: bool = False, log: Callable[[str], None] | None = print) -> DataBundle:
+    """The data a config asks for, for its task (``cfg.task``).
+
+    ``attribution``: ``cfg.data_root`` (the layout of this module) if set, else the built-in
+    benchmark ``cfg.benchmark`` (``gan128``, or ``gan1024`` for Table 2) of size
+    ``cfg.benchmark_size``, built and cached on first use; a :class:`DataBundle`.
+
+    ``detection``: ``cfg.data_root`` (the layout of :mod:`gfd.detection`, e.g. from ``python -m gfd
+    prepare detection``) if set, else the detection view of that built-in benchmark, real vs.
+    :data:`gfd.detection.TRAIN_FAMILY` (written on first use; ``log`` reports it); a
+    :class:`gfd.detection.DetectionBundle`.
+
+    The CLI, the runners and every notebook call this, so setting ``data_root`` switches all of
+    them to a real dataset.  ``splits`` loads only those (all by default); ``skip_bad`` drops
+    unreadable images with a warning instead of failing on them."""
+    if cfg.task == "detection":
+        from gfd.detection import detection_root, load_detection
+        return load_detection(detection_root(cfg, progress=progress, log=log), cfg, splits=splits,
+                              skip_bad=skip_bad)
     root = cfg.data_root
     if root is None:
         from gfd.benchmark import load_benchmark  # the benchmark writes this module's layout

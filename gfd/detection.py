@@ -25,8 +25,10 @@ for training family F (default ``progan``, the role of ProGAN) in the closed dom
 
 Every test set is real vs. fake (about balanced); the metric is accuracy over its images.
 :func:`load_detection` reads the layout into a :class:`DetectionBundle` (two classes, ``real``
-first), :func:`evaluate_detection` measures a model on ``val`` and every test set, and
-:func:`detection_accuracies` gives ``{test set: acc, "Avg": mean over test sets}`` -- the average
+first) with the loaders of :mod:`gfd.data`; a config with ``task="detection"`` gets it from
+:func:`gfd.data.load_data` (its ``data_root``, else the view of the built-in benchmark, see
+:func:`detection_root`).  :func:`evaluate_detection` measures a model on ``val`` and every test
+set, and :func:`detection_accuracies` gives ``{test set: acc, "Avg": mean over test sets}`` -- the average
 over *all* test sets, the seen one included, as the paper's last column.
 """
 from __future__ import annotations
@@ -39,10 +41,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
-from torch.utils.data import DataLoader
 
 from gfd.config import Config
-from gfd.data import AttributionFolder, DataBundle, _seed_worker, default_num_workers, make_transform, min_image_side
+from gfd.data import DataBundle, add_splits, folder_identity
 from gfd.layout import REAL, DataLayoutError, list_images
 
 FAKE = "fake"
@@ -64,7 +65,7 @@ def detection_sets(bench_root: str | os.PathLike, family: str = TRAIN_FAMILY
                    ) -> dict[str, dict[str, list[Path]]]:
     """``{folder: {"real": files, "fake": files}}`` of the detection view of a built benchmark:
     ``train``, ``val`` and ``test/<set>`` for every test set (order as in the module docstring)."""
-    from gfd.benchmark.build import OPEN_SPLIT, VARIANTS_DIR, image_groups, read_manifest
+    from gfd.benchmark.engine import OPEN_SPLIT, VARIANTS_DIR, image_groups, read_manifest
     root = Path(bench_root)
     m = read_manifest(root)
     families = [c for c in m["classes"] if c != REAL]
@@ -104,6 +105,12 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def view_name(benchmark: str, family: str = TRAIN_FAMILY) -> str:
+    """The folder name of the detection view (real vs. ``family``) of the benchmark folder named
+    ``benchmark``: ``detect-<family>-<benchmark>``, so it holds the benchmark's own key."""
+    return f"detect-{family}-{benchmark}"
+
+
 def detection_view(bench_root: str | os.PathLike, out: str | os.PathLike | None = None,
                    family: str = TRAIN_FAMILY, log: Callable[[str], None] | None = None) -> Path:
     """Write (once) the detection layout of a built benchmark and return its folder.
@@ -112,7 +119,7 @@ def detection_view(bench_root: str | os.PathLike, out: str | os.PathLike | None 
     run keys' data identity) holds the benchmark's own key.  A complete view is reused; the view is
     built in a temporary sibling folder and renamed when complete."""
     bench_root = Path(bench_root)
-    out = Path(out) if out is not None else bench_root.parent / f"detect-{family}-{bench_root.name}"
+    out = Path(out) if out is not None else bench_root.parent / view_name(bench_root.name, family)
     info = read_view(out)
     if info is not None and info.get("version") == VIEW_VERSION and info.get("benchmark") == bench_root.name \
             and info.get("family") == family:
@@ -185,53 +192,51 @@ class DetectionBundle(DataBundle):
     @property
     def identity(self) -> str:
         """A benchmark view is named by its benchmark's key (its folder name); other data by path."""
-        return self.root.name if (self.root / VIEW_FILE).is_file() else str(Path(self.root).resolve())
+        return folder_identity(self.root, VIEW_FILE)
 
     @property
     def test_splits(self) -> list[str]:
         return [f"{TEST_DIR}/{n}" for n in self.test_sets]
 
 
-def load_detection(root: str | os.PathLike, cfg: Config | None = None, *, skip_bad: bool = False) -> DetectionBundle:
-    """Loaders of a detection folder with ``cfg``'s transform, crop, batch size and seed (as
-    :func:`gfd.data.get_loaders`): random crops for ``train``, centre crops elsewhere."""
-    cfg = cfg or Config()
+def load_detection(root: str | os.PathLike, cfg: Config, *, skip_bad: bool = False,
+                   splits: Sequence[str] | None = None) -> DetectionBundle:
+    """Loaders of the detection folder ``root``: ``train``, ``val`` and every ``test/<set>`` (or
+    those of ``splits``, in that order), read with ``cfg`` by :func:`gfd.data.add_splits` -- the
+    loaders of attribution data, with the same transforms, seeds and machine settings.  Most code
+    should call :func:`gfd.data.load_data` with ``task="detection"`` instead."""
     root = Path(root)
     for split in ("train", "val"):
         found = sorted(p.name for p in (root / split).iterdir()) if (root / split).is_dir() else []
         if sorted(found) != sorted(CLASSES):
             raise DataLayoutError(f"{root / split}: expected the class folders {list(CLASSES)} of the detection "
                                   f"layout (python -m gfd prepare detection), found {found or 'nothing'}")
-    num_workers = default_num_workers() if cfg.num_workers is None else cfg.num_workers
-    side = min_image_side(cfg.transform, cfg.crop)
     names = test_set_names(root)
     bundle = DetectionBundle(root=root, classes=list(CLASSES), test_sets=names)
-    for i, split in enumerate(["train", "val"] + [f"{TEST_DIR}/{n}" for n in names]):
-        train = split == "train"
-        ds = AttributionFolder(root / split, list(CLASSES), transform=make_transform(cfg.transform, train, cfg.crop,
-                                                                                     cfg.hflip),
-                               min_side=side, skip_bad=skip_bad)
-        left = {c: ds.targets.count(k) for k, c in enumerate(CLASSES)}
-        if min(left.values()) == 0:
-            raise DataLayoutError(f"{root / split}: a class has no image; images per class: {left}")
-        bundle.datasets[split] = ds
-        bundle.loaders[split] = DataLoader(
-            ds, batch_size=cfg.batch_size, shuffle=train, drop_last=train and len(ds) >= cfg.batch_size,
-            num_workers=num_workers, generator=torch.Generator().manual_seed(cfg.seed * 1000 + i),
-            worker_init_fn=_seed_worker, persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())
+    present = ["train", "val", *bundle.test_splits]
+    unknown = [s for s in splits or () if s not in present]
+    if unknown:
+        raise DataLayoutError(f"split(s) {unknown} asked for but not in {root}; present: {present}")
+    add_splits(bundle, list(splits or present), cfg, skip_bad=skip_bad)
     return bundle
 
 
-def load_detection_data(cfg: Config, family: str = TRAIN_FAMILY, *, progress: bool = True,
-                        log: Callable[[str], None] | None = print) -> DetectionBundle:
-    """The detection data a config asks for: ``cfg.data_root`` if set (a detection layout, e.g. from
-    ``python -m gfd prepare detection``), else the detection view of the built-in benchmark of size
-    ``cfg.benchmark_size`` (real vs. ``family``; built on first use)."""
+def detection_root(cfg: Config, family: str = TRAIN_FAMILY, *, progress: bool = True,
+                   log: Callable[[str], None] | None = print) -> Path:
+    """The folder of a config's detection data: ``cfg.data_root`` if set (a detection layout, e.g.
+    from ``python -m gfd prepare detection``; it fixed its own training family), else the
+    detection view of the built-in benchmark ``cfg.benchmark`` of size ``cfg.benchmark_size``,
+    real vs. ``family`` (both built on first use).
+
+    ``family`` is a keyword, not a config field: it only picks which of the benchmark's files
+    the view holds, and the view's folder (``detect-<family>-<benchmark>``, the bundle's
+    ``identity``) already names it in every run key.  :func:`gfd.data.load_data` uses the default
+    family; for another, ``load_detection(detection_root(cfg, family=F), cfg)``."""
     if cfg.data_root is not None:
-        return load_detection(cfg.data_root, cfg)
-    from gfd.benchmark import load_mini_benchmark
-    bench = load_mini_benchmark(cfg.benchmark_size, seed=0, progress=progress)
-    return load_detection(detection_view(bench, family=family, log=log), cfg)
+        return Path(cfg.data_root)
+    from gfd.benchmark import load_benchmark
+    bench = load_benchmark(cfg.benchmark, cfg.benchmark_size, seed=0, progress=progress)
+    return detection_view(bench, family=family, log=log)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -202,8 +202,9 @@ def load_for_evaluation(checkpoint: str | os.PathLike, data_root: str | os.PathL
                         skip_bad: bool = False, progress: bool = True):
     """(generator, config, classes, bundle) to evaluate a checkpoint or export on its data.
 
-    The data are the checkpoint's own (``config.data_root``, or the built-in benchmark), or
-    ``data_root`` if given.  The generator is moved to the best device here (``auto``).  A data folder
+    The data are :func:`gfd.data.load_data` of the checkpoint's config -- its own ``data_root``, or
+    the built-in benchmark, read for its ``task`` (a detector's checkpoint gets detection data) --
+    or ``data_root`` if given.  The generator is moved to the best device here (``auto``).  A data folder
     that has moved, or a dataset whose classes differ from the checkpoint's, is a ``ValueError``
     that says what to do (``--data-root``, ``classes.json``).
     """

@@ -74,7 +74,7 @@ def resolve_options(cls: type[O], options: Any = None, **changes: Any) -> O:
 def num_classes(bundle: Any) -> int:
     classes = getattr(bundle, "classes", None)
     if not classes:
-        raise ValueError("the bundle has no class list; build it with gfd.data.get_loaders(root)")
+        raise ValueError("the bundle has no class list; build it with gfd.data.load_data(cfg)")
     return len(classes)
 
 

@@ -1,37 +1,32 @@
 """``python -m gfd reproduce``: the paper's Tables 1 to 4, measured on our data over seeds.
 
 Table 1 (Sec. 4.2.1) compares GFD-Net with three attribution baselines (PRNU, DCT, AttNet);
-Table 2 (Sec. 4.2.2) makes the same comparison in the crop-only high-resolution setting: the
-``gan1024`` benchmark (:mod:`gfd.benchmark.gan1024`, 128 px images) and the ``p1024`` transform
-(random crops for training, centre crops for testing, no resize), one column per open-world model;
-Table 4 (Sec. 4.4) ablates GFD-Net: G, G+D, G+C, G+D+C, G+D+C+L_percept.  Both report top-1
-accuracy in the closed and the open world.  Table 3 (Sec. 4.3) is binary fake detection across
-generators: DenseNet, PatchForensics, CNNDetect, ResNet and GFD-Net with a U-Net, DenseNet or ResNet
-encoder (:data:`gfd.paper.DETECTION_ROWS`) trained on real vs. one generator family and measured on
-every test set of :mod:`gfd.detection` and their average (preset ``detect``: the paper's detection
-loss weights).  Here every row is measured over several training seeds
-on one benchmark (the data stay fixed; the seed changes initialisation and batch order).
+Table 2 (Sec. 4.2.2) makes the same comparison in the crop-only high-resolution setting (the
+``gan1024`` world, 128 px images, crops without resizing), one column per open-world model;
+Table 4 (Sec. 4.4) ablates GFD-Net: G, G+D, G+C, G+D+C, G+D+C+L_percept.  Table 3 (Sec. 4.3) is
+binary fake detection across generators (:data:`gfd.paper.DETECTION_ROWS`, :mod:`gfd.detection`).
+Every row is measured over several training seeds on one benchmark (the data stay fixed; the seed
+changes initialisation and batch order).  Each table's preset, overlays and records folder are its
+:class:`gfd.tables.TableSpec`.
 
 How a table is made::
 
     reproduce(table=1, preset="course", seeds=(0, 1, 2))          # -> <repository>/results
-    reproduce(table=2, preset="course", seeds=(0, 1, 2))          # the gan1024 benchmark (Sec. 4.2.2)
-    reproduce(table=3, preset="detect", seeds=(0, 1, 2))          # detection (Sec. 4.3)
+    reproduce(table=3, seeds=(0, 1, 2))                           # detection: the detect preset
 
 1. One *run* = one method, one seed, trained and measured by :func:`gfd.runs.train_and_measure`.
-   Its record goes to ``<out_dir>/runs/<preset>/<method>-seed<k>.json`` (Table 2:
-   ``runs/<preset>-table2/``, so that its records never meet Table 1's) with its run key
-   (:meth:`gfd.config.Config.key` of the run's config, plus the baseline's options); a record that
-   exists with the same key is read, not recomputed, so an interrupted reproduction resumes run by
-   run.  The networks of GFD-Net runs stay in their run folders under ``data/runs``, where the
-   notebooks that trained the same configuration find them.
+   Its record (:mod:`gfd.runs.records`: the whole config, the data identity, a baseline's options
+   and the key hashed from them) goes to ``<out_dir>/runs/<folder>/<method>-seed<k>.json``.  A
+   record with the key the table asks for is read, not recomputed, so an interrupted reproduction
+   resumes run by run, and a table whose runs are all recorded is written without loading any data.
+   The networks of GFD-Net runs stay in their run folders under ``data/runs``, where the notebooks
+   that trained the same configuration find them.
 2. Nothing is selected on a test split: every learned method trains by the protocol of
    :mod:`gfd.protocol` (the preset's budget, weights and early stop chosen on the closed-world val
    split only; the ``paper`` preset keeps the last weights); the val accuracy is recorded beside
    the test numbers.
 3. :func:`gfd.report.write_table` writes ``table<N>.json`` (every per-seed number and confusion
-   matrix) and ``table<N>.md`` beside the paper's numbers (Table 3:
-   :func:`gfd.report.write_detection_table`, one row per test set and the average).
+   matrix) and ``table<N>.md`` beside the paper's numbers.
 
 The GFD-Net row of Table 1 and the G+D+C+L_percept row of Table 4 are the same configuration and
 share their runs.
@@ -50,7 +45,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from gfd.config import OVERLAYS, Config, default_preset, get_config
-from gfd.data import load_data
+from gfd.data import data_identity, load_data
 from gfd.paper import GFD_ROWS, TABLES
 from gfd.report import benchmark_label, write_table
 from gfd.tables import TABLE_SPECS
@@ -105,12 +100,41 @@ def select_methods(table: int, only: Sequence[str] | None = None) -> tuple[str, 
     return tuple(m for m in rows if not only or m in only)
 
 
+class TableData:
+    """A table's data, loaded only when a run has to be trained: a run's key needs only the data's
+    identity, which the config gives (:func:`gfd.data.data_identity`), so a table whose runs are all
+    recorded is rewritten without building its benchmark.  ``bundle``, if given, is used as it is."""
+
+    def __init__(self, cfg: Config, bundle=None, progress: bool = True):
+        from gfd.detection import DetectionBundle
+        if bundle is not None and (cfg.task == "detection") != isinstance(bundle, DetectionBundle):
+            raise ValueError(f"a {cfg.task} config needs {cfg.task} data (gfd.data.load_data of the config), "
+                             f"got a {type(bundle).__name__}")
+        self.cfg, self._bundle, self.progress = cfg, bundle, progress
+
+    @property
+    def identity(self) -> str:
+        return self._bundle.identity if self._bundle is not None else data_identity(self.cfg)
+
+    def load(self):
+        """The data (built on first use); their identity must be the one the config predicted."""
+        if self._bundle is None:
+            expected = data_identity(self.cfg)
+            self._bundle = load_data(self.cfg, progress=self.progress)
+            if self._bundle.identity != expected:
+                raise RuntimeError(f"the data loaded for this table are {self._bundle.identity!r}, not {expected!r} "
+                                   f"as their config says; gfd.data.data_identity and load_data disagree")
+        return self._bundle
+
+
 def collect_runs(table: int, cfg: Config, seeds: Sequence[int], bundle, out_dir: str | os.PathLike,
                  runs_root: str | os.PathLike | None = None, progress: bool = True,
                  log: Callable[[str], None] = print, only: Sequence[str] | None = None,
                  on_record: Callable[[Path], None] | None = None) -> dict[str, dict[int, dict]]:
     """Every (method, seed) run of a table (or of the rows in ``only``), loaded if stored, else
-    computed and stored at once."""
+    computed and stored at once.  ``bundle``: the data, or a :class:`TableData` that loads them only
+    if a run has to be trained."""
+    data = bundle if isinstance(bundle, TableData) else TableData(cfg, bundle)
     if len(set(seeds)) != len(seeds) or not seeds:
         raise ValueError(f"give distinct seeds, at least one; got {list(seeds)}")
     rows = select_methods(table, only)
@@ -120,10 +144,11 @@ def collect_runs(table: int, cfg: Config, seeds: Sequence[int], bundle, out_dir:
     bar = pbar(specs, enabled=progress, desc=f"Table {table} runs", unit="run")
     for spec in bar:
         bar.set_postfix(method=spec.method, seed=spec.seed)
-        identity = spec.identity(bundle.identity)
+        identity = spec.identity(data.identity)
         path, key = spec.path(out_dir), record_key(identity)
         run = load_run(path, key)
         if run is None:
+            bundle = data.load()
             res = train_and_measure(spec.config(), bundle, spec.method, runs_root=runs_root, progress=progress)
             run = make_record(spec.method, spec.seed, identity, preset=res.cfg.preset,
                               benchmark=benchmark_label(bundle, res.cfg), weights=res.weights, seconds=res.seconds,
@@ -159,11 +184,11 @@ def table_config(table: int, preset: str | None, overrides: Sequence[str] = ()) 
 
 
 def table_setting(table: int, preset: str | None, overrides: Sequence[str] = (), bundle=None,
-                  progress: bool = True, log: Callable[[str], None] = print):
+                  progress: bool = True, log: Callable[[str], None] = print) -> tuple[Config, TableData]:
     """The config and data of a table (:func:`table_config`); ``bundle`` (if given) is used, else
-    the config's data are loaded (built on first use)."""
+    the config's data are loaded when a run needs them (:class:`TableData`)."""
     cfg = table_config(table, preset, overrides)
-    return cfg, (bundle if bundle is not None else load_data(cfg, progress=progress))
+    return cfg, TableData(cfg, bundle, progress)
 
 
 def collect_table_runs(table: int, preset: str | None, seeds: Sequence[int], out_dir: str | os.PathLike,
@@ -191,10 +216,8 @@ def reproduce(table: int, preset: str | None = None, seeds: Sequence[int] = DEFA
     GFD-Net networks live under ``runs_root`` (default ``data/runs``).  ``only`` keeps some rows
     (e.g. ``["G", "G+C"]``).  Returns ``{method: {seed: run record}}``.
 
-    Table 2 sets :data:`TABLE2_SETTING` (the ``gan1024`` benchmark, the ``p1024`` transform) before
-    ``overrides``.  Table 3 reads detection data (:func:`gfd.detection.load_detection_data`: the detection view of
-    the built-in benchmark, or a ``data_root`` in the detection layout); its preset defaults to
-    ``detect`` (the paper's detection weights, w2 = 0.01).
+    The table's :class:`gfd.tables.TableSpec` sets its overlays before ``overrides`` (Table 2: the
+    ``gan1024`` world; Table 3: the detection task and weights, preset ``detect`` by default).
 
     ``jobs`` > 1 trains the runs in that many parallel worker processes (:func:`run_jobs`), each with
     its share of the CPU threads; this process then reads their records and writes the table.  The
@@ -203,11 +226,12 @@ def reproduce(table: int, preset: str | None = None, seeds: Sequence[int] = DEFA
     """
     select_methods(table, only)          # a typo fails before any data is loaded
     out_dir = Path(out_dir or results_dir())
-    cfg, bundle = table_setting(table, preset, overrides, bundle, progress=progress, log=log)
+    cfg, data = table_setting(table, preset, overrides, bundle, progress=progress, log=log)
     if jobs > 1:
+        data.load()                      # built here once, so that no two workers build the same cache
         run_jobs(table, cfg.preset, list(seeds), out_dir, list(overrides), jobs, runs_root=runs_root, only=only,
                  commit=commit, log=log)
-    runs = collect_runs(table, cfg, list(seeds), bundle, out_dir, runs_root, progress=progress, log=log,
+    runs = collect_runs(table, cfg, list(seeds), data, out_dir, runs_root, progress=progress, log=log,
                         only=only, on_record=commit_record if commit else None)
     write_table(table, runs, out_dir, command=command)
     if commit:
