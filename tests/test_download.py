@@ -15,6 +15,7 @@ import zipfile
 
 import pytest
 
+from gfd import archive as arc
 from gfd import download as dl
 
 from gfd.cli import main as cli_main
@@ -256,7 +257,7 @@ def test_a_member_bigger_than_its_header_is_stopped(tmp_path):
     cd = raw.rfind(b"PK\x01\x02")
     raw[cd + 24: cd + 28] = (10).to_bytes(4, "little")
     archive.write_bytes(bytes(raw))
-    with pytest.raises(dl.DownloadError):
+    with pytest.raises(dl.ArchiveError):
         dl.safe_extract(archive, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*extracting"))
 
@@ -265,11 +266,11 @@ def test_extraction_refuses_a_non_empty_target_and_non_archives(tmp_path):
     archive = make_zip(tmp_path / "g.zip", [("a.txt", b"a")])
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
-    with pytest.raises(dl.DownloadError, match="not an empty folder"):
+    with pytest.raises(dl.ArchiveError, match="not an empty folder"):
         dl.safe_extract(archive, tmp_path / "full", progress=False)
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
     (tmp_path / "x.7z").write_bytes(b"7z\xbc\xaf\x27\x1c rest")
-    with pytest.raises(dl.DownloadError, match="neither a zip nor a tar"):
+    with pytest.raises(dl.ArchiveError, match="neither a zip nor a tar"):
         dl.safe_extract(tmp_path / "x.7z", tmp_path / "y", progress=False)
 
 
@@ -436,17 +437,17 @@ class FailingWrites:
 
 def test_a_full_disk_during_extraction_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
     archive = make_zip(tmp_path / "set.zip", [(f"set/f{i}.bin", bytes([i]) * 5000) for i in range(4)])
-    monkeypatch.setattr(dl, "open", FailingWrites(OSError(errno.ENOSPC, "No space left on device"), after=3), raising=False)
-    with pytest.raises(dl.DownloadError, match="disk is full") as err:
+    monkeypatch.setattr(arc, "open", FailingWrites(OSError(errno.ENOSPC, "No space left on device"), after=3), raising=False)
+    with pytest.raises(dl.ArchiveError, match="disk is full") as err:
         dl.safe_extract(archive, tmp_path / "out", progress=False)
     assert str(archive) in str(err.value) and "partial output was removed" in str(err.value)
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*extracting"))
-    monkeypatch.setattr(dl, "open", FailingWrites(OSError(errno.ENOSPC, "No space left on device"), after=3), raising=False)
+    monkeypatch.setattr(arc, "open", FailingWrites(OSError(errno.ENOSPC, "No space left on device"), after=3), raising=False)
     assert run_download(["extract", str(archive), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*extracting"))
     # Ctrl-C in the middle keeps the same guarantee: no target, no temporary folder
-    monkeypatch.setattr(dl, "open", FailingWrites(KeyboardInterrupt(), after=3), raising=False)
+    monkeypatch.setattr(arc, "open", FailingWrites(KeyboardInterrupt(), after=3), raising=False)
     with pytest.raises(KeyboardInterrupt):
         dl.safe_extract(archive, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*extracting"))
