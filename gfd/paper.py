@@ -10,6 +10,8 @@ tested on 13 generators), Table 4 and Sec. 4.4 (ablation of D, C and L_percept).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 TABLE3_COLUMNS = ("ProGAN", "StyleGAN", "StyleGAN2", "WFIR", "BigGAN", "CycleGAN", "StarGAN", "GauGAN", "CRN",
                   "IMLE", "SAN", "STID", "FF++", "Avg.")
 """Table 3's columns as printed: its 13 ForenSynths test sets, then the average."""
@@ -20,6 +22,10 @@ TABLE2_COLUMNS = ("Closed world",
                   *(f"StyleGAN2 {d}" for d in ("Yellow", "Model", "Asian star", "kid")))
 """Table 2's columns as printed: the closed world, then one open-world model per column (StyleGAN trained
 on ten seeprettyface data sets, StyleGAN2 on four of them; Sec. 4.2.2)."""
+TABLE2_FAMILY_COLUMNS: dict[str, tuple[str, ...]] = {
+    fam.lower(): tuple(c for c in TABLE2_COLUMNS[1:] if c.split(" ")[0] == fam) for fam in ("StyleGAN", "StyleGAN2")}
+"""``"stylegan"`` / ``"stylegan2"`` -> the paper's open-world columns of that family (10 and 4): the
+paper's gap beside one of our open models is the mean over the paper's models of its family."""
 OPEN_MODELS = "open_models"
 """Table 2's summary metric: the mean accuracy over its open-world models (each model weighs the same)."""
 TABLE2_OPEN_FAMILIES = ("StyleGAN", "StyleGAN2")
@@ -120,30 +126,89 @@ GFD_ROWS: dict[str, dict[str, bool | str]] = {
 """Every row that is a GFD-Net configuration (``Config`` fields it sets); Table 1's GFD-Net is the full
 model of Table 4, and so is Table 3's ``GFD-Net (U-Net)``; Table 3's backbone rows change G's encoder."""
 
-CLAIMS: dict[int, list[tuple[str, str, str, str]]] = {
-    # (method a, relation, method b, world)
-    1: [("GFD-Net", ">", "AttNet", "open"), ("AttNet", ">", "DCT", "open"), ("DCT", ">", "PRNU", "open"),
-        ("GFD-Net", ">", "PRNU", "open")],
-    2: [("GFD-Net", ">", "AttNet", OPEN_MODELS), ("GFD-Net", ">", "DCT", OPEN_MODELS),
-        ("GFD-Net", ">", "PRNU", OPEN_MODELS)],
-    3: [(g, ">", b, "Avg") for g in ("GFD-Net (DenseNet)", "GFD-Net (ResNet)")
-        for b in ("DenseNet", "PatchForensics", "CNNDetect", "ResNet")],
-    4: [("G+D", "<=", "G", "open"), ("G+C", "<=", "G", "open"), ("G+D+C", ">", "G", "open"),
-        ("G+D+C+L_percept", ">", "G+D+C", "open"), ("G+D+C+L_percept", ">", "G", "open")],
+@dataclass(frozen=True)
+class PaperClaim:
+    """One comparative statement of the paper, as the course checks it: row ``a`` against row ``b``
+    on ``metric`` (a column of our table), ``relation`` ``">"`` (a is better) or ``"<="`` (a is no
+    better: non-superiority, judged against :data:`NON_SUPERIORITY_MARGIN`), with the section and
+    the line of the paper's text file it comes from (``../seeds/gfd-net-paper.txt``) and the words
+    it rests on, quoted verbatim from that line."""
+
+    a: str
+    relation: str
+    b: str
+    metric: str
+    section: str
+    line: int
+    quote: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.metric}: {self.a} {self.relation} {self.b}"
+
+
+NON_SUPERIORITY_MARGIN = 1.5
+"""Points.  A "<=" claim ("adding D / C alone doesn't improve the performance", Sec. 4.4.1) is
+reproduced when the upper end of the 95 % interval of a - b lies below this margin, reversed when
+the lower end lies above it.  Why 1.5: the smallest gain the paper itself calls an improvement is
+G+D+C over G, +1.63 points ("the accuracy increases from 74.77% to 76.40%"), so a "no help" margin
+must sit below it, or a gain the paper counts as help would pass as none; 1.5 is the round number
+just below.  Fixed before the confirmation seeds 5-9 are run (the exploratory seeds 0-4 were known)."""
+
+EACH_OPEN_MODEL = "each open model"
+"""The metric of Table 2's per-model claims: :func:`gfd.report.check_claims` expands it to one claim per
+open-world model column of our table (Sec. 4.2.2: "consistently outperforms ... on open-world StyleGAN
+and StyleGAN2 models")."""
+
+_T1 = ("4.2.1", 203, "Our method achieves state-of-theart performance in open-world testing")
+_T1_ORDER = ("4.2.1, Table 1", 212, "18.57 51.26 65.18 78.72")
+_T2 = ("4.2.2", 219, "GFD-Net consistently outperforms baseline methods when tested on open-world StyleGAN "
+                     "and StyleGAN2 models")
+_T3 = ("4.3", 347, "GFD-Net shows better transferability than baselines on the average")
+_T3_PAIR = ("4.3", 360, "large improvements can be observed on most test sets")
+_T3_DENSE = ("4.3", 360, "Similar large improvements can also be found when comparing GFD-Net(DenseNet) and DenseNet")
+_T4_ALONE = ("4.4.1", 381, "Adding C or D alone to the baseline model doesn’t improve the performance.")
+_T4_BOTH = ("4.4.1", 381, "with C and D both added, the accuracy increases from 74.77% to 76.40%")
+_T4_COLLAB = ("4.4.1", 381, "D and C functions collaboratively to help improve the generalization ability")
+_T4_PERCEPT = ("4.4.1", 381, "With Lpercept further added, the accuracy further increases from 76.40% to 78.72%")
+
+CLAIMS: dict[int, list[PaperClaim]] = {
+    1: [PaperClaim("GFD-Net", ">", b, "open", *_T1) for b in ("AttNet", "DCT", "PRNU")]
+       + [PaperClaim("AttNet", ">", "DCT", "open", *_T1_ORDER), PaperClaim("DCT", ">", "PRNU", "open", *_T1_ORDER)],
+    2: [PaperClaim("GFD-Net", ">", b, OPEN_MODELS, *_T2) for b in ("AttNet", "DCT", "PRNU")]
+       + [PaperClaim("GFD-Net", ">", b, EACH_OPEN_MODEL, *_T2) for b in ("AttNet", "DCT", "PRNU")],
+    3: [PaperClaim(g, ">", b, "Avg", *(_T3_PAIR if (g, b) == ("GFD-Net (ResNet)", "CNNDetect") else
+                                       _T3_DENSE if (g, b) == ("GFD-Net (DenseNet)", "DenseNet") else _T3))
+        for g in ("GFD-Net (DenseNet)", "GFD-Net (ResNet)") for b in ("DenseNet", "PatchForensics", "CNNDetect", "ResNet")],
+    4: [PaperClaim("G+D", "<=", "G", "open", *_T4_ALONE), PaperClaim("G+C", "<=", "G", "open", *_T4_ALONE),
+        PaperClaim("G+D+C", ">", "G", "open", *_T4_BOTH),
+        PaperClaim("G+D+C", ">", "G+D", "open", *_T4_COLLAB), PaperClaim("G+D+C", ">", "G+C", "open", *_T4_COLLAB),
+        PaperClaim("G+D+C+L_percept", ">", "G+D+C", "open", *_T4_PERCEPT),
+        PaperClaim("G+D+C+L_percept", ">", "G", "open", *_T4_PERCEPT)],
 }
-"""The orderings the text draws.  Sec. 4.2.1: GFD-Net > AttNet > DCT > PRNU in the open world.
-Sec. 4.2.2: "GFD-Net consistently outperforms baseline methods when tested on open-world StyleGAN and
-StyleGAN2 models", judged on the mean over the open-world models (:data:`OPEN_MODELS`).
-Sec. 4.3: "GFD-Net shows better transferability than baselines on the average", and each GFD-Net
-beats the plain network of its architecture (GFD-Net (ResNet50) vs CNNDetect, GFD-Net (DenseNet) vs
-DenseNet; here also GFD-Net (ResNet) vs ResNet, the exact G_enc + H of it), on the average over test sets.
-Sec. 4.4: D or C alone does not help, D and C together do, L_percept helps further."""
+"""Every comparative statement of Sec. 4.2-4.4 about the tables, one :class:`PaperClaim` each.
+
+Sec. 4.2.1: GFD-Net is ahead of every baseline in the open world ("state-of-theart performance in
+open-world testing"); AttNet > DCT > PRNU is the printed Table 1's open-world row (the text draws no
+ordering among the baselines).  Sec. 4.2.2: GFD-Net ahead of each baseline on the mean over the
+open-world models (:data:`OPEN_MODELS`) and on every open-world model (:data:`EACH_OPEN_MODEL`,
+"consistently").  Sec. 4.3: each GFD-Net ahead of every detector on the average over test sets
+(here also GFD-Net (ResNet) against ResNet, the exact G_enc + H of it); the ResNet-50 and DenseNet
+pairs are also stated on their own.  Sec. 4.4.1: D or C alone does not help (non-superiority,
+:data:`NON_SUPERIORITY_MARGIN`), D and C together do (over G, and over each alone: "collaboratively"),
+L_percept helps further.  Not here: Sec. 4.2.1's "all methods achieve good performance (> 90%
+accuracy)" in the closed world (a level, not a comparison), and Sec. 4.5's statements about Fig. 7's
+factors, which notebook 10 checks on fingerprint distances."""
 
 
 def paper_value(table: int, method: str, metric: str) -> float:
     """The paper's number for ``method`` and ``metric``; for Table 2, :data:`OPEN_MODELS` is the mean
-    of its fourteen open-world model columns (each model weighing the same, as ours); for Table 3 the
+    of its fourteen open-world model columns (each model weighing the same, as ours), and a family
+    name of :data:`TABLE2_FAMILY_COLUMNS` the mean of that family's columns; for Table 3 the
     printed row our row stands beside (NaN for a row with none, e.g. ``ResNet``)."""
+    if table == 2 and metric in TABLE2_FAMILY_COLUMNS:      # a family's open models: the mean of its columns
+        cols = TABLE2_FAMILY_COLUMNS[metric]
+        return sum(PAPER[2][method][c] for c in cols) / len(cols)
     if table == 2 and metric == OPEN_MODELS:
         return sum(PAPER[2][method][c] for c in TABLE2_COLUMNS[1:]) / len(TABLE2_COLUMNS[1:])
     if table == 3:         # our rows stand beside printed ones (TABLE3_PAPER_ROWS); "Avg" is "Avg."

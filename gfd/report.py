@@ -1,9 +1,12 @@
 """Reporting: runs over seeds -> Markdown / JSON tables, and the paper's claims checked against them.
 
 :func:`results_table` turns per-seed results (from :mod:`gfd.evaluate`) into a table with
-``mean ± std (n seeds)`` cells and, beside them, the paper's numbers (:mod:`gfd.paper`);
-:func:`check_claims` tests the orderings the paper's text draws (Sec. 4.2.1, 4.4) on a table.
-Nothing here trains or measures; nothing here selects anything.
+``mean ± std [95 % Student-t interval] (n seeds)`` cells and, beside them, the paper's numbers
+(:mod:`gfd.paper`); under each table the seed standard deviations with their chi-square intervals and
+the paper's claims (Sec. 4.2-4.4, :data:`gfd.paper.CLAIMS`) judged on paired per-seed differences
+(:func:`check_claims`: t-interval, exact sign-flip p-value, Holm's adjustment over the table's
+claims, and in the open world an interval over generator instances as well as seeds).  The
+statistics live in :mod:`gfd.stats`.  Nothing here trains or measures; nothing here selects anything.
 """
 from __future__ import annotations
 
@@ -18,7 +21,10 @@ import numpy as np
 
 from gfd.config import Config
 from gfd.evaluate import WORLDS, aggregate_runs, flatten_metrics
-from gfd.paper import CLAIMS, OPEN_MODELS, PAPER, TABLE2_COLUMNS, TABLE2_OPEN_FAMILIES, TABLE3_COLUMNS, paper_value
+from gfd.paper import (CLAIMS, EACH_OPEN_MODEL, NON_SUPERIORITY_MARGIN, OPEN_MODELS, PAPER, TABLE2_COLUMNS,
+                       TABLE2_OPEN_FAMILIES, TABLE3_COLUMNS, PaperClaim, paper_value)
+from gfd.stats import bootstrap_ci  # noqa: F401  (re-exported: notebook 10 and older code import it from here)
+from gfd.stats import holm, sigma_interval, sign_flip_p, t_interval, two_level_interval
 from gfd.tables import TABLE_SPECS, TableSpec
 
 NO_PRETRAINED = "none (no pretrained network)"
@@ -48,26 +54,12 @@ def format_results(results: Mapping[str, Mapping[str, Any]]) -> str:
 
 # --- tables ---------------------------------------------------------------------------------------
 
-def bootstrap_ci(values: Sequence[float], level: float = 0.95, n_boot: int = 10_000,
-                 seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the mean of ``values`` (one per seed): resample
-    the seeds with replacement ``n_boot`` times.  ``(nan, nan)`` for fewer than two values."""
-    v = np.asarray(values, dtype=np.float64)
-    if v.size < 2:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    # rounded: a resample whose differences cancel must give a mean of 0, not 1e-17 (that would
-    # decide "the interval excludes 0" on rounding noise)
-    means = np.round(v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1), 12)
-    tail = 100 * (1 - level) / 2
-    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
-
-
 def format_cell(stats: Mapping[str, Any] | None, percent: bool = True, digits: int = 2,
                 deterministic: bool = False) -> str:
     """``"mean ± std (n seeds)"``, in percent by default like the paper's tables; ``"–"`` if absent.
 
-    With a ``"ci"`` entry in ``stats`` the 95 % bootstrap interval follows as ``[lo, hi]``; a
+    With a ``"ci"`` entry in ``stats`` the 95 % interval of the mean (the tables: Student-t,
+    :func:`gfd.stats.t_interval`) follows as ``[lo, hi]``; a
     ``deterministic`` method (no randomness: every seed gives the same number) reads
     ``"mean (deterministic)"``.
     """
@@ -118,7 +110,8 @@ def results_table(rows: Mapping[str, Any] | Sequence[tuple[str, Any]], path_md: 
                   percent: bool = True, digits: int = 2, title: str | None = None,
                   reference: Mapping[str, Mapping[str, float]] | None = None, reference_name: str = "paper",
                   notes: Sequence[str] = (), meta: Mapping[str, Any] | None = None, ci: bool = False,
-                  deterministic: Sequence[str] = ()) -> str:
+                  deterministic: Sequence[str] = (),
+                  sources: Mapping[str, Mapping[Any, Mapping[str, float]]] | None = None) -> str:
     """A Markdown table, one row per method and one column per metric (Tables 1, 2, 4 of the paper).
 
     ``rows``: ``{method: runs}`` (or a list of ``(method, runs)`` pairs), where ``runs`` is a list of
@@ -128,8 +121,12 @@ def results_table(rows: Mapping[str, Any] | Sequence[tuple[str, Any]], path_md: 
     ``reference`` (``{method: {metric: value}}``, already in the table's unit) adds a column per
     metric headed ``"<metric> (<reference_name>)"``, e.g. the paper's numbers; ``notes`` are
     paragraphs printed under the table; ``meta`` is stored in the JSON as is.  ``ci`` adds the 95 %
-    bootstrap interval over seeds to each cell (and to the JSON); rows named in ``deterministic``
-    are printed as such.  Returns the Markdown.
+    Student-t interval of the mean over seeds to each cell and, to the JSON, that interval (``ci``)
+    and the chi-square interval of the seed standard deviation (``std_ci``); rows named in
+    ``deterministic`` are printed as such.  ``sources`` (``{method: {seed: {source: accuracy}}}``,
+    the open world's per-generator-instance accuracies) go to the JSON as each row's
+    ``per_seed_sources``, for the instance-level intervals of :func:`check_claims`.  Returns the
+    Markdown.
     """
     metrics = list(metrics)
     norm = _rows(rows)
@@ -140,23 +137,14 @@ def results_table(rows: Mapping[str, Any] | Sequence[tuple[str, Any]], path_md: 
     header = "| Method | " + " | ".join([f"{m}{unit}" for m in metrics]
                                         + [f"{m} ({reference_name})" for m in ref_metrics]) + " |"
     lines = ([f"**{title}**", ""] if title else []) + [header, "|---" * (len(metrics) + len(ref_metrics) + 1) + "|"]
-    records = []
-    for method, seeds, results in norm:
-        summary = aggregate_runs(results, per_class=True)
-        if ci:
-            for m in metrics:
-                if m in summary:
-                    summary[m]["ci"] = bootstrap_ci(summary[m]["values"])
+    records = table_records(norm, metrics if ci else (), sources)
+    for (method, _, _), record in zip(norm, records):
+        summary = record["summary"]
         ref = (reference or {}).get(method, {})
         cells = [format_cell(summary.get(m), percent, digits, deterministic=method in deterministic)
                  for m in metrics]
         cells += [f"{ref[m]:.{digits}f}" if m in ref else "–" for m in ref_metrics]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
-        records.append(dict(method=method, seeds=seeds, summary=summary,
-                            per_seed=[flatten_metrics(r, per_class=True) for r in results],
-                            per_seed_confusion=[{k: v["confusion"] for k, v in r.items()
-                                                 if isinstance(v, Mapping) and "confusion" in v}
-                                                for r in results]))
     for note in notes:
         lines += ["", note]
     text = "\n".join(lines) + "\n"
@@ -167,6 +155,31 @@ def results_table(rows: Mapping[str, Any] | Sequence[tuple[str, Any]], path_md: 
                                   meta=dict(meta or {})))
         atomic_write(path_json, lambda p: p.write_text(json.dumps(payload, indent=2), encoding="utf-8"))
     return text
+
+
+def table_records(norm: Sequence[tuple[str, list, list]], interval_metrics: Sequence[str] = (),
+                  sources: Mapping[str, Mapping[Any, Mapping[str, float]]] | None = None) -> list[dict[str, Any]]:
+    """The JSON rows of a table from :func:`_rows`' ``[(method, seeds, results)]``: the summary over
+    seeds (with, for ``interval_metrics``, the t-interval of the mean ``ci`` and the chi-square
+    interval of the standard deviation ``std_ci``), the per-seed numbers and confusion matrices, and
+    the per-seed per-instance accuracies of ``sources`` where given."""
+    records = []
+    for method, seeds, results in norm:
+        summary = aggregate_runs(results, per_class=True)
+        for m in interval_metrics:
+            if m in summary:
+                summary[m]["ci"] = _clip(t_interval(summary[m]["values"]), 0.0, 1.0)
+                summary[m]["std_ci"] = sigma_interval(summary[m]["values"])
+        record = dict(method=method, seeds=seeds, summary=summary,
+                      per_seed=[flatten_metrics(r, per_class=True) for r in results],
+                      per_seed_confusion=[{k: v["confusion"] for k, v in r.items()
+                                           if isinstance(v, Mapping) and "confusion" in v}
+                                          for r in results])
+        by_seed = (sources or {}).get(method)
+        if by_seed:
+            record["per_seed_sources"] = [dict(by_seed[s]) for s in seeds]
+        records.append(record)
+    return records
 
 
 def write_table(table: int | TableSpec, runs: dict[str, dict[int, dict]], out_dir: str | os.PathLike,
@@ -187,16 +200,24 @@ def write_table(table: int | TableSpec, runs: dict[str, dict[int, dict]], out_di
     meta.update(weights={m: next(iter(by_seed.values()))["weights"] for m, by_seed in runs.items()},
                 command=command,
                 seconds={m: [r["seconds"] for r in by_seed.values()] for m, by_seed in runs.items()})
+    rows = {m: {s: row(r) for s, r in by_seed.items()} for m, by_seed in runs.items()}
+    sources = {m: {s: r["results"]["test_open"]["by_source"]["per_source"] for s, r in by_seed.items()}
+               for m, by_seed in runs.items()
+               if all(((r["results"].get("test_open") or {}).get("by_source") or {}).get("per_source")
+                      for r in by_seed.values())}
+    table_json = dict(metrics=list(metrics), rows=table_records(_rows(rows), metrics, sources))
+    claims = check_claims(spec.number, table_summary(table_json), table_json)
+    notes += [spread_markdown(table_json, SPREAD_METRICS[spec.columns], deterministic), *claims_markdown(claims)]
+    meta["claims"] = [c.as_dict() for c in claims]
     if command:
         notes.append(f"Produced by `{command}`.")
-    rows = {m: {s: row(r) for s, r in by_seed.items()} for m, by_seed in runs.items()}
     out = Path(out_dir)
     if not spec.methods_as_columns:
         return results_table(rows, out / f"table{spec.number}.md", out / f"table{spec.number}.json",
                              metrics=metrics, title=spec.title, reference=reference,
-                             notes=notes, meta=meta, ci=True, deterministic=deterministic)
+                             notes=notes, meta=meta, ci=True, deterministic=deterministic, sources=sources)
     results_table(rows, None, out / f"table{spec.number}.json", metrics=metrics, reference=reference,
-                  meta=meta, ci=True, deterministic=deterministic)
+                  meta=meta, ci=True, deterministic=deterministic, sources=sources)
     text = _sideways(spec, rows, metrics, reference, deterministic, notes)
     atomic_write(out / f"table{spec.number}.md", lambda p: p.write_text(text, encoding="utf-8"))
     return text
@@ -218,7 +239,7 @@ def _world_columns(spec, runs, first, seeds, weights, meta):
     n_classes = len(first["results"]["test_closed"]["classes"])
     inst = ("`open_inst` is the open-world accuracy averaged over generator instances "
             "(each instance weighs the same), then over the two open domains.  ")
-    notes = [_protocol_note(meta, seeds, f"mean ± sample std [95 % bootstrap interval] over seeds.  {inst}{_TRAINING}",
+    notes = [_protocol_note(meta, seeds, f"mean ± sample std [95 % Student-t interval of the mean] over seeds.  {inst}{_TRAINING}",
                             weights, f"{100 / n_classes:.0f} %"),
              "The paper's numbers are on 128 px CelebA / LSUN GANs (Sec. 4.2.1, Tables 1 and 4); ours on "
              "the offline miniature, so compare orderings and gaps, not levels."]
@@ -230,7 +251,7 @@ def _open_model_columns(spec, runs, first, seeds, weights, meta):
     n_classes = len(first["results"]["test_closed"]["classes"])
     models = open_model_columns(first["results"])
     metrics = ("closed", *models, *([OPEN_MODELS] if models else ["open"]), "val", "C val")
-    notes = [_protocol_note(meta, seeds, f"mean ± sample std [95 % bootstrap interval] over seeds.  {_TRAINING}",
+    notes = [_protocol_note(meta, seeds, f"mean ± sample std [95 % Student-t interval of the mean] over seeds.  {_TRAINING}",
                             weights, f"{100 / n_classes:.0f} %"), *table2_notes(models)]
     reference = {m: {"closed": v[TABLE2_COLUMNS[0]]} for m, v in PAPER[2].items()}
     def row(run):
@@ -248,7 +269,7 @@ def _test_set_columns(spec, runs, first, seeds, weights, meta):
     printed = {m: TABLE3_PAPER_ROWS.get(m, m) for m in runs}          # e.g. GFD-Net (ResNet) -> (ResNet50)
     reference = {m: {AVERAGE: paper[printed[m]][TABLE3_COLUMNS[-1]]} for m in runs if printed[m] in paper}
     what = (f"accuracy (%) of the binary real / fake decision on each test set, mean ± sample std "
-            f"[95 % bootstrap interval] over seeds.  Test sets: `A-<family>` the closed domain's generators "
+            f"[95 % Student-t interval of the mean] over seeds.  Test sets: `A-<family>` the closed domain's generators "
             f"(the first, the trained family's held-out images, is the paper's ProGAN column), `B1-` and `B2-` "
             f"every family in the two other content domains (new generator instances), `variant-` the "
             f"factor-analysis variants; each against the real images of its domain.  `{AVERAGE}` is the mean "
@@ -287,7 +308,7 @@ def _sideways(spec: TableSpec, rows, metrics, reference, deterministic, notes) -
         summary = aggregate_runs(list(rows[m].values()))
         for metric in metrics:
             if metric in summary:
-                summary[metric]["ci"] = bootstrap_ci(summary[metric]["values"])
+                summary[metric]["ci"] = _clip(t_interval(summary[metric]["values"]), 0.0, 1.0)
         summaries[m] = summary
     average = metrics[-3]
     lines = [f"**{spec.title}**", "",
@@ -449,11 +470,13 @@ def seeds_to_resolve(gap: float, std: float, z: float = 2.0) -> float:
     return max(2, math.ceil(2 * (z * std / gap) ** 2))
 
 
-def paired_difference(table_json: dict[str, Any], a: str, b: str, metric: str = "open") -> dict[str, Any]:
+def paired_difference(table_json: dict[str, Any], a: str, b: str, metric: str = "open",
+                      null: float = 0.0) -> dict[str, Any]:
     """Row ``a`` minus row ``b`` seed by seed (the seeds both have), from a table's JSON: the
-    per-seed differences, their mean, std and 95 % bootstrap interval (fractions, not percent).
-    When rows run with one seed share its data order, pre-trained C and initial weights (paired
-    rows), their differences vary less than the rows themselves."""
+    per-seed differences, their mean, std, 95 % Student-t interval ``ci`` and the exact sign-flip
+    p-value ``p`` against ``null`` (fractions, not percent).  When rows run with one seed share its
+    data order, pre-trained C and initial weights (paired rows, the protocol's rule 4), their
+    differences vary less than the rows themselves."""
     rows = {name: table_row(table_json, name) for name in (a, b)}
     per = {name: {s: r.get(metric) for s, r in zip(rows[name]["seeds"], rows[name]["per_seed"])} for name in (a, b)}
     seeds = [s for s in per[a] if s in per[b] and per[a][s] is not None and per[b][s] is not None]
@@ -461,66 +484,264 @@ def paired_difference(table_json: dict[str, Any], a: str, b: str, metric: str = 
         raise ValueError(f"rows {a!r} and {b!r} share no seed with a {metric!r} number")
     d = np.array([per[a][s] - per[b][s] for s in seeds], dtype=np.float64)
     return dict(seeds=seeds, values=d.tolist(), mean=float(d.mean()), n=int(d.size),
-                std=float(d.std(ddof=1)) if d.size > 1 else float("nan"), ci=bootstrap_ci(d))
+                std=float(d.std(ddof=1)) if d.size > 1 else float("nan"), ci=_clip(t_interval(d), -1.0, 1.0),
+                p=sign_flip_p(d, null))
+
+
+def _clip(interval: tuple[float, float], lo: float, hi: float) -> tuple[float, float]:
+    """An interval cut to the range its quantity can take (an accuracy lies in [0, 1], a difference
+    of two in [-1, 1]): the t-interval's symmetric ends can pass them at a few seeds, and the cut
+    interval covers the true value whenever the uncut one does."""
+    return tuple(float(min(max(x, lo), hi)) if x == x else x for x in interval)
+
+
+def instance_cells(table_json: dict[str, Any], method: str, metric: str, seeds: Sequence[Any]
+                   ) -> tuple[dict[str, np.ndarray], dict[str, float]] | None:
+    """Row ``method``'s per-seed values on each generator instance behind ``metric``, grouped by
+    family: ``({cell: array (seeds, instances)}, {cell: weight in the metric})``, or ``None`` where the
+    metric rests on no set of instances.
+
+    ``open`` / ``open_inst`` (Tables 1 and 4, Sec. 4.2.1): the row's ``per_seed_sources``
+    (``"B1/progan/g0"``: world / family / instance); a cell is one family in one open world, the real
+    images are a cell of one (a fixed set, no instance spread).  ``open`` weighs each world-class
+    cell the same (the benchmark's open world holds as many images of each class in each world), its
+    instances equally; ``open_inst`` weighs every source of a world the same.  :data:`OPEN_MODELS`
+    (Table 2, Sec. 4.2.2): the open-model columns, a cell per family (``stylegan`` over O1-O3), each
+    model weighing the same.  Other metrics (one model, Table 3's test sets): ``None``."""
+    row = table_row(table_json, method)
+    index = {s: i for i, s in enumerate(row["seeds"])}
+    if metric in ("open", "open_inst") and row.get("per_seed_sources"):
+        per_seed = [row["per_seed_sources"][index[s]] for s in seeds]
+        keys = sorted(per_seed[0])
+        worlds = sorted({k.split("/")[0] for k in keys})
+        groups: dict[str, list[str]] = {}
+        for k in keys:
+            w, family, _ = k.split("/")
+            groups.setdefault(f"{w}/{family}", []).append(k)
+        cells = {c: np.array([[p[k] for k in ks] for p in per_seed]) for c, ks in groups.items()}
+        if metric == "open":
+            per_world = {w: sum(1 for c in groups if c.startswith(w + "/")) for w in worlds}
+            weights = {c: 1.0 / (len(worlds) * per_world[c.split("/")[0]]) for c in groups}
+        else:
+            n_sources = {w: sum(len(ks) for c, ks in groups.items() if c.startswith(w + "/")) for w in worlds}
+            weights = {c: len(ks) / (len(worlds) * n_sources[c.split("/")[0]]) for c, ks in groups.items()}
+        return cells, weights
+    if metric == OPEN_MODELS:
+        models = open_model_metrics(table_json)
+        if not models:
+            return None
+        per_seed = [row["per_seed"][index[s]] for s in seeds]
+        groups = {}
+        for col in models:
+            groups.setdefault(col.split(" ")[0], []).append(col)
+        cells = {c: np.array([[p[k] for k in ks] for p in per_seed]) for c, ks in groups.items()}
+        return cells, {c: len(ks) / len(models) for c, ks in groups.items()}
+    return None
+
+
+def open_model_metrics(table_json: dict[str, Any]) -> list[str]:
+    """Table 2's open-model columns of a table's JSON (between ``closed`` and :data:`OPEN_MODELS`)."""
+    metrics = list(table_json.get("metrics") or [])
+    if OPEN_MODELS not in metrics or "closed" not in metrics:
+        return []
+    return metrics[metrics.index("closed") + 1:metrics.index(OPEN_MODELS)]
+
+
+def _judge(lo: float, hi: float, relation: str, margin: float) -> str:
+    """``"reproduced"``, ``"not resolved"`` or ``"reversed"`` for an interval of a - b (points): a ">"
+    claim needs the interval above 0; a "<=" claim (non-superiority) its upper end below ``margin``,
+    and is reversed when its lower end lies above it."""
+    if relation == ">":
+        return "reproduced" if lo > 0 else "reversed" if hi < 0 else "not resolved"
+    return "reproduced" if hi < margin else "reversed" if lo > margin else "not resolved"
 
 
 @dataclass
 class Claim:
+    """One of the paper's claims judged on our table (points throughout)."""
     text: str           # e.g. "open: G+D+C > G"
     paper_gap: float    # a - b in the paper (points)
     gap: float          # a - b here, mean over seeds (points)
     spread: float       # the larger of the two seed standard deviations here (points)
     holds: bool         # does the mean ordering here agree with the paper's relation?
-    ci: tuple[float, float] | None = None   # 95 % bootstrap interval of the paired difference (points)
+    ci: tuple[float, float] | None = None   # 95 % interval of the paired difference (points; Student-t)
     relation: str = ">"                      # the paper's relation: ">" or "<="
+    p: float = float("nan")                  # exact two-sided sign-flip p-value (against the margin for "<=")
+    p_holm: float = float("nan")             # Holm-adjusted over the table's claims
+    margin: float = 0.0                      # the non-superiority margin of a "<=" claim (points)
+    ci_instances: tuple[float, float] | None = None   # over generator instances as well as seeds (points)
+    n: int = 0                               # paired seeds
+    source: PaperClaim | None = None         # the paper's statement (section, line, quote)
+
+    @property
+    def word(self) -> str:
+        """``"reproduced"`` / ``"not resolved"`` / ``"reversed"`` on the seed interval (``""`` without one)."""
+        if self.ci is None or any(map(math.isnan, self.ci)):
+            return ""
+        return _judge(*self.ci, self.relation, self.margin)
+
+    @property
+    def word_instances(self) -> str:
+        """The same judgement on the interval over instances and seeds; ``"n/a"`` where there is none."""
+        if self.ci_instances is None or any(map(math.isnan, self.ci_instances)):
+            return "n/a"
+        return _judge(*self.ci_instances, self.relation, self.margin)
+
+    @property
+    def paper_gap_inside(self) -> str:
+        """``"inside"`` / ``"outside"``: does the paper's own gap lie in our interval (``"n/a"``: no
+        printed number, or no interval)."""
+        if self.ci is None or math.isnan(self.paper_gap) or any(map(math.isnan, self.ci)):
+            return "n/a"
+        return "inside" if self.ci[0] <= self.paper_gap <= self.ci[1] else "outside"
 
     @property
     def verdict(self) -> str:
-        if self.ci is not None and not any(map(math.isnan, self.ci)):
-            lo, hi = self.ci           # judged on the paired differences: does the interval exclude 0?
-            if lo <= 0 <= hi:
-                return "not resolved: the 95 % CI of the paired difference includes 0"
-            agrees = (lo > 0) if self.relation == ">" else (hi < 0)
-            return "reproduced (CI excludes 0)" if agrees else "reversed (CI excludes 0)"
+        if self.word:
+            bound = "0" if self.relation == ">" else f"the {self.margin:+.1f} margin"
+            why = {"reproduced": f"{'above' if self.relation == '>' else 'below'} {bound}",
+                   "reversed": f"{'below' if self.relation == '>' else 'above'} {bound}",
+                   "not resolved": f"includes {bound}"}[self.word]
+            return f"{self.word} (95 % interval of the paired difference {why})"
         clear = abs(self.gap) > self.spread or self.gap == 0
         if self.holds:
             return "reproduced" if clear else "same direction, within the seed spread"
         return "reversed" if clear else "not reproduced, within the seed spread"
 
+    def as_dict(self) -> dict[str, Any]:
+        """The claim for a table's JSON (``meta.claims``), points."""
+        src = self.source
+        return dict(claim=self.text, relation=self.relation, margin=self.margin if self.relation == "<=" else None,
+                    paper_gap=self.paper_gap, gap=self.gap, ci=self.ci, n=self.n, p=self.p, p_holm=self.p_holm,
+                    paper_gap_inside=self.paper_gap_inside, verdict=self.word,
+                    ci_instances=self.ci_instances, verdict_instances=self.word_instances,
+                    section=src.section if src else None, line=src.line if src else None,
+                    quote=src.quote if src else None)
+
     def __str__(self) -> str:
         paper = "   n/a" if math.isnan(self.paper_gap) else f"{self.paper_gap:+6.2f}"      # no printed row
         if self.ci is not None:
-            return (f"{self.text:34s} paper {paper}  here {self.gap:+6.2f} "
-                    f"[{self.ci[0]:+.2f}, {self.ci[1]:+.2f}]  -> {self.verdict}")
+            text = (f"{self.text:34s} paper {paper}  here {self.gap:+6.2f} "
+                    f"[{self.ci[0]:+.2f}, {self.ci[1]:+.2f}]")
+            if not math.isnan(self.p):
+                text += f"  p {self.p:.3f} (Holm {self.p_holm:.3f})  paper's gap {self.paper_gap_inside}"
+            text += f"  -> {self.verdict}"
+            if self.ci_instances is not None:
+                text += (f"; instances + seeds [{self.ci_instances[0]:+.2f}, {self.ci_instances[1]:+.2f}]"
+                         f" -> {self.word_instances}")
+            return text
         return (f"{self.text:34s} paper {paper}  here {self.gap:+6.2f} "
                 f"(seed std up to {self.spread:.2f})  -> {self.verdict}")
 
 
+def _expand(table: int, table_json: dict[str, Any] | None) -> list[tuple[PaperClaim, str, str]]:
+    """``(claim, our metric, the paper's metric)`` for each claim of ``table``; a Table 2 claim on
+    :data:`EACH_OPEN_MODEL` becomes one per open-model column of ``table_json`` (none without it)."""
+    out = []
+    for claim in CLAIMS.get(table, ()):
+        if claim.metric == EACH_OPEN_MODEL:
+            out += [(claim, col, col.split(" ")[0].lower()) for col in open_model_metrics(table_json or {})]
+        else:
+            out.append((claim, claim.metric, claim.metric))
+    return out
+
+
 def check_claims(table: int, summary: dict[str, dict[str, dict[str, Any]]],
                  table_json: dict[str, Any] | None = None) -> list[Claim]:
-    """Test the paper's orderings (:data:`gfd.paper.CLAIMS`) on ``summary`` (``{method: {metric:
+    """Test the paper's claims (:data:`gfd.paper.CLAIMS`) on ``summary`` (``{method: {metric:
     stats}}`` as in :func:`table_summary`).
 
-    "a > b" holds when a's mean is higher; "a <= b" when it is not higher.  Given the table's JSON,
-    each claim is judged on the paired per-seed differences a - b and their 95 % bootstrap interval
-    (:func:`paired_difference`); without it, a claim that holds by less than the larger seed
-    standard deviation of a and b is flagged as within the spread.
+    Given the table's JSON, each claim is judged on the paired per-seed differences a - b
+    (:func:`paired_difference`): its 95 % Student-t interval decides reproduced / not resolved /
+    reversed (a "<=" claim against :data:`gfd.paper.NON_SUPERIORITY_MARGIN`), with the exact
+    sign-flip p-value (against 0, or the margin) and its Holm adjustment over the table's claims,
+    whether the paper's gap lies inside the interval, and, where the metric rests on generator
+    instances (:func:`instance_cells`), the interval over instances as well as seeds
+    (:func:`gfd.stats.two_level_interval`): does the claim hold beyond this build's instances?
+    Without the JSON, "a > b" holds when a's mean is higher, "a <= b" when it is not, and a gap
+    smaller than the larger seed standard deviation is flagged as within the spread.
     """
     out = []
-    for a, rel, b, world in CLAIMS.get(table, ()):
-        if a not in summary or b not in summary:
+    for src, metric, paper_metric in _expand(table, table_json):
+        a, rel, b = src.a, src.relation, src.b
+        if a not in summary or b not in summary or metric not in summary[a] or metric not in summary[b]:
             continue
-        ma, mb = summary[a][world], summary[b][world]
+        ma, mb = summary[a][metric], summary[b][metric]
         gap = 100 * (ma["mean"] - mb["mean"])
         spread = 100 * max(s for s in (ma.get("std"), mb.get("std"), 0.0) if s is not None and s == s)
         holds = gap > 0 if rel == ">" else gap <= 0
-        paper_gap = paper_value(table, a, world) - paper_value(table, b, world)
-        ci = None
-        if table_json is not None:
-            diff = paired_difference(table_json, a, b, world)
-            gap, ci = 100 * diff["mean"], (100 * diff["ci"][0], 100 * diff["ci"][1])
-        out.append(Claim(f"{world}: {a} {rel} {b}", paper_gap, gap, spread, holds, ci, rel))
+        paper_gap = paper_value(table, a, paper_metric) - paper_value(table, b, paper_metric)
+        margin = NON_SUPERIORITY_MARGIN if rel == "<=" else 0.0
+        text = f"{metric}: {a} {rel} {b}"
+        if table_json is None:
+            out.append(Claim(text, paper_gap, gap, spread, holds, None, rel, margin=margin, source=src))
+            continue
+        diff = paired_difference(table_json, a, b, metric, null=margin / 100)
+        ci = (100 * diff["ci"][0], 100 * diff["ci"][1])
+        ci_inst = None
+        cells_a, cells_b = (instance_cells(table_json, m, metric, diff["seeds"]) for m in (a, b))
+        if cells_a and cells_b and diff["n"] > 1:
+            cells = {c: cells_a[0][c] - cells_b[0][c] for c in cells_a[0]}
+            two = two_level_interval(diff["values"], cells, cells_a[1])
+            ci_inst = tuple(100 * x for x in _clip((two["lo"], two["hi"]), -1.0, 1.0))
+        out.append(Claim(text, paper_gap, 100 * diff["mean"], spread, holds, ci, rel, p=diff["p"], margin=margin,
+                         ci_instances=ci_inst, n=diff["n"], source=src))
+    if table_json is not None:
+        for claim, adjusted in zip(out, holm([c.p for c in out])):
+            claim.p_holm = adjusted
     return out
+
+
+SPREAD_METRICS = {"worlds": ("closed", "open", "open_inst"), "open models": ("closed", OPEN_MODELS),
+                  "test sets": ("Avg",)}
+"""A :attr:`gfd.tables.TableSpec.columns` name -> the metrics whose seed spread a table reports."""
+
+
+def spread_markdown(table_json: dict[str, Any], metrics: Sequence[str], deterministic: Sequence[str] = ()) -> str:
+    """The seed standard deviation of each row (points) with its 95 % chi-square interval of sigma
+    (:func:`gfd.stats.sigma_interval`), as a Markdown table: at five seeds sigma is known only to
+    within 0.6 s to 2.9 s, so a spread is read with its interval, never against a fixed target."""
+    metrics = [m for m in metrics if any(m in r["summary"] for r in table_json["rows"])]
+    lines = ["| Seed std (points) [95 % interval of sigma] | " + " | ".join(metrics) + " |",
+             "|---" * (len(metrics) + 1) + "|"]
+    for row in table_json["rows"]:
+        cells = []
+        for m in metrics:
+            stats = row["summary"].get(m)
+            if stats is None:
+                cells.append("–")
+            elif row["method"] in deterministic:
+                cells.append("0 (deterministic)")
+            else:
+                lo, hi = sigma_interval(stats["values"])
+                cells.append(f"{100 * stats['std']:.2f} [{100 * lo:.2f}, {100 * hi:.2f}]" if lo == lo else "–")
+        lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def claims_markdown(claims: Sequence[Claim]) -> list[str]:
+    """The paper's claims judged on this table (Markdown paragraphs: a lead, the table of claims)."""
+    if not claims:
+        return []
+    lead = ("The paper's claims (gfd.paper.CLAIMS, each with its line of the paper's text), judged on the "
+            "paired per-seed differences a - b in points: the 95 % Student-t interval decides (a \"<=\" claim, "
+            f"non-superiority, is reproduced when the interval's upper end lies below the margin of "
+            f"{NON_SUPERIORITY_MARGIN:+.1f} points, stated in gfd/paper.py); p is the exact two-sided sign-flip "
+            "p-value (all 2^n sign patterns; at five seeds it cannot go below 0.0625), Holm's adjustment is over "
+            "this table's claims.  \"Instances + seeds\" adds the spread over the open world's generator "
+            "instances (resampled within each family, as a draw of another build; n/a where the number rests on "
+            "one model or on test sets).")
+    lines = ["| Claim (paper: section, line) | paper | ours [95 % t-interval] | sign-flip p | Holm p "
+             "| paper's gap | verdict | instances + seeds |", "|---" * 8 + "|"]
+    for c in claims:
+        where = f" (Sec. {c.source.section}, l. {c.source.line})" if c.source else ""
+        paper = "n/a" if math.isnan(c.paper_gap) else f"{c.paper_gap:+.2f}"
+        ours = f"{c.gap:+.2f} [{c.ci[0]:+.2f}, {c.ci[1]:+.2f}]" if c.ci else f"{c.gap:+.2f}"
+        inst = (f"[{c.ci_instances[0]:+.2f}, {c.ci_instances[1]:+.2f}] {c.word_instances}"
+                if c.ci_instances is not None else "n/a")
+        lines.append(f"| {c.text}{where} | {paper} | {ours} (n = {c.n}) | {c.p:.3f} | {c.p_holm:.3f} "
+                     f"| {c.paper_gap_inside} | {c.word} | {inst} |")
+    return [lead, "\n".join(lines)]
 
 
 def table_summary(table_json: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:

@@ -1,4 +1,4 @@
-"""Statistics of the tables: bootstrap intervals, paired differences, deterministic rows, claims."""
+"""Statistics of the tables: t-intervals, paired differences, deterministic rows, claims and their verdicts."""
 import math
 
 import numpy as np
@@ -54,8 +54,8 @@ def test_paired_differences_see_a_gap_that_the_seed_spread_hides():
     paired = {c.text: c for c in report.check_claims(4, summary, table)}
     key = "open: G+D+C > G"
     assert unpaired[key].verdict == "same direction, within the seed spread"
-    assert paired[key].verdict == "reproduced (CI excludes 0)"
-    assert "[+3.00, +3.00]" in str(paired[key])
+    assert paired[key].verdict == "reproduced (95 % interval of the paired difference above 0)"
+    assert "[+3.00, +3.00]" in str(paired[key]) and paired[key].p == pytest.approx(2 / 32)
 
 
 def test_paired_claims_say_reversed_and_unresolved_when_they_are():
@@ -65,7 +65,7 @@ def test_paired_claims_say_reversed_and_unresolved_when_they_are():
                     "G+D": {s: v + 0.05 for s, v in g.items()},                       # D alone helps: "<=" reversed
                     "G+C": {s: v + rng.normal(0, 0.03) for s, v in g.items()}})       # noise: not resolved
     claims = {c.text: c for c in report.check_claims(4, report.table_summary(table), table)}
-    assert claims["open: G+D <= G"].verdict == "reversed (CI excludes 0)"
+    assert claims["open: G+D <= G"].word == "reversed"          # 5 points better: above the 1.5-point margin
     assert claims["open: G+C <= G"].verdict.startswith("not resolved")
     with pytest.raises(KeyError, match="no row 'G\\+Q'"):
         report.paired_difference(table, "G+Q", "G")
@@ -84,8 +84,8 @@ def test_table2_claims_use_the_mean_over_the_open_world_models_and_the_papers_fo
     assert len(open_cols) == 14
     paper_gap = sum(PAPER[2]["GFD-Net"][c] - PAPER[2]["AttNet"][c] for c in open_cols) / 14
     assert claims["open_models: GFD-Net > AttNet"].paper_gap == pytest.approx(paper_gap)       # 94.68 - 82.10
-    assert claims["open_models: GFD-Net > AttNet"].verdict == "reproduced (CI excludes 0)"
-    assert claims["open_models: GFD-Net > DCT"].verdict == "reversed (CI excludes 0)"
+    assert claims["open_models: GFD-Net > AttNet"].word == "reproduced"
+    assert claims["open_models: GFD-Net > DCT"].word == "reversed"
     assert claims["open_models: GFD-Net > DCT"].gap == pytest.approx(-10.0)
 
 
@@ -101,7 +101,8 @@ def test_table3_claims_pair_each_gfd_net_with_every_detector_on_the_average():
     assert claims["Avg: GFD-Net (DenseNet) > DenseNet"].paper_gap == pytest.approx(80.81 - 75.07)
     ours = claims["Avg: GFD-Net (ResNet) > ResNet"]                   # no printed ResNet row: no paper gap
     assert math.isnan(ours.paper_gap) and "paper    n/a" in str(ours)
-    assert ours.verdict == "reversed (CI excludes 0)"
+    assert ours.word == "reversed" and ours.paper_gap_inside == "n/a"
+    assert [c.p_holm for c in claims.values()] == pytest.approx([1.0] * 8)        # 3 seeds: p = 0.25 each
 
 
 def test_seed_profiles_find_the_class_a_collapsed_seed_sends_the_open_world_to():
@@ -119,3 +120,54 @@ def test_seed_profiles_find_the_class_a_collapsed_seed_sends_the_open_world_to()
         report.seed_profiles(table, "X")
     with pytest.raises(KeyError, match="no confusion matrix for world 'closed'"):
         report.seed_profiles(table, "M", "closed")
+
+
+def test_a_no_better_than_claim_is_judged_against_the_margin_stated_in_paper_py():
+    from gfd.paper import NON_SUPERIORITY_MARGIN
+    assert NON_SUPERIORITY_MARGIN == 1.5
+    g = {s: 0.6 + 0.02 * s for s in range(5)}
+    for shift, word in ((-0.01, "reproduced"), (0.0, "reproduced"), (0.01, "reproduced"),   # upper end < +1.5
+                        (0.03, "reversed")):                                               # lower end > +1.5
+        table = _table({"G": g, "G+D": {s: v + shift + 0.001 * (s % 2) for s, v in g.items()}})
+        claim = {c.text: c for c in report.check_claims(4, report.table_summary(table), table)}["open: G+D <= G"]
+        assert claim.word == word, (shift, claim)
+    noisy = _table({"G": g, "G+D": {s: v + (0.04 if s % 2 else -0.03) for s, v in g.items()}})
+    claim = {c.text: c for c in report.check_claims(4, report.table_summary(noisy), noisy)}["open: G+D <= G"]
+    assert claim.word == "not resolved" and "margin" in claim.verdict
+
+
+def test_the_papers_gap_is_said_to_lie_inside_or_outside_our_interval():
+    claim = report.Claim("open: a > b", 2.0, 3.0, 1.0, True, (1.0, 4.0))
+    assert claim.paper_gap_inside == "inside" and claim.word == "reproduced"
+    assert report.Claim("open: a > b", 6.0, 3.0, 1.0, True, (1.0, 4.0)).paper_gap_inside == "outside"
+
+
+def test_open_world_claims_carry_an_interval_over_instances_and_seeds():
+    """Two rows whose per-instance accuracies differ by the same amount on every instance: the
+    instance level adds nothing and the interval is the seed-only one."""
+    rng = np.random.default_rng(0)
+    keys = [f"{w}/{f}/g{i}" for w in ("B1", "B2") for f in ("progan", "sngan") for i in range(3)] + ["B1/real/real",
+                                                                                                     "B2/real/real"]
+    base = {s: {k: float(rng.uniform(0.2, 0.8)) for k in keys} for s in range(5)}
+    shift = {s: 0.02 + 0.01 * s for s in range(5)}
+    rows = {"G": base, "G+D+C": {s: {k: v + shift[s] for k, v in per.items()} for s, per in base.items()}}
+    table = {"metrics": ["open"], "rows": [
+        {"method": m, "seeds": list(range(5)), "per_seed_sources": [per[s] for s in range(5)],
+         "per_seed": [{"open": float(np.mean(list(per[s].values())))} for s in range(5)],
+         "summary": {"open": {"mean": 0.5, "std": 0.01, "n": 5}}} for m, per in rows.items()]}
+    claim = {c.text: c for c in report.check_claims(4, report.table_summary(table), table)}["open: G+D+C > G"]
+    assert claim.ci_instances == (pytest.approx(claim.ci[0]), pytest.approx(claim.ci[1]))
+    assert claim.word_instances == claim.word == "reproduced"
+
+
+def test_every_claim_quotes_its_line_of_the_paper():
+    from pathlib import Path
+    from gfd.paper import CLAIMS
+    path = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "gfd-net-paper.txt"    # beside the checkout
+    if not path.is_file():
+        pytest.skip("the paper's text is not here")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for claims in CLAIMS.values():
+        for c in claims:
+            assert c.quote in lines[c.line - 1], c
+    assert {(c.a, c.b) for c in CLAIMS[1] if c.a == "GFD-Net"} == {("GFD-Net", b) for b in ("PRNU", "DCT", "AttNet")}
