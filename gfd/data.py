@@ -16,7 +16,8 @@ Images come out as float tensors in [-1, 1].
 
 Which files are a class's images is :func:`gfd.layout.list_images`'s rule (regular image files
 directly in the class folder; links refused, sub-folders ignored), and :class:`AttributionFolder`
-loads exactly those, so the counts and the loaders agree.  An image larger than
+loads exactly those but hidden files (``.name.png``: editors' and OS droppings, which ``gfd prepare``
+skips as well).  An image larger than
 :data:`MAX_IMAGE_PIXELS` (40 megapixels) is refused from its header, before anything is decoded.
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -37,6 +38,7 @@ from torchvision.transforms import v2
 from gfd.config import Config
 from gfd.layout import (IMAGE_EXTENSIONS, REAL, REQUIRED_SPLITS, SPLITS, DataLayoutError,  # noqa: F401
                         check_split, class_order, find_splits, is_image_file, list_images, split_sources)
+from gfd.detection_layout import CLASSES, TEST_DIR, TRAIN_FAMILY, VIEW_FILE, detection_view, test_set_names, view_name
 
 # transform preset -> (resize side or None); the crop side comes from the config.
 #   p128     the paper's 128 px protocol (Sec. 4.2.1): resize to 512, then crop (224)
@@ -185,9 +187,10 @@ class AttributionFolder(datasets.ImageFolder):
 
     def make_dataset(self, directory: str, class_to_idx: dict[str, int], extensions=None, is_valid_file=None,
                      allow_empty: bool = False) -> list[tuple[str, int]]:
-        """(path, label) of :func:`gfd.layout.list_images` per class, classes by name as torchvision does."""
+        """(path, label) of :func:`gfd.layout.list_images` per class, classes by name as torchvision does;
+        hidden files (``.name.png``) are not images of the class, as ``prepare`` skips them too."""
         return [(str(path), class_to_idx[c]) for c in sorted(class_to_idx)
-                for path in list_images(Path(directory) / c)]
+                for path in list_images(Path(directory) / c) if not path.name.startswith(".")]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -247,13 +250,11 @@ def data_identity(cfg: Config) -> str:
     For the built-in benchmark it is the folder name its cache would have (detection: its view's)."""
     if cfg.data_root is not None:
         if cfg.task == "detection":
-            from gfd.detection import VIEW_FILE
             return folder_identity(cfg.data_root, VIEW_FILE)
         return folder_identity(cfg.data_root, "manifest.json")
     from gfd.benchmark import benchmark_name
     name = benchmark_name(cfg.benchmark, cfg.benchmark_size, seed=0)
     if cfg.task == "detection":
-        from gfd.detection import view_name
         return view_name(name)
     return name
 
@@ -342,6 +343,64 @@ def get_loaders(root: str | os.PathLike, cfg: Config, *, skip_bad: bool = False,
     return bundle
 
 
+@dataclass
+class DetectionBundle(DataBundle):
+    """A :class:`DataBundle` of the binary detection layout (:mod:`gfd.detection_layout`): splits ``train``, ``val`` and
+    ``test/<set>`` for every name in :attr:`test_sets` (in order)."""
+
+    test_sets: list[str] = field(default_factory=list)
+
+    @property
+    def identity(self) -> str:
+        """A benchmark view is named by its benchmark's key (its folder name); other data by path."""
+        return folder_identity(self.root, VIEW_FILE)
+
+    @property
+    def test_splits(self) -> list[str]:
+        return [f"{TEST_DIR}/{n}" for n in self.test_sets]
+
+
+def load_detection(root: str | os.PathLike, cfg: Config, *, skip_bad: bool = False,
+                   splits: Sequence[str] | None = None) -> DetectionBundle:
+    """Loaders of the detection folder ``root``: ``train``, ``val`` and every ``test/<set>`` (or
+    those of ``splits``, in that order), read with ``cfg`` by :func:`add_splits` -- the
+    loaders of attribution data, with the same transforms, seeds and machine settings.  Most code
+    should call :func:`load_data` with ``task="detection"`` instead."""
+    root = Path(root)
+    for split in ("train", "val"):
+        found = sorted(p.name for p in (root / split).iterdir()) if (root / split).is_dir() else []
+        if sorted(found) != sorted(CLASSES):
+            raise DataLayoutError(f"{root / split}: expected the class folders {list(CLASSES)} of the detection "
+                                  f"layout (python -m gfd prepare detection), found {found or 'nothing'}")
+    names = test_set_names(root)
+    bundle = DetectionBundle(root=root, classes=list(CLASSES), test_sets=names)
+    present = ["train", "val", *bundle.test_splits]
+    unknown = [s for s in splits or () if s not in present]
+    if unknown:
+        raise DataLayoutError(f"split(s) {unknown} asked for but not in {root}; present: {present}")
+    add_splits(bundle, list(splits or present), cfg, skip_bad=skip_bad)
+    return bundle
+
+
+def detection_root(cfg: Config, family: str = TRAIN_FAMILY, *, progress: bool = True,
+                   log: Callable[[str], None] | None = print) -> Path:
+    """The folder of a config's detection data: ``cfg.data_root`` if set (a detection layout, e.g.
+    from ``python -m gfd prepare detection``; it fixed its own training family), else the
+    detection view of the built-in benchmark ``cfg.benchmark`` of size ``cfg.benchmark_size``,
+    real vs. ``family`` (both built on first use).
+
+    ``family`` is a keyword, not a config field: it only picks which of the benchmark's files
+    the view holds, and the view's folder (``detect-<family>-<benchmark>``, the bundle's
+    ``identity``) already names it in every run key.  :func:`load_data` uses the default
+    family; for another, ``load_detection(detection_root(cfg, family=F), cfg)``."""
+    if cfg.data_root is not None:
+        return Path(cfg.data_root)
+    from gfd.benchmark import load_benchmark
+    bench = load_benchmark(cfg.benchmark, cfg.benchmark_size, seed=0, progress=progress)
+    return detection_view(bench, family=family, log=log)
+
+
+
 def load_data(cfg: Config, *, progress: bool = True, splits: list[str] | tuple[str, ...] | None = None,
               skip_bad: bool = False, log: Callable[[str], None] | None = print) -> DataBundle:
     """The data a config asks for, for its task (``cfg.task``).
@@ -350,16 +409,15 @@ def load_data(cfg: Config, *, progress: bool = True, splits: list[str] | tuple[s
     benchmark ``cfg.benchmark`` (``gan128``, or ``gan1024`` for Table 2) of size
     ``cfg.benchmark_size``, built and cached on first use; a :class:`DataBundle`.
 
-    ``detection``: ``cfg.data_root`` (the layout of :mod:`gfd.detection`, e.g. from ``python -m gfd
-    prepare detection``) if set, else the detection view of that built-in benchmark, real vs.
-    :data:`gfd.detection.TRAIN_FAMILY` (written on first use; ``log`` reports it); a
-    :class:`gfd.detection.DetectionBundle`.
+    ``detection``: ``cfg.data_root`` (the layout of :mod:`gfd.detection_layout`, e.g. from ``python -m
+    gfd prepare detection``) if set, else the detection view of that built-in benchmark, real vs.
+    :data:`gfd.detection_layout.TRAIN_FAMILY` (written on first use; ``log`` reports it); a
+    :class:`DetectionBundle`.
 
     The CLI, the runners and every notebook call this, so setting ``data_root`` switches all of
     them to a real dataset.  ``splits`` loads only those (all by default); ``skip_bad`` drops
     unreadable images with a warning instead of failing on them."""
     if cfg.task == "detection":
-        from gfd.detection import detection_root, load_detection
         return load_detection(detection_root(cfg, progress=progress, log=log), cfg, splits=splits,
                               skip_bad=skip_bad)
     root = cfg.data_root

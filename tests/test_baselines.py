@@ -41,7 +41,7 @@ def bundle(tmp_path_factory):
                 img = content + AMP * pat[None] + rng.normal(0, NOISE, (3, SIZE, SIZE))
                 u8 = np.clip((img + 1) * 127.5 + 0.5, 0, 255).astype(np.uint8).transpose(1, 2, 0)
                 Image.fromarray(u8).save(folder / f"{m:03d}.png")
-    return get_loaders(root, crop=CROP, batch_size=16, num_workers=0, seed=0)
+    return get_loaders(root, get_config("course"), crop=CROP, batch_size=16, num_workers=0, seed=0)
 
 
 class Exploding:

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 import gfd
+from gfd import config, train
 from gfd.config import PRESETS, Config, get_config
+from gfd.train import Trainer
 from gfd.utils import atomic_write, choose_device, pbar, seed_everything
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,10 +164,12 @@ def test_every_field_enters_the_key_and_a_stored_config_gives_it_back():
         value = getattr(cfg, f.name)
         if isinstance(value, bool):
             changed = not value
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        elif isinstance(value, int):
             changed = value + 1
+        elif isinstance(value, float):
+            changed = value / 2 if value else 0.5      # stays inside every float field's range
         elif value is None:
-            changed = "/somewhere"
+            changed = "/somewhere" if f.name == "data_root" else 2
         else:
             continue          # named values are checked against their allowed lists elsewhere
         assert cfg.with_(**{f.name: changed}).key() != cfg.key(), f.name
@@ -185,3 +189,51 @@ def test_config_defaults_are_the_course_preset_and_presets_are_its_differences()
     assert get_config("quick", overlays=["detection"]).task == "detection" and set(OVERLAYS) >= {"detection", "gan1024"}
     with pytest.raises(KeyError, match="overlay"):
         get_config("quick", overlays=["nonsense"])
+
+
+# --- the gpu preset and the automatic pick -------------------------------------------------------
+
+@pytest.fixture
+def fresh_pick(monkeypatch):
+    monkeypatch.delenv("GFD_PRESET", raising=False)
+    monkeypatch.setattr(config, "_told_gpu_pick", False)
+
+
+def test_a_gpu_runtime_gets_the_gpu_preset_and_is_told_once(fresh_pick, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert gfd.default_preset() == "gpu" and get_config().preset == "gpu"
+    told = capsys.readouterr().out.splitlines()
+    assert len(told) == 1 and "'gpu'" in told[0] and "CUDA GPU" in told[0] and "GFD_PRESET=course" in told[0]
+    assert get_config().preset == "gpu" and get_config("course").preset == "course"
+    assert capsys.readouterr().out == ""                               # once per process
+
+
+def test_gfd_preset_wins_and_the_cpu_keeps_course_silently(fresh_pick, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("GFD_PRESET", "quick")
+    assert get_config().preset == "quick"
+    monkeypatch.delenv("GFD_PRESET")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert get_config().preset == "course"
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_gpu_preset_runs_the_course_on_the_builtin_benchmark_sized_for_a_gpu():
+    gpu, course = get_config("gpu"), get_config("course")
+    assert gpu.data_root is None and (gpu.benchmark_size, gpu.transform, gpu.crop) == ("default", "mini", 48)
+    assert gpu.batch_size > course.batch_size and gpu.unet_width > course.unet_width
+    assert gpu.disc_width > course.disc_width and gpu.disc_layers == 2 and gpu.steps > course.steps   # 48 px: 34 px patches
+    assert gpu.classifier_arch == "compact" and gpu.classifier_width > course.classifier_width
+    assert gpu.perceptual_weights == "auto"
+    assert (gpu.lr_schedule, gpu.select) == (course.lr_schedule, course.select)
+    # its networks build and train on the benchmark's 48 px crops (random weights: offline)
+    t = Trainer(gpu.with_(classifier_weights="random", perceptual_weights="random", device="cpu"), num_classes=5)
+    g = torch.Generator().manual_seed(0)
+    x, y, x_real = torch.rand(2, 3, 48, 48, generator=g) * 2 - 1, torch.arange(2) % 3, torch.rand(2, 3, 48, 48, generator=g) * 2 - 1
+    assert set(t.train_step(x, y, x_real)) == {*train.G_TERMS, *train.DC_TERMS}
+
+
+def test_compile_is_off_by_default_and_enters_the_key():
+    assert get_config("quick").compile is False
+    assert get_config("quick", compile=True).key() != get_config("quick").key()

@@ -10,13 +10,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from gfd import data
 from gfd import detection as det
 from gfd.baselines import OPTIONS, TABLE_NAMES, fit_baseline
 from gfd.baselines.cnndetect import CNNDetect, blur_jpeg
-from gfd.baselines.patchforensics import PatchForensics, receptive_field
-from gfd.config import COURSE_V1, PRESETS, get_config
+from gfd.baselines.patchforensics import PatchForensics
+from gfd.config import get_config
+from gfd.layout import DataLayoutError
 from gfd.paper import PAPER, TABLE3_COLUMNS, TABLES
-from gfd.report import write_detection_table
+from gfd.report import write_table
 from gfd.runs import reproduce as rep
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -84,12 +86,14 @@ def _bundle(bench, tmp_path, **changes):
 
 def test_detect_preset_has_the_paper_detection_weights_and_otherwise_the_course_with_half_as_wide_a_g():
     cfg = get_config("detect")
+    assert cfg.task == "detection"                                             # load_data reads detection data
     assert (cfg.w1, cfg.w2, cfg.w3, cfg.w4) == (10.0, 0.01, 1.0, 1.0)          # Sec. 4.1, detection
-    course = get_config("course", [f"{k}={v}" for k, v in COURSE_V1.items()])   # as Table 3 was measured
+    course = get_config("course", overlays=["short-budget"])                   # as Table 3 was measured
     assert (cfg.unet_width, cfg.unet_max_width) == (course.unet_width // 2, course.unet_max_width // 2)
-    assert cfg.with_(preset="course", w2=course.w2, unet_width=course.unet_width,
-                     unet_max_width=course.unet_max_width) == course
-    assert cfg.key() != course.key() and PRESETS["course"]["lr"] == PRESETS["detect"]["lr"]
+    assert cfg.with_(preset="course", task=course.task, w2=course.w2, unet_width=course.unet_width,
+                     unet_max_width=course.unet_max_width, backbone_width=course.backbone_width,
+                     backbone_max_width=course.backbone_max_width) == course
+    assert cfg.key() != course.key() and get_config("course").lr == cfg.lr
     assert (cfg.perceptual_layer, cfg.decoder_width, cfg.steps) != (get_config("course").perceptual_layer,
                                                                   get_config("course").decoder_width, get_config("course").steps)
 
@@ -109,6 +113,68 @@ def test_detection_view_two_classes_every_test_set_hard_links(bench, tmp_path):
     assert det.detection_view(bench, tmp_path / "view") == view            # complete: reused, not rebuilt
     with pytest.raises(ValueError, match="no family 'stylegan'"):
         det.detection_sets(bench, "stylegan")
+
+
+def test_load_data_with_task_detection_reads_the_detection_view_of_the_configs_benchmark(bench, monkeypatch):
+    import gfd.benchmark
+    calls = []
+    monkeypatch.setattr(gfd.benchmark, "load_benchmark", lambda *a, **k: calls.append((a, k)) or bench)
+    cfg = get_config("quick", TINY, task="detection")
+    bundle = data.load_data(cfg, progress=False, log=None)
+    assert calls == [(("gan128", "quick"), dict(seed=0, progress=False))]
+    assert isinstance(bundle, det.DetectionBundle) and bundle.classes == ["real", "fake"]
+    assert bundle.root == bench.parent / f"detect-{det.TRAIN_FAMILY}-{bench.name}"
+    assert bundle.identity == bundle.root.name                     # names the benchmark: run keys see other data
+    assert data.data_identity(cfg.with_(data_root=str(bundle.root))) == bundle.identity
+    assert list(bundle.loaders) == ["train", "val", *bundle.test_splits]
+    attribution = data.load_data(cfg.with_(task="attribution"), progress=False)
+    assert type(attribution) is data.DataBundle and attribution.root == bench
+
+
+def test_load_data_with_task_detection_reads_data_root_in_the_detection_layout(bench, tmp_path):
+    view = det.detection_view(bench, tmp_path / "view")
+    cfg = get_config("quick", TINY, task="detection", data_root=str(view))
+    bundle = data.load_data(cfg)
+    assert isinstance(bundle, det.DetectionBundle) and bundle.root == view and bundle.test_sets[0] == "A-progan"
+    part = data.load_data(cfg, splits=["val", "test/B1-sngan"])
+    assert list(part.loaders) == ["val", "test/B1-sngan"] and part.test_sets == bundle.test_sets
+    with pytest.raises(DataLayoutError, match="test/nowhere"):
+        data.load_data(cfg, splits=["test/nowhere"])
+    with pytest.raises(DataLayoutError, match="class folders"):       # an attribution folder is not one
+        data.load_data(cfg.with_(data_root=str(bench)))
+
+
+def test_detection_loaders_are_seeded_split_by_split_as_attribution_loaders(bench, tmp_path):
+    bundle = _bundle(bench, tmp_path, seed=3)
+    assert [ld.generator.initial_seed() for ld in bundle.loaders.values()] == \
+        [3000 + i for i in range(len(bundle.loaders))]
+    train = bundle["train"]
+    assert isinstance(train.sampler, torch.utils.data.RandomSampler) and train.drop_last
+    assert all(isinstance(bundle[s].sampler, torch.utils.data.SequentialSampler) for s in ["val", *bundle.test_splits])
+
+
+def test_detection_loaders_get_the_cuda_settings_of_attribution_loaders(bench, tmp_path, monkeypatch):
+    """Workers, pinned memory and persistent workers follow data.feeds_cuda for both kinds of data: a
+    GPU run feeds its detection batches as fast as its attribution ones, and a CPU run pins nothing."""
+    view = det.detection_view(bench, tmp_path / "view")
+    monkeypatch.setattr(data, "default_num_workers", lambda cuda=None: 2 if cuda else 1)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)      # loaders are built, never iterated
+    for device, fed in (("auto", True), ("cuda", True), ("cpu", False)):
+        cfg = get_config("quick", TINY, num_workers=None, device=device)
+        settings = lambda ld: (ld.pin_memory, ld.num_workers, ld.persistent_workers)  # noqa: E731
+        detection = det.load_detection(view, cfg)
+        attribution = data.get_loaders(bench, cfg)
+        assert data.feeds_cuda(cfg) is fed
+        assert {settings(ld) for ld in detection.loaders.values()} == {(fed, 2 if fed else 1, True)}
+        assert {settings(ld) for ld in attribution.loaders.values()} == {(fed, 2 if fed else 1, True)}
+    pinned = det.load_detection(view, get_config("quick", TINY, num_workers=2, device="auto"))
+    assert {(ld.pin_memory, ld.num_workers) for ld in pinned.loaders.values()} == {(True, 2)}
+
+
+def test_detection_loaders_need_a_config(bench, tmp_path):
+    view = det.detection_view(bench, tmp_path / "view")
+    with pytest.raises(TypeError, match="cfg"):
+        det.load_detection(view)
 
 
 def test_per_test_set_accuracy_known_answer(bench, tmp_path):
@@ -146,7 +212,7 @@ def test_patchforensics_scores_are_patch_averages_trained_per_patch():
     patches[0, 1, 5, 5].backward()                                        # one patch sees a limited field
     seen = (x.grad[0].abs().sum(0) > 0).nonzero()
     side = int(seen[:, 0].max() - seen[:, 0].min() + 1)
-    assert side == receptive_field(2, 1) == 17
+    assert side == model.receptive_field == 17
 
 
 def test_cnndetect_blur_jpeg_only_when_training():
@@ -173,13 +239,13 @@ def test_plain_backbone_rows_are_the_gfd_rows_encoder_and_head(row, arch):
     from gfd.baselines import backbone
     from gfd.models.generator import build_generator
     cfg = get_config("detect", TINY, encoder_arch=arch)
-    model = backbone.BackboneClassifier(2, OPTIONS[TABLE_NAMES[row]]().arch, cfg.encoder_size, cfg.unet_width, cfg.unet_depth,
-                                        cfg.unet_max_width)
+    model = backbone.BackboneClassifier(2, OPTIONS[TABLE_NAMES[row]]().arch, cfg.encoder_size, cfg.backbone_width,
+                                        cfg.backbone_depth, cfg.backbone_max_width)
     g = build_generator(cfg, 2)
     shapes = lambda m: [(k, tuple(v.shape)) for k, v in m.state_dict().items()]  # noqa: E731
     assert shapes(model.encoder) == shapes(g.encoder) and shapes(model.head) == shapes(g.head)
     resolved = rep.RunSpec(row, 0, cfg.with_(encoder_arch="unet")).key("data")
-    assert resolved != rep.RunSpec(row, 0, cfg.with_(encoder_arch="unet", unet_width=8)).key("data")  # sized by cfg
+    assert resolved != rep.RunSpec(row, 0, cfg.with_(encoder_arch="unet", backbone_width=8)).key("data")  # sized by cfg
 
 
 @pytest.mark.parametrize("row,arch", [("GFD-Net (ResNet)", "resnet"), ("GFD-Net (DenseNet)", "densenet")])
@@ -221,7 +287,7 @@ def test_table_writer_includes_every_test_set_and_the_average(tmp_path):
     runs = {"CNNDetect": {0: _record("CNNDetect", 0, {"A-progan": 1.0, "B1-sngan": 0.5}),
                           1: _record("CNNDetect", 1, {"A-progan": 0.8, "B1-sngan": 0.6})},
             "GFD-Net": {0: _record("GFD-Net", 0, {"A-progan": 1.0, "B1-sngan": 0.7})}}
-    md = write_detection_table(3, runs, tmp_path, command="python -m gfd reproduce --table 3")
+    md = write_table(3, runs, tmp_path, command="python -m gfd reproduce --table 3")
     lines = {line.split(" | ")[0]: line for line in md.splitlines() if line.startswith("| ")}
     assert "| A-progan" in lines and "| B1-sngan" in lines and "| **Avg**" in lines
     assert lines["| **Avg**"].split(" | ")[1].startswith("72.50 ± ")         # mean of 75 and 70
@@ -237,7 +303,7 @@ def test_table_writer_includes_every_test_set_and_the_average(tmp_path):
 
 def test_table_writer_puts_the_backbone_rows_beside_the_papers(tmp_path):
     runs = {m: {0: _record(m, 0, {"A-progan": 1.0, "B1-sngan": 0.5})} for m in TABLES[3]}
-    md = write_detection_table(3, runs, tmp_path)
+    md = write_table(3, runs, tmp_path)
     head = next(line for line in md.splitlines() if line.startswith("| Test set"))
     assert head == "| Test set | " + " | ".join(f"{m} (%)" for m in TABLES[3]) + " |"
     paper = next(line for line in md.splitlines() if line.startswith("| Avg (paper)"))

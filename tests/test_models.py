@@ -302,3 +302,33 @@ def test_imagenet_input_maps_the_image_range_to_imagenet_statistics():
     white = norm(torch.ones(1, 3, 2, 2))
     for c in range(3):
         assert math.isclose(white[0, c, 0, 0].item(), (1 - W.IMAGENET_MEAN[c]) / W.IMAGENET_STD[c], rel_tol=1e-6)
+
+
+# --- random weights where ImageNet weights are missing: said once, in one line --------------------
+
+@pytest.mark.parametrize("arch, what, field", [("resnet18", "classifier C (resnet18)", "classifier_weights"),
+                                               ("resnet18", "perceptual VGG-16 F", "perceptual_weights")])
+def test_random_weights_warning_says_what_is_used_and_how_to_choose(offline_hub, arch, what, field):
+    from gfd.models import weights as W
+    with pytest.warns(UserWarning) as record:
+        _, used = W.build_torchvision(arch, "auto", what)
+    msg = str(record[0].message)
+    assert used == "random (imagenet unavailable)"
+    assert "RANDOM initialisation" in msg and f"{field}='auto'" in msg and f"--set {field}=random" in msg
+    assert "python -m gfd weights" in msg and "\n" not in msg and len(msg) < 200          # one short line
+    assert "'random' or 'auto'" not in msg
+    with pytest.raises(W.WeightsUnavailableError) as err:
+        W.build_torchvision(arch, "imagenet", what)
+    assert f"{field}='imagenet' was asked for" in str(err.value) and f"--set {field}=random" in str(err.value)
+
+
+def test_the_random_weights_note_is_said_once_per_process(offline_hub):
+    import warnings as w
+    from gfd.models import weights as W
+    with w.catch_warnings(record=True) as caught:
+        w.simplefilter("always")
+        for _ in range(3):
+            W.build_torchvision("resnet18", "auto", "classifier C (resnet18)")
+        W.build_torchvision("vgg16", "auto", "perceptual VGG-16 F")
+    notes = [str(c.message) for c in caught if "RANDOM initialisation" in str(c.message)]
+    assert len(notes) == 2 and "classifier_weights" in notes[0] and "perceptual_weights" in notes[1]

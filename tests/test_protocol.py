@@ -9,25 +9,12 @@ import torch
 from torch import nn
 
 from gfd.config import get_config
-from gfd.data import get_loaders
 from gfd.protocol import FINAL_LR_RATIO, Selection, lr_factor, make_scheduler, min_stop_step
 from gfd.runs.variant import train_and_measure
 from gfd.supervised import fit_classifier
 from gfd.train import Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def tiny_cfg(**changes):
-    base = dict(crop=32, batch_size=4, unet_depth=2, unet_width=4, unet_max_width=16, disc_width=4,
-                classifier_width=4, perceptual_layer="relu1_1", perceptual_weights="random",
-                steps=4, c_pretrain_steps=3, eval_every=2, ckpt_every=0, num_workers=0, device="cpu", seed=7)
-    return get_config("quick", **(base | changes))
-
-
-@pytest.fixture
-def bundle(make_dataset):
-    return get_loaders(make_dataset(classes=("ganA", "real", "ganB"), n=8), tiny_cfg())
 
 
 # --- rule 1: the schedule ---------------------------------------------------------------------------
@@ -50,8 +37,8 @@ def test_cosine_falls_from_lr_to_the_final_ratio_and_step_is_the_papers_steplr()
         make_scheduler(opt, "linear", 10)
 
 
-def test_trainer_lr_follows_the_cosine_over_the_budget(bundle):
-    t = Trainer(tiny_cfg(steps=4, patience=0, use_D=False, use_percept=False), bundle)
+def test_trainer_lr_follows_the_cosine_over_the_budget(tiny_cfg, bundle):
+    t = Trainer(tiny_cfg.with_(steps=4, patience=0, use_D=False, use_percept=False), bundle)
     h = t.fit(progress=False)
     assert h["lr"] == pytest.approx([t.cfg.lr * lr_factor(s, "cosine", 4) for s in range(1, 5)])
 
@@ -127,10 +114,10 @@ def test_fit_classifier_keeps_the_best_val_weights_and_stops_on_a_plateau():
     assert not torch.equal(model.state_dict()["1.weight"], states[-1]["1.weight"])
 
 
-def test_trainer_stops_on_a_plateau_keeps_the_best_g_and_a_reload_gives_the_same(bundle, tmp_path, monkeypatch):
+def test_trainer_stops_on_a_plateau_keeps_the_best_g_and_a_reload_gives_the_same(tiny_cfg, bundle, tmp_path, monkeypatch):
     accs = iter([0.5, 0.9, 0.4, 0.3, 0.2, 0.1])
     monkeypatch.setattr(Trainer, "validate", lambda self, split="val", model="G": next(accs))
-    cfg = tiny_cfg(steps=12, eval_every=1, patience=2, patience_after=0.0, use_D=False, use_C=False)
+    cfg = tiny_cfg.with_(steps=12, eval_every=1, patience=2, patience_after=0.0, use_D=False, use_C=False)
     t = Trainer(cfg, bundle, tmp_path / "run")
     kept = {}
     original = t.selection.update
@@ -158,11 +145,11 @@ def measure(method, bundle, cfg):
         [p.detach().clone() for p in res.model.parameters()]
 
 
-def test_two_methods_give_the_same_results_in_either_order(bundle, tmp_path, monkeypatch):
+def test_two_methods_give_the_same_results_in_either_order(tiny_cfg, bundle, tmp_path, monkeypatch):
     """DCT then the G+C row, or the G+C row then DCT, in one process (with stray draws from the global
     generators in between): identical numbers and weights."""
     monkeypatch.setattr("gfd.train.runs_dir", lambda: tmp_path / "runs")
-    cfg = tiny_cfg(steps=3, eval_every=1)
+    cfg = tiny_cfg.with_(steps=3, eval_every=1)
     dct_opts = dict(epochs=1, eval_every=1, width=2)
 
     def run(order, where):
@@ -203,34 +190,34 @@ def test_a_stream_draws_the_same_crops_whatever_the_global_generator_did(bundle)
 
 @pytest.mark.parametrize("switches", [dict(use_D=False, use_C=False, use_percept=False), dict(use_C=False),
                                       dict(use_D=False, use_percept=False)])
-def test_rows_of_table4_share_g_init_and_g_batches(bundle, switches):
-    full = Trainer(tiny_cfg(), bundle)
-    row = Trainer(tiny_cfg(**switches), bundle)
+def test_rows_of_table4_share_g_init_and_g_batches(tiny_cfg, bundle, switches):
+    full = Trainer(tiny_cfg, bundle)
+    row = Trainer(tiny_cfg.with_(**switches), bundle)
     assert all(torch.equal(p, q) for p, q in zip(full.G.state_dict().values(), row.G.state_dict().values()))
     for _ in range(3):
         assert torch.equal(next(full.train_stream)[0], next(row.train_stream)[0])
 
 
-def test_rows_with_c_share_one_pretrained_c_and_the_pretraining_leaves_g_batches_alone(bundle, tmp_path):
-    gc = Trainer(tiny_cfg(use_D=False, use_percept=False), bundle, tmp_path / "gc")
-    first_batch = next(Trainer(tiny_cfg(use_C=False), bundle).train_stream)[0]
+def test_rows_with_c_share_one_pretrained_c_and_the_pretraining_leaves_g_batches_alone(tiny_cfg, bundle, tmp_path):
+    gc = Trainer(tiny_cfg.with_(use_D=False, use_percept=False), bundle, tmp_path / "gc")
+    first_batch = next(Trainer(tiny_cfg.with_(use_C=False), bundle).train_stream)[0]
     rec = gc.pretrain_classifier(progress=False)
     assert not rec["cached"] and len(rec["loss"]) == rec["steps"]
     assert torch.equal(next(gc.train_stream)[0], first_batch)           # C drew from its own stream
-    full = Trainer(tiny_cfg(), bundle, tmp_path / "full")
+    full = Trainer(tiny_cfg, bundle, tmp_path / "full")
     again = full.pretrain_classifier(progress=False)
     assert again["cached"] and again["best_val"] == rec["best_val"]
     assert all(torch.equal(p, q) for p, q in zip(gc.C.state_dict().values(), full.C.state_dict().values()))
-    other_seed = Trainer(tiny_cfg(seed=8), bundle, tmp_path / "s8").pretrain_classifier(progress=False)
+    other_seed = Trainer(tiny_cfg.with_(seed=8), bundle, tmp_path / "s8").pretrain_classifier(progress=False)
     assert not other_seed["cached"]
     assert math.isfinite(gc.history["c_val_acc"][-1])
 
 
-def test_a_torn_pretrained_c_cache_file_is_recomputed_with_a_warning(bundle, tmp_path):
-    t = Trainer(tiny_cfg(use_D=False, use_percept=False), bundle, tmp_path / "run")
+def test_a_torn_pretrained_c_cache_file_is_recomputed_with_a_warning(tiny_cfg, bundle, tmp_path):
+    t = Trainer(tiny_cfg.with_(use_D=False, use_percept=False), bundle, tmp_path / "run")
     t.pretrain_classifier(progress=False)
     (cached,) = (tmp_path / "pretrained-C").glob("*.pt")
     cached.write_bytes(b"not a torch file")
     with pytest.warns(UserWarning, match="pre-training C again"):
-        rec = Trainer(tiny_cfg(use_D=False, use_percept=False), bundle, tmp_path / "run2").pretrain_classifier(progress=False)
+        rec = Trainer(tiny_cfg.with_(use_D=False, use_percept=False), bundle, tmp_path / "run2").pretrain_classifier(progress=False)
     assert not rec["cached"]

@@ -16,20 +16,12 @@ import pytest
 import torch
 
 from gfd.checkpoint import FORMAT, FORMAT_VERSION, CheckpointError, load_checkpoint, save_checkpoint
-from gfd.config import get_config
 from gfd.data import get_loaders
 from gfd.train import CHECKPOINT_NAME, Trainer, load_or_train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 CLASSES = ["real", "ganA"]
-
-
-def tiny_cfg(**changes):
-    base = dict(crop=32, batch_size=4, unet_depth=1, unet_width=4, unet_max_width=8, disc_width=4,
-                classifier_arch="resnet18", classifier_weights="random", perceptual_weights="random",
-                perceptual_layer="relu1_1", use_C=False, num_workers=0, device="cpu", seed=1)
-    return get_config("quick", **(base | changes))
 
 
 class Payload:
@@ -50,8 +42,8 @@ def poisoned_checkpoint(path, marker, state):
     return path
 
 
-def test_a_checkpoint_with_a_pickle_payload_is_refused_and_does_not_run(tmp_path):
-    t = Trainer(tiny_cfg(), classes=CLASSES)
+def test_a_checkpoint_with_a_pickle_payload_is_refused_and_does_not_run(tiny_cfg, tmp_path):
+    t = Trainer(tiny_cfg, classes=CLASSES)
     marker = tmp_path / "pwned.txt"
     path = poisoned_checkpoint(tmp_path / "evil.pt", marker, t.state_dict())
     # the file really is dangerous: an unsafe load runs the payload
@@ -64,27 +56,27 @@ def test_a_checkpoint_with_a_pickle_payload_is_refused_and_does_not_run(tmp_path
         load_checkpoint(path)
     assert not marker.exists()
     with pytest.raises(CheckpointError):
-        Trainer(tiny_cfg(), classes=CLASSES, pretrained=False).load(path)
+        Trainer(tiny_cfg, classes=CLASSES, pretrained=False).load(path)
     assert not marker.exists()
 
 
-def test_the_refusal_does_not_depend_on_torch_defaults(tmp_path, monkeypatch):
+def test_the_refusal_does_not_depend_on_torch_defaults(tiny_cfg, tmp_path, monkeypatch):
     """torch.load's default is weights_only=True today, but a user (or an older torch) may make it
     False: gfd asks for weights_only=True explicitly, so the payload is refused anyway."""
     monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     marker = tmp_path / "pwned.txt"
-    path = poisoned_checkpoint(tmp_path / "evil.pt", marker, Trainer(tiny_cfg(), classes=CLASSES).state_dict())
+    path = poisoned_checkpoint(tmp_path / "evil.pt", marker, Trainer(tiny_cfg, classes=CLASSES).state_dict())
     with pytest.raises(CheckpointError):
         load_checkpoint(path)
     assert not marker.exists()
 
 
-def test_exporting_over_a_poisoned_file_does_not_run_it(tmp_path, monkeypatch):
+def test_exporting_over_a_poisoned_file_does_not_run_it(tiny_cfg, tmp_path, monkeypatch):
     """export_weights peeks into an existing --out file (to refuse overwriting a checkpoint): safely."""
     from gfd.checkpoint import export_weights
 
     monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
-    src = Trainer(tiny_cfg(), classes=CLASSES, out_dir=tmp_path).save()
+    src = Trainer(tiny_cfg, classes=CLASSES, out_dir=tmp_path).save()
     marker = tmp_path / "pwned.txt"
     torch.save({"format": "something", "x": Payload(f"open({str(marker)!r}, 'w').write('pwned')")},
                tmp_path / "old.pt")
@@ -93,14 +85,14 @@ def test_exporting_over_a_poisoned_file_does_not_run_it(tmp_path, monkeypatch):
     assert load_checkpoint(tmp_path / "old.pt", allow_export=True)["format"] == "gfd-weights"
 
 
-def test_load_or_train_refuses_a_poisoned_run_checkpoint(tmp_path, make_dataset):
-    bundle = get_loaders(make_dataset(classes=CLASSES, n=1), tiny_cfg())
+def test_load_or_train_refuses_a_poisoned_run_checkpoint(tiny_cfg, tmp_path, make_dataset):
+    bundle = get_loaders(make_dataset(classes=CLASSES, n=1), tiny_cfg)
     run = tmp_path / "run"
     run.mkdir()
     marker = tmp_path / "pwned.txt"
-    poisoned_checkpoint(run / CHECKPOINT_NAME, marker, Trainer(tiny_cfg(), classes=CLASSES).state_dict())
+    poisoned_checkpoint(run / CHECKPOINT_NAME, marker, Trainer(tiny_cfg, classes=CLASSES).state_dict())
     with pytest.raises(CheckpointError):
-        load_or_train(tiny_cfg(), bundle, out_dir=run, progress=False)
+        load_or_train(tiny_cfg, bundle, out_dir=run, progress=False)
     assert not marker.exists()
 
 
@@ -122,8 +114,8 @@ def crashing_save(after_bytes):
 
 
 @pytest.mark.parametrize("after_bytes", [0, 3000])
-def test_a_save_interrupted_midway_leaves_the_previous_checkpoint_loadable(tmp_path, monkeypatch, after_bytes):
-    t = Trainer(tiny_cfg(), classes=CLASSES, out_dir=tmp_path / "run")
+def test_a_save_interrupted_midway_leaves_the_previous_checkpoint_loadable(tiny_cfg, tmp_path, monkeypatch, after_bytes):
+    t = Trainer(tiny_cfg, classes=CLASSES, out_dir=tmp_path / "run")
     t.step = 1
     path = t.save()
     assert path == tmp_path / "run" / CHECKPOINT_NAME
@@ -139,7 +131,7 @@ def test_a_save_interrupted_midway_leaves_the_previous_checkpoint_loadable(tmp_p
 
     assert path.read_bytes() == before                        # untouched, not truncated
     assert load_checkpoint(path)["step"] == 1
-    again = Trainer(tiny_cfg(), classes=CLASSES, pretrained=False).load(path, resume_data=False)
+    again = Trainer(tiny_cfg, classes=CLASSES, pretrained=False).load(path, resume_data=False)
     assert again.step == 1
     assert sorted(p.name for p in path.parent.iterdir()) == [CHECKPOINT_NAME]   # no partial file left
     assert t.last_checkpoint == path                          # still points at the good one

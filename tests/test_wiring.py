@@ -19,7 +19,6 @@ import torch
 from PIL import Image
 
 from gfd import losses
-from gfd.config import get_config
 from gfd.data import get_loaders
 from gfd.train import Trainer, fixed, load_or_train
 
@@ -28,14 +27,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 CLASSES = ["ganA", "real", "ganB"]          # 'real' is NOT class 0
 WEIGHTS = dict(w1=3.0, w2=0.7, w3=2.5, w4=0.4)   # all distinct: a swapped pair changes L_G
 SIDE = 32
-
-
-def tiny_cfg(**changes):
-    base = dict(crop=SIDE, batch_size=4, unet_depth=2, unet_width=4, unet_max_width=16, disc_width=4,
-                classifier_arch="resnet18", classifier_weights="random", perceptual_weights="random",
-                perceptual_layer="relu1_2", steps=2, c_pretrain_steps=1, eval_every=0, ckpt_every=0,
-                num_workers=0, lr=1e-3, device="cpu", seed=5, **WEIGHTS)
-    return get_config("quick", **(base | changes))
 
 
 def distinct_batch(b=4):
@@ -83,8 +74,8 @@ def all_nonzero(gs):
 
 # --- the G step (Eq. 1, 2, 4, 5, 6, 7) -------------------------------------------------------------
 
-def test_g_step_feeds_x_to_g_and_x_real_plus_f_to_d_c_and_f(monkeypatch):
-    t = Trainer(tiny_cfg(), classes=CLASSES)
+def test_g_step_feeds_x_to_g_and_x_real_plus_f_to_d_c_and_f(tiny_cfg, monkeypatch):
+    t = Trainer(tiny_cfg.with_(**WEIGHTS), classes=CLASSES)
     x, y, x_real = distinct_batch()
     rec = Recorder(t, monkeypatch)
     values, x_fp_out = t.g_step(x, y, x_real)
@@ -129,9 +120,9 @@ def test_g_step_feeds_x_to_g_and_x_real_plus_f_to_d_c_and_f(monkeypatch):
         assert all(g is None for g in grads(net))
 
 
-def test_each_g_term_reaches_the_right_part_of_g():
+def test_each_g_term_reaches_the_right_part_of_g(tiny_cfg):
     """L_z trains G_enc + H only; the terms on x_fp train G_dec (through x_fp) but not H."""
-    t = Trainer(tiny_cfg(), classes=CLASSES)
+    t = Trainer(tiny_cfg.with_(**WEIGHTS), classes=CLASSES)
     x, y, x_real = distinct_batch()
     parts = {"enc": list(t.G.encoder.parameters()), "dec": list(t.G.decoder.parameters()),
              "head": list(t.G.head.parameters())}
@@ -149,8 +140,8 @@ def test_each_g_term_reaches_the_right_part_of_g():
 
 # --- the D/C step (Eq. 3, 4, 8) --------------------------------------------------------------------
 
-def test_dc_step_trains_d_on_x_against_x_fp_and_c_on_x(monkeypatch):
-    t = Trainer(tiny_cfg(), classes=CLASSES)
+def test_dc_step_trains_d_on_x_against_x_fp_and_c_on_x(tiny_cfg, monkeypatch):
+    t = Trainer(tiny_cfg.with_(**WEIGHTS), classes=CLASSES)
     x, y, x_real = distinct_batch()
     x_fp = x_real + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(2))
     rec = Recorder(t, monkeypatch)
@@ -174,8 +165,8 @@ def test_dc_step_trains_d_on_x_against_x_fp_and_c_on_x(monkeypatch):
     assert all(g is None for g in grads(t.G))
 
 
-def test_train_step_hands_the_g_step_x_fp_detached_to_the_dc_step(monkeypatch):
-    t = Trainer(tiny_cfg(), classes=CLASSES)
+def test_train_step_hands_the_g_step_x_fp_detached_to_the_dc_step(tiny_cfg, monkeypatch):
+    t = Trainer(tiny_cfg.with_(**WEIGHTS), classes=CLASSES)
     x, y, x_real = distinct_batch()
     seen = {}
     real_g, real_dc = t.g_step, t.dc_step
@@ -199,8 +190,8 @@ def test_train_step_hands_the_g_step_x_fp_detached_to_the_dc_step(monkeypatch):
     assert set(values) == {"L_z", "L_adv_G", "L_cls_G", "L_percept", "L_G", "L_cls_C", "L_adv_D", "L_DC"}
 
 
-def test_g_only_runs_the_encoder_and_head_on_x(monkeypatch):
-    t = Trainer(tiny_cfg(use_D=False, use_C=False, use_percept=False), classes=CLASSES)
+def test_g_only_runs_the_encoder_and_head_on_x(tiny_cfg, monkeypatch):
+    t = Trainer(tiny_cfg.with_(**WEIGHTS, use_D=False, use_C=False, use_percept=False), classes=CLASSES)
     x, y, x_real = distinct_batch()
     t.G.train()
     with torch.no_grad():
@@ -247,9 +238,9 @@ def match(rows, images):
 
 
 @pytest.fixture
-def real_second(tmp_path):
+def real_second(tiny_cfg, tmp_path):
     root = write_images(tmp_path / "ds", CLASSES)
-    return root, get_loaders(root, tiny_cfg())
+    return root, get_loaders(root, tiny_cfg)
 
 
 def test_class_order_from_classes_json_puts_real_second(real_second):
@@ -257,10 +248,10 @@ def test_class_order_from_classes_json_puts_real_second(real_second):
     assert bundle.classes == CLASSES and bundle.real_index == 1
 
 
-def test_fit_draws_x_real_from_the_real_class_and_images_as_stored(real_second, monkeypatch):
+def test_fit_draws_x_real_from_the_real_class_and_images_as_stored(tiny_cfg, real_second, monkeypatch):
     """Images exactly the crop size, no flips by default: every batch row is a stored image, pixel for pixel."""
     root, bundle = real_second
-    t = Trainer(tiny_cfg(steps=6, use_C=False, use_percept=False), bundle)
+    t = Trainer(tiny_cfg.with_(**WEIGHTS, steps=6, use_C=False, use_percept=False), bundle)
     labels = torch.cat([next(t.real_stream)[1] for _ in range(3)])
     assert (labels == 1).all()                                  # the class named 'real', not class 0
     fed = []
@@ -281,14 +272,14 @@ def test_fit_draws_x_real_from_the_real_class_and_images_as_stored(real_second, 
         assert (j >= 0).all() and (ys[j] == 1).all()            # x_real: real images only
 
 
-def test_train_loader_yields_stored_pixels_without_flips_or_crops(real_second):
+def test_train_loader_yields_stored_pixels_without_flips_or_crops(tiny_cfg, real_second):
     root, bundle = real_second
     images, ys = images_by_hand(root, "train", CLASSES)
     for _ in range(4):                                          # 4 epochs: a random flip would show
         for x, y in bundle["train"]:
             i = match(x, images)
             assert (i >= 0).all() and torch.equal(ys[i], y)
-    assert not tiny_cfg().hflip
+    assert not tiny_cfg.hflip
 
 
 # --- selection reads val, never a test split --------------------------------------------------------
@@ -319,13 +310,13 @@ class Counting:
         return getattr(self.loader, name)
 
 
-def test_training_and_validation_never_touch_a_test_split(real_second, tmp_path, monkeypatch):
+def test_training_and_validation_never_touch_a_test_split(tiny_cfg, real_second, tmp_path, monkeypatch):
     _, bundle = real_second
     for split in ("test_closed", "test_open"):
         bundle.loaders[split] = Untouchable(split)
         bundle.datasets[split] = Untouchable(split)
     val = bundle.loaders["val"] = Counting(bundle.loaders["val"])
-    cfg = tiny_cfg(steps=2, eval_every=1, ckpt_every=1)
+    cfg = tiny_cfg.with_(**WEIGHTS, steps=2, c_pretrain_steps=1, eval_every=1, ckpt_every=1)   # one C evaluation
     t = load_or_train(cfg, bundle, out_dir=tmp_path / "run", progress=False)
     assert t.step == 2 and t.history["eval_step"] == [1, 2]
     assert len(t.history["c_val_acc"]) == 1
@@ -339,9 +330,9 @@ def test_training_and_validation_never_touch_a_test_split(real_second, tmp_path,
 
 # --- the learning-rate schedule (StepLR per iteration, Sec. 4.1) -----------------------------------
 
-def test_step_lr_decays_every_lr_step_iterations_for_both_optimisers(real_second):
+def test_step_lr_decays_every_lr_step_iterations_for_both_optimisers(tiny_cfg, real_second):
     _, bundle = real_second
-    cfg = tiny_cfg(steps=7, lr=1e-3, lr_step=3, lr_gamma=0.5, lr_schedule="step")
+    cfg = tiny_cfg.with_(**WEIGHTS, steps=7, lr=1e-3, lr_step=3, lr_gamma=0.5, lr_schedule="step")
     t = Trainer(cfg, bundle)
     h = t.fit(progress=False)
     # the lr recorded after iteration n has seen n scheduler steps: 1e-3 * 0.5 ** (n // 3)

@@ -1,29 +1,26 @@
-"""Issue 17, "Nothing lost, nothing silently wrong": one regression test (or more) per item."""
-import ast
+"""What the command line reads and writes, nothing lost and nothing silently wrong: ``--fresh`` keeps the
+user's files, a bad input is one line ``error: ...`` with exit code 2 naming the file or field and what is
+allowed, advice that can be followed, ``attribute`` on folders past bad files, ``evaluate``'s numbers and
+``--json``, weights-only exports, file modes, and ``python -m gfd weights``."""
 import json
 import os
 import shutil
-import signal
-import struct
-import zlib
 from contextlib import contextmanager
-from io import BytesIO
-from pathlib import Path
 
-import hypothesis
 import pytest
 import torch
-from hypothesis import strategies as st
-from PIL import Image
 
-from conftest import write_image
-from gfd import checkpoint, data, inference, layout
+from conftest import png_header, write_image
+from gfd import checkpoint, data, inference
 from gfd.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from gfd.cli import main
+
 
 TINY = ["crop=32", "batch_size=4", "unet_depth=2", "unet_width=4", "unet_max_width=16", "disc_width=4",
         "classifier_weights=random", "perceptual_weights=random", "steps=2", "c_pretrain_steps=1",
         "eval_every=1", "ckpt_every=1", "device=cpu", "num_workers=0"]
+
+
 CLASSES = ("real", "ganA", "ganB")
 
 
@@ -53,16 +50,11 @@ def trained(tmp_path_factory):
     """A tiny finished run, shared by the read-only tests of this module: (dataset root, checkpoint)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    base = tmp_path_factory.mktemp("issue17")
+    base = tmp_path_factory.mktemp("cli_io")
     root = build_dataset(base / "ds")
     assert main(train_args(root, base / "run")) == 0
     yield root, base / "run" / "checkpoint.pt"
     torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def dataset(tmp_path):
-    return build_dataset(tmp_path / "ds")
 
 
 def one_line_error(err: str) -> str:
@@ -73,7 +65,7 @@ def one_line_error(err: str) -> str:
     return lines[0]
 
 
-# --- item 1: --fresh deletes nothing of the user's, on the command line too -------------------------
+# --- --fresh deletes nothing of the user's, on the command line too -------------------------------
 
 def test_cli_fresh_keeps_user_files_and_refuses_a_non_run_folder(dataset, tmp_path, capsys):
     run = tmp_path / "run"
@@ -92,64 +84,7 @@ def test_cli_fresh_keeps_user_files_and_refuses_a_non_run_folder(dataset, tmp_pa
     assert (home / "thesis.tex").read_text() == "years of work"
 
 
-# --- item 2: the images of a class are the regular files directly in its folder ----------------------
-
-def test_a_directory_symlink_loop_in_a_class_folder_is_refused(dataset):
-    loop = dataset / "train" / "ganA" / "loop"
-    loop.symlink_to(".", target_is_directory=True)
-    with pytest.raises(data.DataLayoutError, match=r"loop is a symbolic link \(to a folder\)"):
-        data.get_loaders(dataset)
-    with pytest.raises(data.DataLayoutError, match="loop"):
-        layout.list_images(dataset / "train" / "ganA")
-
-
-def test_a_symlinked_file_in_a_class_folder_is_refused(dataset):
-    link = dataset / "train" / "ganA" / "link.png"
-    link.symlink_to(dataset / "val" / "ganA" / "000.png")
-    with pytest.raises(data.DataLayoutError, match=r"link\.png is a symbolic link \(to a file\)"):
-        data.get_loaders(dataset)
-
-
-def test_images_in_a_sub_folder_are_ignored_and_the_loader_agrees_with_the_counts(dataset):
-    for i in range(3):
-        write_image(dataset / "train" / "ganA" / "extra" / f"x{i}.png", seed=100 + i)
-    counts = layout.split_sources(dataset, "train")
-    assert counts == {"ganA": 4, "ganB": 4, "real": 4}
-    ds = data.get_loaders(dataset).datasets["train"]
-    per_class = {c: ds.targets.count(k) for k, c in enumerate(ds.classes)}
-    assert per_class == counts
-    assert not any("extra" in path for path, _ in ds.samples)
-    assert [Path(p) for p, t in ds.samples if t == ds.class_to_idx["ganA"]] == \
-        layout.list_images(dataset / "train" / "ganA")
-
-
-# --- item 3: one line, exit code 2, the file or field and what is allowed --------------------------
-
-def png_header(width: int, height: int, mode: int = 0, depth: int = 1) -> bytes:
-    """A PNG whose header says width x height (its pixel data are a few bytes: never decodable)."""
-    def chunk(kind, body):
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    ihdr = struct.pack(">IIBBBBB", width, height, depth, mode, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 8)) + \
-        chunk(b"IEND", b"")
-
-
-@pytest.mark.parametrize("size", [(8000, 6000), (10000, 10000), (20000, 10000), (65535, 65535)])
-def test_images_over_the_pixel_limit_are_refused_from_the_header(tmp_path, size):
-    path = tmp_path / "huge.png"
-    path.write_bytes(png_header(*size))
-    import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")      # Pillow's DecompressionBombWarning must not escape either
-        for read in (data.image_size, data.load_rgb):
-            with pytest.raises(data.BadImageError) as err:
-                read(path)
-            msg = str(err.value)
-            assert str(path) in msg and "40 megapixel" in msg
-            if size[0] * size[1] < 2 * Image.MAX_IMAGE_PIXELS:   # below Pillow's own hard limit
-                assert f"{size[0]}x{size[1]} px" in msg
-    assert data.MAX_IMAGE_PIXELS == 40_000_000
-
+# --- one line, exit code 2, the file or field and what is allowed ---------------------------------
 
 def test_a_too_large_image_in_a_dataset_stops_the_cli_with_one_line(dataset, tmp_path, capsys):
     (dataset / "train" / "ganB" / "big.png").write_bytes(png_header(8000, 6000))
@@ -174,22 +109,7 @@ def test_invalid_set_values_are_one_line_and_exit_code_2(dataset, tmp_path, caps
     assert not (tmp_path / "run").exists()
 
 
-def test_config_py_does_not_import_the_benchmark():
-    tree = ast.parse((Path(__file__).resolve().parents[1] / "gfd" / "config.py").read_text())
-    imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)] + \
-        [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
-    assert not [m for m in imported if m and m.startswith("gfd.") and m != "gfd.utils"], imported
-
-
-# --- item 4: advice that can be followed -----------------------------------------------------------
-
-def test_bad_image_advice_names_the_cli_flag_and_the_python_argument(tmp_path):
-    bad = tmp_path / "bad.png"
-    bad.write_bytes(b"not an image")
-    with pytest.raises(data.BadImageError) as err:
-        data.load_rgb(bad)
-    assert "--skip-bad" in str(err.value) and "skip_bad=True in gfd.load_data" in str(err.value)
-
+# --- advice that can be followed ------------------------------------------------------------------
 
 def test_skip_bad_on_the_command_line_for_train_and_evaluate(dataset, tmp_path, capsys):
     (dataset / "test_closed" / "ganA" / "000.png").write_bytes(b"garbage")
@@ -202,23 +122,6 @@ def test_skip_bad_on_the_command_line_for_train_and_evaluate(dataset, tmp_path, 
     assert "--skip-bad" in one_line_error(capsys.readouterr().err)
     assert main(["evaluate", "--checkpoint", ckpt, "--no-progress", "--skip-bad"]) == 0
     assert "(n = 11)" in capsys.readouterr().out
-
-
-
-@pytest.mark.parametrize("arch, what, field", [("resnet18", "classifier C (resnet18)", "classifier_weights"),
-                                               ("resnet18", "perceptual VGG-16 F", "perceptual_weights")])
-def test_random_weights_warning_says_what_is_used_and_how_to_choose(offline_hub, arch, what, field):
-    from gfd.models import weights as W
-    with pytest.warns(UserWarning) as record:
-        _, used = W.build_torchvision(arch, "auto", what)
-    msg = str(record[0].message)
-    assert used == "random (imagenet unavailable)"
-    assert "RANDOM initialisation" in msg and f"{field}='auto'" in msg and f"--set {field}=random" in msg
-    assert "python -m gfd weights" in msg and "\n" not in msg and len(msg) < 200          # one short line
-    assert "'random' or 'auto'" not in msg
-    with pytest.raises(W.WeightsUnavailableError) as err:
-        W.build_torchvision(arch, "imagenet", what)
-    assert f"{field}='imagenet' was asked for" in str(err.value) and f"--set {field}=random" in str(err.value)
 
 
 def test_evaluate_with_another_class_order_points_to_classes_json(trained, tmp_path, capsys):
@@ -243,7 +146,7 @@ def test_evaluate_on_a_moved_data_folder_points_to_data_root(dataset, tmp_path, 
                  "--no-progress"]) == 0
 
 
-# --- item 6: attribute folders, go on past bad files, say which checkpoint ------------------------
+# --- attribute folders, go on past bad files, say which checkpoint --------------------------------
 
 def attributed_lines(out: str) -> dict[str, str]:
     return {l.split(": ", 1)[0]: l.split(": ", 1)[1] for l in out.splitlines() if not l.startswith("checkpoint:")}
@@ -302,7 +205,7 @@ def test_without_checkpoint_attribute_picks_the_newest_finished_run(trained, tmp
         inference.latest_checkpoint(runs)
 
 
-# --- item 7: evaluate's per-class lines and --json are evaluate_model's numbers ----------------------
+# --- evaluate's per-class lines and --json are evaluate_model's numbers ---------------------------
 
 def test_evaluate_prints_and_writes_the_numbers_of_evaluate_model(trained, tmp_path, capsys):
     from gfd.evaluate import evaluate_model
@@ -325,7 +228,7 @@ def test_evaluate_prints_and_writes_the_numbers_of_evaluate_model(trained, tmp_p
         assert matrix == res["confusion"]
 
 
-# --- item 8: weights-only export, and file modes ------------------------------------------------------
+# --- weights-only export, and file modes ----------------------------------------------------------
 
 def test_export_is_small_and_gives_identical_attribution_and_evaluation(trained, tmp_path, capsys):
     root, ckpt = trained
@@ -371,97 +274,7 @@ def test_saved_checkpoints_and_exports_follow_the_umask(trained, tmp_path, mask,
     assert exported.stat().st_mode & 0o777 == mode
 
 
-# --- item 9: the image loader on arbitrary bytes --------------------------------------------------------
-
-MODES = ["1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16", "F", "CMYK"]
-FORMATS = ["PNG", "JPEG", "BMP", "WEBP", "TIFF", "GIF"]
-
-
-@contextmanager
-def time_limit(seconds: int):
-    """Fail instead of hanging (SIGALRM: the tests run on Unix)."""
-    def boom(*_):
-        raise TimeoutError(f"load_rgb took more than {seconds} s")
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
-
-
-def encoded(mode, fmt, w, h, seed) -> bytes | None:
-    """A random image of that mode and size encoded as fmt, or None where Pillow cannot write it."""
-    g = torch.Generator().manual_seed(seed)
-    img = Image.frombytes("RGB", (w, h), torch.randint(0, 256, (w * h * 3,), generator=g,
-                                                       dtype=torch.uint8).numpy().tobytes())
-    try:
-        img = img.convert(mode)
-        buf = BytesIO()
-        img.save(buf, format=fmt)
-        return buf.getvalue()
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def check_load(tmp_path, payload: bytes, name: str):
-    path = tmp_path / name
-    path.write_bytes(payload)
-    with time_limit(10):
-        try:
-            img = data.load_rgb(path)
-        except data.BadImageError as err:
-            assert str(path) in str(err)
-            return None
-    assert isinstance(img, Image.Image) and img.mode == "RGB"
-    return img
-
-
-settings = hypothesis.settings(max_examples=60, deadline=3000, derandomize=True, database=None,
-                               suppress_health_check=list(hypothesis.HealthCheck))
-
-
-@settings
-@hypothesis.given(payload=st.binary(max_size=2048), ext=st.sampled_from([".png", ".jpg", ".webp", ".bmp"]))
-def test_load_rgb_on_random_bytes(tmp_path, payload, ext):
-    check_load(tmp_path, payload, "random" + ext)
-
-
-@settings
-@hypothesis.given(mode=st.sampled_from(MODES), fmt=st.sampled_from(FORMATS), w=st.integers(1, 80),
-                  h=st.integers(1, 80), seed=st.integers(0, 2**16), cut=st.floats(0, 1), whole=st.booleans())
-def test_load_rgb_on_real_encodings_whole_or_truncated(tmp_path, mode, fmt, w, h, seed, cut, whole):
-    payload = encoded(mode, fmt, w, h, seed)
-    hypothesis.assume(payload is not None)
-    if not whole:
-        payload = payload[:int(len(payload) * cut)]
-    img = check_load(tmp_path, payload, "image." + fmt.lower())
-    if whole:
-        assert img is not None and img.size == (w, h)
-
-
-@settings
-@hypothesis.given(w=st.integers(1, 2**31 - 1), h=st.integers(1, 2**31 - 1),
-                  mode_depth=st.sampled_from([(0, 1), (0, 8), (0, 16), (2, 8), (3, 8), (4, 8), (6, 16)]),
-                  tail=st.binary(max_size=64))
-def test_load_rgb_on_png_headers_of_any_size(tmp_path, w, h, mode_depth, tail):
-    payload = png_header(w, h, *mode_depth) + tail
-    img = check_load(tmp_path, payload, "header.png")
-    assert img is None or img.size[0] * img.size[1] <= data.MAX_IMAGE_PIXELS
-
-
-def test_the_random_weights_note_is_said_once_per_process(offline_hub):
-    import warnings as w
-    from gfd.models import weights as W
-    with w.catch_warnings(record=True) as caught:
-        w.simplefilter("always")
-        for _ in range(3):
-            W.build_torchvision("resnet18", "auto", "classifier C (resnet18)")
-        W.build_torchvision("vgg16", "auto", "perceptual VGG-16 F")
-    notes = [str(c.message) for c in caught if "RANDOM initialisation" in str(c.message)]
-    assert len(notes) == 2 and "classifier_weights" in notes[0] and "perceptual_weights" in notes[1]
-
+# --- python -m gfd weights ------------------------------------------------------------------------
 
 def test_weights_command_imports_a_checked_file_into_the_hub_cache(offline_hub, tmp_path, capsys):
     import hashlib
