@@ -20,14 +20,27 @@ from gfd.data import load_rgb
 from gfd.layout import class_folders, list_images
 
 
+# Figures are drawn for a screen: at most MAX_WIDTH_PX pixels wide as stored in a notebook (the
+# inline backend draws at the figure's own dpi), and image grids at SAMPLE_DPI, about one screen
+# pixel per image pixel, so that a notebook of sample grids stays small.
+MAX_WIDTH_PX = 1100
+SAMPLE_DPI = 72
+
+
+def screen_dpi(width_in: float) -> float:
+    """The dpi for a figure ``width_in`` inches wide: matplotlib's ``figure.dpi`` (100 by default),
+    lowered where that would make the figure more than :data:`MAX_WIDTH_PX` pixels wide."""
+    return min(plt.rcParams["figure.dpi"], int(MAX_WIDTH_PX // width_in))
+
+
 def _load(paths: list[Path]) -> np.ndarray:
     return np.stack([np.asarray(load_rgb(p)) for p in paths])
 
 
 def _image_grid(rows: list[tuple[str, list[Path]]], n_cols: int, figsize: tuple[float, float],
-                fontsize: float | None = None) -> plt.Figure:
+                fontsize: float | None = None, dpi: float | None = None) -> plt.Figure:
     """One labelled row of up to ``n_cols`` image files per ``(label, paths)``; no ticks, no frames."""
-    fig, axes = plt.subplots(len(rows), n_cols, figsize=figsize, squeeze=False)
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=figsize, squeeze=False, dpi=dpi)
     for (label, paths), row in zip(rows, axes):
         for j, ax in enumerate(row):
             if j < len(paths):
@@ -58,7 +71,8 @@ def plot_residual_spectra(root: str | os.PathLike, split: str = "test_closed", n
     "checkerboard" traces); the real class has a flat, peak-free spectrum.
     """
     folders = class_folders(root, split)
-    fig, axes = plt.subplots(1, len(folders), figsize=(2.4 * len(folders), 2.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(folders), figsize=(2.4 * len(folders), 2.8), squeeze=False,
+                             dpi=screen_dpi(2.4 * len(folders)))
     for (name, folder), ax in zip(folders, axes[0]):
         paths = list_images(folder)[:n_per_class]
         if not paths:
@@ -321,7 +335,8 @@ def plot_maps(maps, names: list[str], title: str | None = None, cmap: str = "RdB
 
     ``signed`` centres the colour scale on 0 with a range shared by all maps."""
     maps = [np.asarray(m.detach().cpu() if hasattr(m, "detach") else m, dtype=np.float32) for m in maps]
-    fig, axes = plt.subplots(1, len(maps), figsize=(2.3 * len(maps), 2.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(maps), figsize=(2.3 * len(maps), 2.6), squeeze=False,
+                             dpi=screen_dpi(2.3 * len(maps)))
     top = max(float(np.abs(m).max()) for m in maps) or 1.0
     for ax, m, name in zip(axes[0], maps, names):
         kw = dict(vmin=-top, vmax=top) if signed else {}
@@ -404,7 +419,8 @@ def plot_world_samples(root: str | os.PathLike, world: str, n_per_instance: int 
     """One row per (class, instance) of a world, ``n_per_instance`` images each."""
     rows = [(f"{c} {p.split('-', 1)[1].rstrip('_')}", paths[:n_per_instance])
             for c, groups in world_groups(root, world).items() for p, paths in groups.items()]
-    fig = _image_grid(rows, n_per_instance, figsize=(1.1 * n_per_instance + 1.2, 1.1 * len(rows)), fontsize=8)
+    fig = _image_grid(rows, n_per_instance, figsize=(1.1 * n_per_instance + 1.2, 1.1 * len(rows)), fontsize=8,
+                      dpi=SAMPLE_DPI)
     fig.suptitle(f"world {world}: samples per family and instance", fontsize=10)
     fig.tight_layout()
     return fig
@@ -414,7 +430,8 @@ def plot_family_spectra(root: str | os.PathLike, world: str, n_per_instance: int
     """Per class, the mean over its instances of their mean residual spectra, with the within/between ratio."""
     spectra = spectra or instance_spectra(root, world, n_per_instance)
     dist = spectral_distances(spectra)["per_family"]
-    fig, axes = plt.subplots(1, len(spectra), figsize=(2.4 * len(spectra), 2.9), squeeze=False)
+    fig, axes = plt.subplots(1, len(spectra), figsize=(2.4 * len(spectra), 2.9), squeeze=False,
+                             dpi=screen_dpi(2.4 * len(spectra)))
     for (name, per), ax in zip(spectra.items(), axes[0]):
         spec = np.mean(list(per.values()), axis=0)
         ax.imshow(spec, cmap="magma", vmin=np.percentile(spec, 1), vmax=np.percentile(spec, 99.5))
@@ -452,7 +469,8 @@ def plot_steps_over_seeds(summary: dict[str, dict], title: str | None = None) ->
     each single-factor step's distance for every seed (dots) and their mean (bar); construction
     steps in blue, the width step in orange."""
     measures = list(summary)
-    fig, axes = plt.subplots(1, len(measures), figsize=(4.2 * len(measures), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(measures), figsize=(4.2 * len(measures), 3.6), squeeze=False,
+                             dpi=screen_dpi(4.2 * len(measures)))
     for ax, measure in zip(axes[0], measures):
         res = summary[measure]
         for i, (step, kind, values) in enumerate(res["steps"]):
@@ -477,8 +495,9 @@ def plot_detection(rows: dict[str, dict[str, float]], paper: dict[str, float] | 
     names = list(rows)
     sets = [k for k in next(iter(rows.values())) if k != "Avg"] + ["Avg"]
     panels = 2 if paper else 1
-    fig, axes = plt.subplots(1, panels, figsize=(0.42 * len(sets) * max(len(names), 1) ** 0.5 + 2 + 3.2 * (panels - 1),
-                                                 3.8), squeeze=False, gridspec_kw={"width_ratios": [4, 1][:panels]})
+    width = min(0.42 * len(sets) * max(len(names), 1) ** 0.5 + 2 + 3.2 * (panels - 1), MAX_WIDTH_PX / 100)
+    fig, axes = plt.subplots(1, panels, figsize=(width, 3.8), squeeze=False,
+                             gridspec_kw={"width_ratios": [4, 1][:panels]})
     ax = axes[0, 0]
     xs = np.arange(len(sets), dtype=float)
     xs[-1] += 0.6                                               # the average stands apart
