@@ -26,13 +26,24 @@ The trainer's side (:func:`trainer_state`, :func:`restore_trainer`): what a chec
 :class:`gfd.train.Trainer` -- models, optimisers, schedulers, loss scalers, RNG states, positions of
 both data streams (:mod:`gfd.streams`), history -- so that a run continues exactly where it stopped.
 The run's folder holds ``checkpoint.pt`` (:data:`CHECKPOINT_NAME`) and, after a crash mid-write, its
-partial temporaries (:func:`stale_temporaries`); :func:`remove_run` deletes those and nothing else.
+partial temporaries (:func:`stale_temporaries`); :func:`remove_run` deletes those and nothing else,
+and only a checkpoint gfd wrote (:func:`is_gfd_checkpoint`).  While a run trains, its folder is
+locked (:func:`open_run`, :func:`run_lock`): an ``fcntl.flock`` on ``.gfd-run.lock`` in the folder,
+which names its holder (pid, command); a second run on the same folder is refused, and since the
+kernel drops the lock with its process, a killed run never leaves a stale lock.
+:func:`check_run_folder` refuses a run folder that cannot be created or written before any work,
+and :func:`pretrain_cache_dir` says where a run caches C's pre-training.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import sys
+import tempfile
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -69,8 +80,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     ``format`` is :data:`EXPORT_FORMAT`); without it, one is refused with a clear error.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    check_checkpoint_file(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
@@ -92,6 +102,36 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if missing:
         raise CheckpointError(f"{path} is an incomplete gfd checkpoint: missing {missing}")
     return state
+
+
+def check_checkpoint_file(path: str | os.PathLike) -> Path:
+    """``path`` if it is a file; else a one-line error: a folder (naming the checkpoint file expected
+    in it, :class:`CheckpointError`) or a missing file (``FileNotFoundError``)."""
+    path = Path(path)
+    if path.is_dir():
+        inside = path / CHECKPOINT_NAME
+        found = "it holds one" if inside.is_file() else "it holds none"
+        raise CheckpointError(f"checkpoint {path} is a folder, not a checkpoint file; give the file, e.g. the run "
+                              f"folder's {inside} ({found})")
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    return path
+
+
+def is_gfd_checkpoint(path: str | os.PathLike) -> bool:
+    """Is ``path`` a training checkpoint written by gfd (format :data:`FORMAT`)?  Read as
+    :func:`load_checkpoint` reads one (weights-only, memory-mapped where possible); False for any other
+    file, a weights-only export, or a folder."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    for mmap in (True, False):      # mmap needs torch's zip format; try the plain read for anything else
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except Exception:  # noqa: BLE001 -- not readable as a torch file: not ours
+            continue
+        return isinstance(state, dict) and state.get("format") == FORMAT
+    return False
 
 
 def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike) -> Path:
@@ -223,9 +263,13 @@ def remove_run(out_dir: str | os.PathLike) -> list[Path]:
         raise ValueError(f"{out} is not a folder")
     ckpt = out / CHECKPOINT_NAME
     temps = stale_temporaries(out)
-    if not ckpt.exists() and any(p not in temps for p in out.iterdir()):
+    if not ckpt.exists() and any(p not in temps and p.name != LOCK_NAME for p in out.iterdir()):
         raise ValueError(f"{out} is not a run folder (it holds no {CHECKPOINT_NAME}); --fresh deletes only "
                          f"a run's checkpoint, so nothing was deleted. Pick another --out, or none.")
+    if (ckpt.exists() or ckpt.is_symlink()) and (ckpt.is_symlink() or not is_gfd_checkpoint(ckpt)):
+        raise ValueError(f"{ckpt} is not a checkpoint written by gfd (not a torch file with "
+                         f"format={FORMAT!r}{', but a link' if ckpt.is_symlink() else ''}); --fresh deletes only "
+                         f"a gfd run's checkpoint, so nothing was deleted. Move it away yourself, or pick another --out.")
     removed = [p for p in (ckpt, *temps) if p.exists()]
     for p in removed:
         p.unlink()
@@ -235,3 +279,141 @@ def remove_run(out_dir: str | os.PathLike) -> list[Path]:
 def stale_temporaries(out_dir: str | os.PathLike) -> list[Path]:
     """Partial checkpoint files (``.checkpoint.pt.*.tmp``) left by a run that was killed mid-write."""
     return sorted(Path(out_dir).glob(f".{CHECKPOINT_NAME}.*.tmp"))
+
+
+# --------------------------------------------------------------------------------------------------
+# checking, locking and placing a run folder
+# --------------------------------------------------------------------------------------------------
+
+LOCK_NAME = ".gfd-run.lock"
+"""The lock file of a run folder (:func:`run_lock`); it holds its holder's pid and command."""
+
+
+class RunFolderBusyError(ValueError):
+    """Another process holds the run folder's lock (:func:`run_lock`); the message names it."""
+
+
+def write_problem(folder: Path) -> str | None:
+    """Why a file cannot be created in the existing folder ``folder`` (None: it can).  Tried, not
+    guessed from permission bits: root ignores those, a read-only mount or /proc does not."""
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".gfd-write-check-"):
+            pass
+    except OSError as err:
+        return err.strerror or type(err).__name__
+    return None
+
+
+def check_run_folder(out_dir: str | os.PathLike, what: str = "run folder") -> Path:
+    """``out_dir`` if it can hold a run: an existing writable folder, or a path whose nearest existing
+    parent is a writable folder (it is created when the run starts).  Otherwise a one-line
+    ``ValueError`` (a file, a path under a file, a folder that cannot be written), before any work.
+    Creates nothing."""
+    out = Path(out_dir)
+    if out.exists() or out.is_symlink():
+        if not out.is_dir():
+            raise ValueError(f"{what} {out} exists and is not a folder; give a folder (it is created if missing)")
+        probe = out
+    else:
+        probe = out.absolute().parent
+        while not (probe.exists() or probe.is_symlink()):
+            probe = probe.parent
+        if not probe.is_dir():
+            raise ValueError(f"{what} {out} cannot be created: {probe} is not a folder")
+    problem = write_problem(probe)
+    if problem is not None:
+        where = "it" if probe == out else f"its parent {probe}"
+        raise ValueError(f"{what} {out} cannot be written: a file cannot be created in {where} ({problem}); "
+                         f"pick a writable folder")
+    return out
+
+
+def pretrain_cache_dir(out_dir: str | os.PathLike) -> Path:
+    """The folder whose ``pretrained-C/`` caches C's pre-training for a run in ``out_dir``
+    (:mod:`gfd.pretrain`).  The run folder's parent, so that runs side by side share one pre-trained C
+    (the default runs ``data/runs/<preset>-<key>`` share ``data/runs/pretrained-C``), if that parent
+    is a writable folder or can be created as one, and is not the run folder itself (``--out /``).
+    Otherwise the course's runs cache, :func:`gfd.utils.runs_dir` (``data/runs``): a read-only
+    parent (``--out /mnt/ro/run``) or the file-system root never receives a cache folder."""
+    from gfd.utils import runs_dir
+
+    out = Path(out_dir).absolute()
+    parent = out.parent
+    if parent != out:
+        try:
+            return check_run_folder(parent)      # a writable folder, or one that can be created
+        except ValueError:
+            pass
+    return runs_dir()
+
+
+def _command_line() -> str:
+    try:
+        args = Path("/proc/self/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        return " ".join(a.decode(errors="replace") for a in args)
+    except OSError:
+        return " ".join([sys.executable, *sys.argv])
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock, from what it wrote into the lock file."""
+    try:
+        info = json.loads(os.pread(fd, 65536, 0).decode() or "null")
+        return f"pid {info['pid']}, command: {info['command']}, since {info['since']}"
+    except (OSError, ValueError, TypeError, KeyError):
+        return "a process that is just starting (it has not written its pid yet)"
+
+
+@contextlib.contextmanager
+def run_lock(out_dir: str | os.PathLike) -> Iterator[Path]:
+    """Hold the lock of the existing run folder ``out_dir`` for the block (one process at a time).
+
+    An exclusive, non-blocking ``fcntl.flock`` on ``out_dir/.gfd-run.lock``, into which the holder
+    writes its pid and command.  A folder another process holds raises :class:`RunFolderBusyError`
+    naming it.  The lock file is removed when the block ends; the kernel releases the lock when its
+    process dies, so a killed run leaves at most an unlocked file, which the next run takes over.
+    Where ``fcntl`` does not exist (Windows), nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:             # no flock: run unlocked
+        yield Path(out_dir) / LOCK_NAME
+        return
+    path = Path(out_dir) / LOCK_NAME
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:             # held by another process
+            holder = _holder(fd)
+            os.close(fd)
+            raise RunFolderBusyError(f"run folder {Path(out_dir)} is in use by another gfd run ({holder}); wait "
+                                     f"for it to finish or stop it, or pick another --out") from None
+        try:                        # the file we locked may have been removed by its last holder meanwhile
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        info = {"pid": os.getpid(), "command": _command_line(), "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)         # while still held: no other process can be holding this file
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def open_run(out_dir: str | os.PathLike) -> Iterator[Path]:
+    """Check the run folder (:func:`check_run_folder`), create it and hold its lock (:func:`run_lock`)
+    for the block; :func:`gfd.train.load_or_train` trains inside it."""
+    out = check_run_folder(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"run folder {out} cannot be created ({err.strerror or err})") from None
+    with run_lock(out):
+        yield out

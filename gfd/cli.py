@@ -18,8 +18,11 @@ Exit codes: 0 success; 2 a user error -- a bad command line (argparse), a bad ``
 missing or unusable file, image, dataset folder or checkpoint (``FileNotFoundError`` and
 ``ValueError``, which covers ``BadImageError``, ``DataLayoutError``, ``CheckpointError``) -- fix the
 command or the files; 1 the run itself failed on valid input (a non-finite loss, ImageNet weights
-that cannot be had).  Errors print one line, ``error: ...``, on stderr, without a traceback.
-``attribute`` reports each bad image that way, attributes the others, and exits 2 at the end.
+that cannot be had).  Errors print one line, ``error: ...``, on stderr, without a traceback; under
+torchrun a user error every rank stops on (:class:`gfd.distributed.EveryRankError`) is printed by
+rank 0 only, and every rank exits 2.  Paths the command will write (``train --out``, ``evaluate
+--json``) are checked before any work.  ``attribute`` reports each bad image that way, attributes
+the others (in batches, printed as they are classified), and exits 2 at the end.
 """
 from __future__ import annotations
 
@@ -63,10 +66,13 @@ def _train(args, cfg: Config) -> int:
     from gfd.evaluate import evaluate_model
     from gfd.models.generator import EncoderHead
     from gfd.report import format_results
+    from gfd.checkpoint import check_run_folder
     from gfd.train import load_or_train
 
     main = distributed.is_main()
     progress = not args.no_progress and main
+    if args.out is not None:            # before the data are read or built: a file or unwritable --out stops here
+        distributed.on_main(lambda: check_run_folder(args.out, "--out"))
     with distributed.main_first():      # rank 0 builds the benchmark if needed; the others then read it
         bundle = load_data(cfg, progress=progress, skip_bad=args.skip_bad)  # checked before anything is deleted
     if main:
@@ -90,6 +96,8 @@ def cmd_evaluate(args) -> int:
     from gfd.models.generator import EncoderHead
     from gfd.report import format_results
 
+    if args.json:
+        check_output_file(args.json, "--json")      # before the evaluation, not after it
     generator, cfg, _, bundle = load_for_evaluation(args.checkpoint, args.data_root, skip_bad=args.skip_bad,
                                                     progress=not args.no_progress)
     print(f"checkpoint: {args.checkpoint} (preset {cfg.preset}); data: {bundle.root}")
@@ -101,8 +109,25 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def check_output_file(path: str, what: str) -> Path:
+    """``path`` if a file can be written there (its folder exists and is writable, and it is not a
+    folder); else a one-line ``ValueError`` -- checked before the work whose result it will hold."""
+    from gfd.checkpoint import write_problem
+
+    out = Path(path)
+    if out.is_dir():
+        raise ValueError(f"{what} {out} is a folder; give the path of a file to write")
+    folder = out.absolute().parent
+    if not folder.is_dir():
+        raise ValueError(f"{what} {out} cannot be written: its folder {folder} does not exist")
+    problem = write_problem(folder)
+    if problem is not None:
+        raise ValueError(f"{what} {out} cannot be written: a file cannot be created in {folder} ({problem})")
+    return out
+
+
 def cmd_attribute(args) -> int:
-    from gfd.inference import LATEST_RULE, attribute_files, class_names, latest_checkpoint
+    from gfd.inference import LATEST_RULE, class_names, iter_attribute_files, latest_checkpoint
 
     if args.checkpoint:
         ckpt = Path(args.checkpoint)
@@ -112,7 +137,7 @@ def cmd_attribute(args) -> int:
         print(f"checkpoint: {ckpt} ({LATEST_RULE})")
     classes = class_names(ckpt)
     failed = 0
-    for path, p, err in attribute_files(ckpt, args.images):
+    for path, p, err in iter_attribute_files(ckpt, args.images):
         if err is not None:
             say_error(err)
             failed += 1
@@ -280,7 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--figures", default=None, metavar="DIR",
                    help="save sample grids and residual spectra per world (and the variants) as PNG in DIR")
     b.add_argument("--no-progress", **quiet)
-    b.set_defaults(func=cmd_benchmark)
+    b.add_argument("--shift-stats", action="store_true",
+                   help="build the test-only shift worlds of --size (gfd.benchmark.worlds.shifts) and write their "
+                        "classifier-free statistics to results/shift-worlds.{json,md}; trains no classifier")
+    b.set_defaults(func=lambda a: __import__("gfd.analysis.shift_stats", fromlist=["main"]).main(
+        ["--size", a.size, "--seed", str(a.seed), *(["--root", a.out] if a.out else []),
+         *(["--no-progress"] if a.no_progress else [])]) if a.shift_stats else cmd_benchmark(a))
 
     from gfd import speed   # its arguments live beside the code that runs them
     s = sub.add_parser("speed", help="img/s and peak memory of a G-only and a full GFD training step; with "
@@ -317,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
         say_error(f"{type(err).__name__}: {err}")
         return EXIT_RUN_FAILED
     except (FileNotFoundError, ValueError) as err:                  # the user's input: fix it and rerun
-        say_error(err)
+        if getattr(err, "reported", True):      # under torchrun, rank 0 alone reports an every-rank error
+            say_error(err)
         return EXIT_USER_ERROR
 
 

@@ -34,6 +34,7 @@ set it to ``quick`` so that notebooks run fast under nbval, while a reader who o
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from dataclasses import dataclass, fields, replace
@@ -59,6 +60,62 @@ LR_SCHEDULES = ("step", "cosine", "constant")
 SELECTIONS = ("best", "last")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 DEVICES = "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+
+
+PRESET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+_INF = float("inf")
+NUMERIC_RANGES: dict[str, tuple[float, float, str]] = {
+    # field: (lowest, highest, kind); "int" fields take integers, "float" fields finite numbers,
+    # "int|None" None too.  Bounds are inclusive, but for the exclusive ones marked "float>" (low < value).
+    "crop": (1, _INF, "int"),
+    "batch_size": (1, _INF, "int"),
+    "num_workers": (0, _INF, "int|None"),
+    "unet_depth": (1, 16, "int"),
+    "unet_width": (1, _INF, "int"),
+    "unet_max_width": (1, _INF, "int"),
+    "decoder_width": (0, _INF, "int"),          # 0: the encoder's widths (the plain U-Net)
+    "disc_width": (1, _INF, "int"),
+    "disc_layers": (1, 16, "int"),
+    "classifier_width": (1, _INF, "int"),
+    "fingerprint_scale": (0, _INF, "float>"),
+    "backbone_depth": (1, 16, "int"),
+    "backbone_width": (1, _INF, "int"),
+    "backbone_max_width": (1, _INF, "int"),
+    "w1": (0, _INF, "float"),
+    "w2": (0, _INF, "float"),
+    "w3": (0, _INF, "float"),
+    "w4": (0, _INF, "float"),
+    "lr": (0, _INF, "float>"),
+    "lr_step": (1, _INF, "int"),
+    "lr_gamma": (0, 1, "float>"),
+    "steps": (1, _INF, "int"),
+    "c_pretrain_steps": (1, _INF, "int"),
+    "eval_every": (0, _INF, "int"),             # 0: validate only at the end of the budget
+    "patience": (0, _INF, "int"),               # 0: never stop early
+    "patience_after": (0, 1, "float"),          # a share of the step budget
+    "ckpt_every": (0, _INF, "int"),             # 0: a checkpoint only at the end
+    "seed": (0, 2**31 - 1, "int"),
+}
+"""The allowed range of every numeric field of :class:`Config` (``Config.__post_init__`` refuses
+any other value, naming the field, the value and the range)."""
+
+
+def _check_range(name: str, value: Any, low: float, high: float, kind: str) -> None:
+    """Refuse ``value`` for field ``name`` unless it is of ``kind`` and within [low, high] (low excluded
+    for a ``"float>"`` kind), in one message that names the field, the value and the allowed range."""
+    if kind == "int|None" and value is None:
+        return
+    integer = kind.startswith("int")
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        raise ValueError(f"config field {name}={value!r} is not allowed; it must be "
+                         f"{'an integer' if integer else 'a number'}{' or None' if kind == 'int|None' else ''}")
+    if not math.isfinite(value):
+        raise ValueError(f"config field {name}={value!r} is not allowed; it must be a finite number")
+    exclusive = kind.endswith(">")
+    if (value <= low if exclusive else value < low) or value > high:
+        lower = f"{'>' if exclusive else '>='} {low:g}" if not integer else f">= {low}"
+        rule = f"{lower} and <= {high if integer else format(high, 'g')}" if high != _INF else lower
+        raise ValueError(f"config field {name}={value!r} is not allowed; it must be {rule}")
 
 
 @dataclass(frozen=True)
@@ -145,6 +202,15 @@ class Config:
                                  f"{', '.join(map(repr, allowed))}")
         if not (isinstance(self.device, str) and DEVICE_PATTERN.fullmatch(self.device)):
             raise ValueError(f"config field device={self.device!r} is not allowed; choose {DEVICES}")
+        if not (isinstance(self.preset, str) and PRESET_NAME.fullmatch(self.preset)):
+            raise ValueError(f"config field preset={self.preset!r} is not allowed; it names the run folder: "
+                             f"letters, digits, '.', '_' and '-', not starting with '.' or '-'")
+        for name, (low, high, what) in NUMERIC_RANGES.items():
+            _check_range(name, getattr(self, name), low, high, what)
+        if self.encoder_arch == "unet" and self.crop < 2 ** self.unet_depth:
+            raise ValueError(f"config fields crop={self.crop} and unet_depth={self.unet_depth} do not fit: each "
+                             f"U-Net level halves the crop, so crop must be >= 2**unet_depth = "
+                             f"{2 ** self.unet_depth}; raise crop or lower unet_depth")
 
     @property
     def g_only(self) -> bool:

@@ -12,6 +12,10 @@ is everything the course knows about that:
   :func:`main_first`: who does what (rank 0 alone writes checkpoints and logs);
 * :func:`mean` and :func:`from_main`: the loss values averaged over the ranks, and rank 0's
   answer (a val accuracy) given to every rank, so that every rank takes the same decisions;
+* :func:`on_main`, :func:`check_batch` and :class:`EveryRankError`: a user error found by rank 0
+  (a locked or unwritable run folder) or by every rank (a batch that does not split) stops every
+  rank at the same point, before any rank waits for another; rank 0 alone reports it (``python -m
+  gfd`` prints one line and every rank exits 2, without a traceback);
 * :class:`SyncBatchNorm2d` (:func:`sync_batchnorm`): BatchNorm with the statistics of the *global*
   batch, as one process computes them (``torch.nn.SyncBatchNorm`` refuses CPU tensors);
 * :func:`wrap`: a network in ``DistributedDataParallel`` (gradients averaged over the ranks).
@@ -39,8 +43,8 @@ from torch import nn
 from gfd.utils import choose_device
 
 __all__ = ["launched", "init", "teardown", "session", "active", "rank", "world_size", "local_rank",
-           "is_main", "barrier", "main_first", "mean", "from_main", "SyncBatchNorm2d", "sync_batchnorm",
-           "wrap"]
+           "is_main", "barrier", "main_first", "mean", "from_main", "EveryRankError", "on_main", "check_batch",
+           "SyncBatchNorm2d", "sync_batchnorm", "wrap"]
 
 
 # --- the process group ------------------------------------------------------------------------------
@@ -145,6 +149,54 @@ def from_main(fn: Callable[[], Any]) -> Any:
     box = [fn() if is_main() else None]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+# --- errors every rank stops on ------------------------------------------------------------------------
+
+class EveryRankError(ValueError):
+    """A user error that every rank of a run raises at the same point; ``reported`` is True on the rank
+    that reports it (rank 0, or the only process), False on the others, which stop silently."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.reported = is_main()
+
+
+def on_main(fn: Callable[[], Any]) -> Any:
+    """Rank 0 calls ``fn()`` (e.g. checks and locks the run folder) and gets its result; the other ranks
+    get None.  If ``fn`` raises on rank 0, rank 0 raises that error and every other rank raises an
+    :class:`EveryRankError` with its message (quietly: rank 0 reports it), so that no rank is left
+    waiting for rank 0.  In one process it is ``fn()``."""
+    if not active():
+        return fn()
+    result, error, message = None, None, None
+    if is_main():
+        try:
+            result = fn()
+        except Exception as err:  # noqa: BLE001 -- told to the other ranks, then raised here
+            error, message = err, str(err)
+    box = [message]
+    dist.broadcast_object_list(box, src=0)
+    if error is not None:
+        raise error
+    if box[0] is not None:
+        raise EveryRankError(box[0])
+    return result
+
+
+def check_batch(batch_size: int, datasets: dict[str, int]) -> None:
+    """Every rank: refuse a global batch that does not split over the processes, for each stream over
+    a dataset of the given size (``{"train": 96, "real": 32}``: a stream over a dataset smaller than a
+    batch draws batches of its size).  Computed alike on every rank, so every rank raises the same
+    :class:`EveryRankError`, before any collective; rank 0 alone reports it."""
+    n = world_size()
+    if n == 1:
+        return
+    for what, size in datasets.items():
+        rows = min(batch_size, size)
+        if rows % n:
+            raise EveryRankError(f"config field batch_size={batch_size}: a global batch of {rows} {what} images does "
+                                 f"not split over {n} processes; use a batch_size (and datasets) divisible by {n}")
 
 
 # --- BatchNorm over the global batch ------------------------------------------------------------------

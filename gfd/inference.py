@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from PIL import Image
@@ -43,9 +43,8 @@ def _load(path: str, mtime: float) -> tuple[FingerprintGenerator, Config, list[s
 
 def load_generator(path: str | os.PathLike) -> tuple[FingerprintGenerator, Config, list[str]]:
     """G + H, config and class names from a checkpoint or export file (G in eval mode, on the CPU)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    from gfd.checkpoint import check_checkpoint_file
+    path = check_checkpoint_file(path)      # a folder or a missing file: one clear line
     return _load(str(path.resolve()), path.stat().st_mtime)
 
 
@@ -169,19 +168,37 @@ def image_files(inputs: list[str | os.PathLike]) -> list[Path]:
     return out
 
 
-@torch.no_grad()
 def attribute_files(model_or_checkpoint, inputs: list[str | os.PathLike], batch_size: int = 64
                     ) -> list[tuple[Path, torch.Tensor | None, str | None]]:
     """Attribute image files and folders (see :func:`image_files`), going on past bad ones.
 
     Returns ``[(path, probabilities (K,) or None, error message or None)]`` in input order: a
     missing, unreadable, too large or too small file, or a folder without images, gets its error
-    message and no probabilities; the others are attributed as by :func:`attribute`.
+    message and no probabilities; the others are attributed as by :func:`attribute`.  Images are
+    decoded and classified ``batch_size`` at a time (:func:`iter_attribute_files`).
     """
+    return list(iter_attribute_files(model_or_checkpoint, inputs, batch_size))
+
+
+def iter_attribute_files(model_or_checkpoint, inputs: list[str | os.PathLike], batch_size: int = 64
+                         ) -> Iterator[tuple[Path, torch.Tensor | None, str | None]]:
+    """:func:`attribute_files` as a stream: at most ``batch_size`` decoded images are held at a time
+    (a folder of any size fits in memory), and each row is yielded, in input order, as soon as its
+    batch is classified (``python -m gfd attribute`` prints as it goes)."""
     from gfd.data import BadImageError
     generator, cfg, _ = resolve(model_or_checkpoint)
-    rows: list[list] = []
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    rows: list[list] = []               # [path, index into tensors or None, error or None], not yet yielded
     tensors: list[torch.Tensor] = []
+
+    def flush():
+        probs = attribute(generator, torch.stack(tensors), batch_size) if tensors else None
+        out = [(path, probs[k] if k is not None else None, err) for path, k, err in rows]
+        rows.clear()
+        tensors.clear()
+        return out
+
     for item in inputs:
         try:
             paths = image_files([item])
@@ -194,8 +211,11 @@ def attribute_files(model_or_checkpoint, inputs: list[str | os.PathLike], batch_
                 rows.append([path, len(tensors) - 1, None])
             except (BadImageError, FileNotFoundError, ValueError) as err:
                 rows.append([path, None, str(err)])
-    probs = attribute(generator, torch.stack(tensors), batch_size) if tensors else None
-    return [(path, probs[k] if k is not None else None, err) for path, k, err in rows]
+            if len(tensors) >= batch_size or not tensors:     # a full batch, or only errors waiting
+                yield from flush()
+        if not tensors:
+            yield from flush()
+    yield from flush()
 
 
 def load_for_evaluation(checkpoint: str | os.PathLike, data_root: str | os.PathLike | None = None, *,

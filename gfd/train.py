@@ -30,7 +30,9 @@ rule: the CLI, the runners and the notebooks all call it.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,8 +40,8 @@ import torch
 from torch import nn
 
 from gfd import distributed, losses
-from gfd.checkpoint import (CHECKPOINT_NAME, remove_run, restore_trainer, save_checkpoint,  # noqa: F401
-                            stale_temporaries, trainer_state)
+from gfd.checkpoint import (CHECKPOINT_NAME, open_run, pretrain_cache_dir, remove_run,  # noqa: F401
+                            restore_trainer, save_checkpoint, stale_temporaries, trainer_state)
 from gfd.config import Config
 from gfd.losses import NonFiniteLossError
 from gfd.models.classifier import build_classifier
@@ -53,12 +55,48 @@ from gfd.stepper import (DC_TERMS, G_TERMS, Stepper, adam_options, compile_netwo
 from gfd.streams import stream_for  # noqa: F401 (what training_streams builds its streams with)
 from gfd.utils import pbar, runs_dir, seed_everything, seeded, stable_hash
 
-__all__ = ["Trainer", "load_or_train", "default_run_dir", "fixed", "NonFiniteLossError", "CHECKPOINT_NAME"]
+__all__ = ["Trainer", "load_or_train", "default_run_dir", "fixed", "NonFiniteLossError", "CHECKPOINT_NAME",
+           "TrainingStopped", "watch_steps"]
 
 LOG_EVERY = 50
 """Steps between the loop's log points, where it checks and records the loss values of the steps
 since the last such point (and shows the latest in the progress bar); evaluations, checkpoints and
 the end of a run are such points too."""
+
+
+StepCallback = Callable[[int, int], Any]
+"""``callback(step, total)``: told the step reached after each iteration (and once, with the step a run
+starts from, before C's pre-training); a true return value asks the run to stop there."""
+
+_WATCHER: contextvars.ContextVar[StepCallback | None] = contextvars.ContextVar("gfd_train_watcher", default=None)
+
+
+class TrainingStopped(RuntimeError):
+    """:meth:`Trainer.fit` stopped because its step callback asked it to; the run's checkpoint (if it
+    has a run folder) was written at ``step``, so :func:`load_or_train` resumes it from there."""
+
+    def __init__(self, step: int, total: int, checkpoint: Path | None):
+        self.step, self.total, self.checkpoint = step, total, checkpoint
+        where = f"checkpoint {checkpoint}" if checkpoint is not None else "no run folder, nothing saved"
+        super().__init__(f"training stopped on request at step {step}/{total} ({where})")
+
+
+@contextlib.contextmanager
+def watch_steps(callback: StepCallback):
+    """Within the block, every :meth:`Trainer.fit` in this thread (however deep the call that
+    reaches it: :func:`load_or_train`, :func:`gfd.runs.train_and_measure`, a notebook's lambda)
+    reports its steps to ``callback`` instead of showing its own progress bars, and stops when the
+    callback returns true (:class:`TrainingStopped`).
+
+    A context variable rather than a parameter, so that a front-end (notebook 05's panel) can watch
+    a run started through functions that know nothing of it.  The callback is called between
+    iterations and must not draw random numbers: a watched run is bit-identical to an unwatched one.
+    """
+    token = _WATCHER.set(callback)
+    try:
+        yield callback
+    finally:
+        _WATCHER.reset(token)
 
 
 @contextlib.contextmanager
@@ -132,6 +170,7 @@ class Trainer(Stepper):
         self._last_G: dict[str, torch.Tensor] | None = None     # G's last weights while the kept ones are in
 
         self.step = 0
+        self.fit_seconds: float | None = None   # wall time spent in fit() by this object (None: never trained here)
         self.c_pretrained = self.C is None
         self.last_checkpoint: Path | None = None
         self.history = new_history()
@@ -166,7 +205,7 @@ class Trainer(Stepper):
         cfg = self.cfg if steps is None else self.cfg.with_(c_pretrain_steps=steps)
         record = pretrain_classifier(
             self.C, cfg, self.bundle, device=self.device, prepare=self._to_device, autocast=self._autocast,
-            cache_dir=self.out_dir.parent if self.out_dir is not None else None, progress=progress,
+            cache_dir=pretrain_cache_dir(self.out_dir) if self.out_dir is not None else None, progress=progress,
             write=distributed.is_main())
         self.history["c_pretrain_loss"] = list(record["loss"])
         # val accuracy of the C that was kept (measured by the protocol's evaluations: no extra pass)
@@ -246,29 +285,42 @@ class Trainer(Stepper):
 
     # ---- the loop ---------------------------------------------------------------------------------
 
-    def fit(self, steps: int | None = None, progress: bool = True) -> dict[str, Any]:
+    def fit(self, steps: int | None = None, progress: bool = True,
+            on_step: StepCallback | None = None) -> dict[str, Any]:
         """Train until ``steps`` iterations in total (default ``cfg.steps``); return the history.
         Pre-trains C first if not done yet; validates every ``eval_every`` steps; writes
         ``out_dir/checkpoint.pt`` every ``ckpt_every`` steps and at the end.  In a distributed run
-        every rank calls it; rank 0 alone shows progress and writes."""
+        every rank calls it; rank 0 alone shows progress and writes.
+
+        ``on_step`` (default: the callback of an enclosing :func:`watch_steps`) is told each step
+        and replaces the progress bars; when it returns true the run stops after that step, writes
+        its checkpoint and raises :class:`TrainingStopped`.  :attr:`fit_seconds` adds up the wall
+        time spent here (C's pre-training included)."""
         if self.train_stream is None:
             raise RuntimeError("this Trainer has no data: build it with a DataBundle to call fit()")
         target = self.cfg.steps if steps is None else steps
-        progress = progress and distributed.is_main()
-        self.use_last()
-        if not self.c_pretrained:
-            self.pretrain_classifier(progress=progress)
-        self._distribute()
-        bar = pbar(enabled=progress, total=target, initial=self.step, desc="GFD-Net")
+        on_step = on_step if on_step is not None else _WATCHER.get()
+        progress = progress and distributed.is_main() and on_step is None
+        start = time.perf_counter()
         try:
-            self._loop(target, bar, progress)
+            self.use_last()
+            if on_step is not None:
+                on_step(self.step, target)
+            if not self.c_pretrained:
+                self.pretrain_classifier(progress=progress)
+            self._distribute()
+            bar = pbar(enabled=progress, total=target, initial=self.step, desc="GFD-Net")
+            try:
+                self._loop(target, bar, progress, on_step)
+            finally:
+                bar.close()
         finally:
-            bar.close()
+            self.fit_seconds = (self.fit_seconds or 0.0) + time.perf_counter() - start
         if self.done:
             self.use_selected()
         return self.history
 
-    def _loop(self, target: int, bar, progress: bool) -> None:
+    def _loop(self, target: int, bar, progress: bool, on_step: StepCallback | None = None) -> None:
         cfg = self.cfg
         with self.deferred_checks():
             while self.step < target:
@@ -278,10 +330,11 @@ class Trainer(Stepper):
                 self.step += 1
                 self._queue(self.step, self.opt_G.param_groups[0]["lr"], values)
                 bar.update(1)
+                halt = on_step is not None and bool(on_step(self.step, target)) and self.step < target
                 evaluate = (cfg.eval_every and self.step % cfg.eval_every == 0) or self.step == target
                 save = self.out_dir is not None and ((cfg.ckpt_every and self.step % cfg.ckpt_every == 0)
                                                      or self.step == target)
-                if evaluate or save or self.step % LOG_EVERY == 0 or self.selection.stop:
+                if evaluate or save or halt or self.step % LOG_EVERY == 0 or self.selection.stop:
                     last = self._flush()           # before any evaluation or checkpoint: raises on a non-finite loss
                     bar.set_postfix({k: f"{v:.3f}" for k, v in last.items() if k in ("L_G", "L_z", "L_DC")})
                 if evaluate:
@@ -289,8 +342,10 @@ class Trainer(Stepper):
                     if progress:
                         bar.write(f"step {self.step}: val acc {acc:.3f}")
                 stop = self.selection.stop
-                if save or (self.out_dir is not None and stop):
+                if save or (self.out_dir is not None and (stop or halt)):
                     self.save()
+                if halt and not stop:
+                    raise TrainingStopped(self.step, target, self.last_checkpoint if self.out_dir is not None else None)
                 if stop:
                     if progress:
                         bar.write(f"step {self.step}: val accuracy reached a plateau (no new best in "
@@ -359,13 +414,34 @@ def load_or_train(cfg: Config, bundle, *, out_dir: str | os.PathLike | None = No
 
     The run lives in ``out_dir`` (default :func:`default_run_dir`, so a config on its data always
     finds its own run).  A finished run is loaded; an interrupted one resumes from its checkpoint
-    exactly; otherwise a new run trains.  ``fresh`` first deletes the run's checkpoint (only that:
-    :func:`gfd.checkpoint.remove_run`); stale partial checkpoints are removed.  ``log`` (e.g.
-    ``print``) is told which of these happened.  In a distributed run every rank calls it: rank 0
-    deletes and builds first, then the others find the same run.
+    exactly; otherwise a new run trains.  ``fresh`` first deletes the run's checkpoint (only that,
+    and only a gfd checkpoint: :func:`gfd.checkpoint.remove_run`); stale partial checkpoints are
+    removed.  ``log`` (e.g. ``print``) is told which of these happened.
+
+    Before anything is deleted or trained, the run folder is checked (a folder, or one that can be
+    created, and writable), created and locked (:func:`gfd.checkpoint.open_run`) until this returns:
+    a second run on the same folder is refused, naming the first (``RunFolderBusyError``).  In a
+    distributed run every rank calls it: rank 0 alone takes the lock, deletes and builds first, then
+    the others find the same run; a global batch that does not split over the ranks, or a folder
+    rank 0 refuses, stops every rank (:class:`gfd.distributed.EveryRankError`).
     """
     out = Path(out_dir) if out_dir is not None else default_run_dir(cfg, data=getattr(bundle, "identity", None))
     say = log or (lambda msg: None)
+    datasets = getattr(bundle, "datasets", None)
+    if distributed.active() and datasets and "train" in datasets:     # every rank, before any waits
+        from gfd.streams import class_indices
+        sizes = {"train": len(datasets["train"])}
+        if not cfg.g_only:
+            sizes["real"] = len(class_indices(datasets["train"], bundle.real_index))
+        distributed.check_batch(cfg.batch_size, sizes)
+    with contextlib.ExitStack() as held:
+        distributed.on_main(lambda: held.enter_context(open_run(out)))   # rank 0: check, create and lock
+        return _load_or_train(cfg, bundle, out, fresh, progress, say)
+
+
+def _load_or_train(cfg: Config, bundle, out: Path, fresh: bool, progress: bool,
+                   say: Callable[[str], None]) -> Trainer:
+    """:func:`load_or_train` in its checked and locked run folder ``out``."""
     with distributed.main_first():
         if distributed.is_main():           # the other ranks would race it, or find nothing to delete
             if fresh:

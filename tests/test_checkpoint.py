@@ -42,7 +42,7 @@ def test_a_torch_file_that_is_not_a_dict_is_refused(tmp_path):
     torch.save([1, 2], tmp_path / "list.pt")
     with pytest.raises(CheckpointError, match="list.pt is a torch file but not a gfd checkpoint .*holds list"):
         load_checkpoint(tmp_path / "list.pt")
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(CheckpointError, match="is a folder, not a checkpoint file; give the file"):
         load_checkpoint(tmp_path)                                     # a folder is not a checkpoint
     torch.save({f"k{i:02d}": i for i in range(12)}, tmp_path / "many.pt")
     keys = ", ".join(f"'k{i:02d}'" for i in range(10))               # the first ten, sorted

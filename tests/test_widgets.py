@@ -269,7 +269,7 @@ def test_explorer_checks_its_arguments(tiny_G, tiny_bundle, one_thread):
 
 
 def test_explorer_shows_the_glcm_vector_beside_the_source_mean_and_every_probability(tiny_G, tiny_bundle, one_thread):
-    """Issue 14's explorer: the GLCM vector of this f (Sec. 4.5) beside the mean over the source's
+    """The fingerprint explorer: the GLCM vector of this f (Sec. 4.5) beside the mean over the source's
     fingerprints, and G_enc + H's probability for every source."""
     from gfd import inference
     from gfd.analysis.glcm import glcm_features
@@ -286,3 +286,152 @@ def test_explorer_shows_the_glcm_vector_beside_the_source_mean_and_every_probabi
     glcm_ax = [a for a in ex.figure_.axes if a.get_title().startswith("GLCM")]
     assert len(glcm_ax) == 1 and np.allclose(glcm_ax[0].lines[0].get_ydata(), v.glcm)
     assert np.allclose(glcm_ax[0].lines[1].get_ydata(), v.glcm_mean)
+
+
+# --------------------------------------------------------------------------------------------------
+# notebook 05's panel while it trains: names, training time, progress bar, stop and resume
+# --------------------------------------------------------------------------------------------------
+
+def test_runs_are_named_by_their_table_4_row_and_other_combinations_are_flagged():
+    from gfd.paper import ABLATIONS
+    from gfd.widgets import NOT_A_ROW, table4_name
+    for row, switches in ABLATIONS.items():
+        assert table4_name(BASE.with_(**switches)) == row
+    assert table4_name(BASE.with_(use_D=False)) == f"G+C+L_percept ({NOT_A_ROW})"
+    assert table4_name(BASE.with_(use_C=False, use_percept=True)) == f"G+D+L_percept ({NOT_A_ROW})"
+    panel = ablation_panel(BASE, Recorder(), results=[fake_result(BASE)])
+    panel.toggles["use_D"].value = False
+    panel.button.click()
+    assert [row[2] for row in panel._rows()] == ["G+D+C+L_percept", "G+C+L_percept (not a Table 4 row)"]
+    assert panel._numbered() == ["1: G+D+C+L_percept: quick preset",
+                                 "2: G+C+L_percept (not a Table 4 row): no D"]
+    assert "not a Table 4 row" in panel.status.value and "not a Table 4 row" in panel.table.value
+
+
+def test_the_time_column_is_training_time_and_loaded_runs_say_cached():
+    trained = fake_result(BASE)
+    trained.train_seconds, trained.seconds = 95.4, 103.0   # seconds: loading and measuring included
+    loaded = fake_result(BASE.with_(use_D=False))
+    loaded.seconds = 9.0                                    # loaded, never trained here: train_seconds None
+    panel = ablation_panel(BASE, Recorder(), results=[trained, loaded])
+    assert panel.HEADER[-1] == "training time"
+    assert [row[-1] for row in panel._rows()] == ["95 s", "cached"]
+    assert "cached" in panel.table_text() and "103 s" not in panel.table_text()
+
+
+@pytest.fixture
+def measured(tiny_cfg, bundle, tmp_path, one_thread):
+    """``run(cfg)`` = :func:`gfd.runs.train_and_measure` on the tiny data, runs kept under a temporary
+    folder; ``measured.at(root)`` gives the same under another folder."""
+    from gfd.runs.variant import train_and_measure
+
+    def at(root):
+        return lambda cfg: train_and_measure(cfg, bundle, runs_root=root)
+    run = at(tmp_path / "runs")
+    run.at, run.root = at, tmp_path / "runs"
+    return run
+
+
+def progress_seen(panel) -> list[int]:
+    """Every value the panel's progress bar is given from now on."""
+    seen = []
+    panel.progress.observe(lambda change: seen.append(change["new"]), names="value")
+    return seen
+
+
+def test_the_progress_bar_follows_the_training_steps_and_the_time_is_training_time(tiny_cfg, measured):
+    cfg = tiny_cfg.with_(steps=5)
+    panel = ablation_panel(cfg, measured)
+    panel.REFRESH = 0  # every step to the bar
+    seen = progress_seen(panel)
+    result = panel.train()
+    assert [v for v in seen if v > 0] == [1, 2, 3, 4, 5] and panel.progress.max == 5
+    assert "trained to step 5 of 5" in panel.progress_text.value
+    secs = panel.seconds[-1]
+    assert secs is not None and 0 < secs <= result.seconds and secs == result.train_seconds
+    assert panel._rows()[-1][-1] == f"{secs:.0f} s"
+    seen.clear()
+    again = panel.train()  # the same settings: loaded from the run folder, nothing trained
+    assert again.train_seconds is None and panel._rows()[-1][-1] == "cached"
+    assert "cached" in panel.status.value and all(v in (0, 5) for v in seen)
+
+
+def test_stop_ends_the_run_early_with_a_checkpoint_that_the_next_click_resumes(tiny_cfg, measured, tmp_path):
+    cfg = tiny_cfg.with_(steps=6)
+    panel = ablation_panel(cfg, measured)
+    panel.REFRESH = 0
+    seen = progress_seen(panel)
+
+    def stop_at_2(change):  # what a reader does on seeing step 2: press stop
+        if change["new"] == 2:
+            panel.stop_button.click()
+    panel.progress.observe(stop_at_2, names="value")
+    assert panel.train() is None  # stopped: nothing measured, no row added
+    panel.progress.unobserve(stop_at_2, names="value")
+    assert panel.results == [] and not panel.busy and not panel.button.disabled and panel.stop_button.disabled
+    assert "stopped" in panel.status.value and "at step 2 of 6" in panel.status.value
+    assert panel.progress.value == 2 and panel.progress.bar_style == "warning"
+    [run_dir] = [p for p in measured.root.iterdir() if p.name != "pretrained-C"]
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=False)["step"] == 2
+    assert panel.stopped[cfg] >= 0
+
+    seen.clear()
+    result = panel.train()   # the next click on the same settings resumes at step 2
+    assert [v for v in seen if v > 0] == [2, 3, 4, 5, 6]
+    assert result.trainer.step == 6 and "done" in panel.status.value
+    assert panel.seconds[-1] is not None and panel.seconds[-1] >= result.train_seconds
+    assert cfg not in panel.stopped
+    full = measured.at(tmp_path / "uninterrupted")(cfg)  # stopped and resumed = trained in one go
+    for name in ("L_z", "L_adv_G", "L_cls_G", "L_percept", "L_cls_C", "L_adv_D", "lr"):
+        assert result.trainer.history[name] == full.trainer.history[name], name
+    assert result.val == full.val and result.open == full.open
+
+
+def test_a_watched_run_is_bit_identical_to_an_unwatched_one(tiny_cfg, bundle, one_thread):
+    from gfd.train import Trainer, watch_steps
+    plain = Trainer(tiny_cfg, bundle)
+    plain.fit(progress=False)
+    steps = []
+    watched = Trainer(tiny_cfg, bundle)
+    with watch_steps(lambda step, total: steps.append((step, total))):
+        watched.fit(progress=True)  # the watcher replaces the progress bars
+    assert steps == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
+    assert watched.history["L_G"] == plain.history["L_G"] and watched.history["L_DC"] == plain.history["L_DC"]
+    assert all(torch.equal(a, b) for a, b in zip(watched.G.state_dict().values(), plain.G.state_dict().values()))
+    assert watched.fit_seconds > 0 and Trainer(tiny_cfg, bundle).fit_seconds is None
+
+
+def test_in_a_kernel_a_click_trains_in_a_thread_and_the_stop_click_is_handled_meanwhile(tiny_cfg, measured):
+    """The kernel's view: the click handler returns at once, so a stop click (another comm message)
+    is handled while the run trains; the run stops at the step it had reached."""
+    import threading
+    cfg = tiny_cfg.with_(steps=6)
+    panel = ablation_panel(cfg, measured, background=True)
+    panel.REFRESH = 0
+    reached, release = threading.Event(), threading.Event()
+
+    def hold_at_step_3(change):  # runs in the training thread: wait there until the stop click
+        if change["new"] == 3:
+            reached.set()
+            release.wait(60)
+    panel.progress.observe(hold_at_step_3, names="value")
+    panel.button.click()
+    assert panel.busy and panel.button.disabled and panel.thread is not None
+    assert reached.wait(120), "the progress bar did not reach step 3"
+    assert panel.thread.is_alive() and not panel.stop_button.disabled
+    panel.stop_button.click()  # handled here, in the "kernel" thread, while the run is at step 3
+    release.set()
+    assert panel.wait(120)
+    assert "at step 3 of 6" in panel.status.value and panel.results == []
+    panel.progress.unobserve(hold_at_step_3, names="value")
+    panel.button.click()       # resumes from the checkpoint at step 3
+    assert panel.wait(120)
+    assert len(panel.results) == 1 and panel.results[0].trainer.step == 6
+    assert panel._rows()[-1][-1].endswith(" s")
+
+
+def test_outside_a_kernel_the_panel_trains_in_the_callers_thread(given):
+    panel = ablation_panel(BASE, Recorder(), results=given)
+    assert panel.background is False and panel.thread is None
+    panel.button.click()
+    assert panel.thread is None and len(panel.results) == 3

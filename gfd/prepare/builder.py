@@ -1,10 +1,11 @@
 """The engine both ``prepare`` commands share: list source folders, check, deduplicate and place files.
 
-**Rules.**  Files are listed recursively (sorted, hidden entries skipped, only
-``gfd.layout.IMAGE_EXTENSIONS``), shuffled with a seed derived from ``--seed``, the source name and
-the folder's position (not its path), and taken in that order: the selection is deterministic and
-does not change when other sources are added.  Every taken file is decoded once with
-:func:`gfd.data.load_rgb` (``--verify header`` reads only the header) and hashed (sha256);
+**Rules.**  Files are listed recursively (sorted, hidden entries skipped, only regular files with
+``gfd.layout.IMAGE_EXTENSIONS``: a FIFO named ``x.png`` is never opened), shuffled with a seed
+derived from ``--seed``, the source name and the folder's position (not its path), and taken in
+that order: the selection is deterministic and does not change when other sources are added.
+Every taken file is decoded once with :func:`gfd.data.load_rgb` (``--verify header`` reads only the
+header) and hashed (sha256);
 unreadable files and images smaller than ``--min-side`` (or the transform preset's minimum, e.g.
 ``--transform p1024 --crop 224``) are skipped, listed in the report and counted; the next file
 takes their place.  A file whose content was already taken (any split, any class) is a duplicate:
@@ -68,6 +69,7 @@ class Listing:
     files: list[Path] = field(default_factory=list)
     non_images: int = 0
     symlinks_ignored: list[str] = field(default_factory=list)
+    special_ignored: list[str] = field(default_factory=list)   # image-named FIFOs, sockets, devices
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -75,7 +77,14 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def check_link(link: Path, real_root: Path, what: str) -> None:
-    target = link.resolve()
+    """Refuse a symlink that resolves outside ``real_root``, or that never resolves (a loop)."""
+    try:
+        target = link.resolve(strict=False)
+        if target.is_symlink():         # Python >= 3.13 resolves a loop to a link instead of raising
+            raise RuntimeError(f"symlink loop from {link}")
+    except (RuntimeError, OSError) as err:
+        raise PrepareError(f"{what}: {link} is a symlink that does not resolve ({type(err).__name__}: {err}); "
+                           f"a link loop? Remove it, or replace it by the files it should point to.") from None
     if not _inside(target, real_root):
         raise PrepareError(
             f"{what}: {link} is a symlink to {target}, outside the source folder {real_root}. gfd prepare "
@@ -85,7 +94,9 @@ def check_link(link: Path, real_root: Path, what: str) -> None:
 
 def list_source(folder: str | os.PathLike, what: str) -> Listing:
     """Image files under ``folder`` (recursive, sorted, hidden entries skipped), refusing symlinks
-    that resolve outside it and ignoring those inside (their targets are listed under their real path)."""
+    that resolve outside it or not at all (a loop), and ignoring those inside (their targets are
+    listed under their real path).  Only regular files are listed (as :func:`gfd.layout.list_images`):
+    a FIFO, socket or device named like an image is ignored (and counted), never opened."""
     folder = Path(folder).absolute()
     if not folder.exists():
         raise PrepareError(f"{what}: folder {folder} does not exist")
@@ -112,14 +123,17 @@ def list_source(folder: str | os.PathLike, what: str) -> Listing:
             if path.is_symlink():
                 check_link(path, real_root, what)
                 listing.symlinks_ignored.append(str(path))
-            elif is_image_file(name):
+            elif is_image_file(name) and path.is_file():    # a regular file: never a FIFO, socket or device
                 listing.files.append(path)
+            elif is_image_file(name):
+                listing.special_ignored.append(str(path))
             else:
                 listing.non_images += 1
     if not listing.files:
         raise PrepareError(
             f"{what}: folder {folder} holds no image file ({', '.join(IMAGE_EXTENSIONS)}; searched recursively, "
-            f"{listing.non_images} other file(s), {len(listing.symlinks_ignored)} symlink(s) ignored)")
+            f"{listing.non_images} other file(s), {len(listing.symlinks_ignored)} symlink(s), "
+            f"{len(listing.special_ignored)} special file(s) (FIFO, socket, device) ignored)")
     return listing
 
 
@@ -193,7 +207,7 @@ class Builder:
             shutil.rmtree(self.tmp)
         self.tmp.mkdir(parents=True)
         (self.tmp / PARTIAL_MARKER).touch()
-        self.seen: dict[str, tuple[str, str]] = {}          # sha256 -> (output file, original)
+        self.seen: dict[str, list[tuple[str, str, str | None]]] = {}   # sha256 -> [(output file, original, scope)]
         self.rows: list[tuple[str, str, str]] = []            # output file, original, sha256
         self.counts: dict[str, Counter] = defaultdict(Counter)   # folder -> Counter over "taken"
         self.sizes: dict[str, Counter] = defaultdict(Counter)    # folder -> Counter over "WxH"
@@ -264,10 +278,22 @@ class Builder:
 
     # -- a pool of candidates into one or more folders ----------------------------------------------
 
+    def _first_copy(self, sha256: str, scope: str | None) -> tuple[str, str] | None:
+        """(output file, original) of a file already taken with this content that a file of ``scope``
+        may not repeat: any in the shared scope (``None``: train, val, an attribution dataset), and
+        any of the same scope.  Independent test sets (scopes ``"test/<set>"``) may share images."""
+        for out, src, other in self.seen.get(sha256, []):
+            if scope is None or other is None or other == scope:
+                return out, src
+        return None
+
     def fill(self, candidates: list[Path], targets: list[tuple[str, int | None]], what: str,
-             tag: Callable[[Path], str]) -> dict[str, int]:
+             tag: Callable[[Path], str], *, scope: str | None = None,
+             fewer: str = "lower the counts (--counts)") -> dict[str, int]:
         """Take files from ``candidates`` in order into ``targets`` (output folder, quota; None = all),
-        filling one folder after the other.  Raises :class:`PrepareError` if a quota is not met."""
+        filling one folder after the other.  Raises :class:`PrepareError` if a quota is not met
+        (``fewer`` says how to ask for fewer images).  Duplicates are content already taken in the
+        shared scope or in ``scope`` (:meth:`_first_copy`)."""
         need = [q for _, q in targets]
         ti, pos = 0, 0
         got = [0] * len(targets)
@@ -289,8 +315,9 @@ class Builder:
                     self.skipped["too_small"].append({"path": str(c.path), "size": list(c.size),
                                                       "min_side": self.min_side, "for": folder})
                     continue
-                if c.sha256 in self.seen:
-                    first_out, first_src = self.seen[c.sha256]
+                first = self._first_copy(c.sha256, scope)
+                if first is not None:
+                    first_out, first_src = first
                     if self.on_duplicate == "error":
                         raise PrepareError(f"{c.path} (for {folder}) has the same content as {first_src} "
                                            f"(already in {first_out}); remove one of them, or pass "
@@ -299,7 +326,7 @@ class Builder:
                     self.skipped["duplicate"].append({"path": str(c.path), "same_as": first_src,
                                                       "already_in": first_out, "for": folder})
                     continue
-                self.seen[c.sha256] = (self._place(c, folder, tag(c.path)), str(c.path))
+                self.seen.setdefault(c.sha256, []).append((self._place(c, folder, tag(c.path)), str(c.path), scope))
                 self.bar.update(1)
                 got[ti] += 1
                 while ti < len(targets) and need[ti] is not None and got[ti] >= need[ti]:
@@ -316,7 +343,7 @@ class Builder:
             raise PrepareError(
                 f"{what}: needs {wanted} images but only {sum(got)} usable ones were found among "
                 f"{len(candidates)} image files ({detail}{'; e.g. ' + ', '.join(examples) if examples else ''}). "
-                f"Add images, or lower the counts (--counts).")
+                f"Add images, or {fewer}.")
         return {f: g for (f, _), g in zip(targets, got)}
 
     # -- the end ----------------------------------------------------------------------------------

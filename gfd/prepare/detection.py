@@ -8,7 +8,10 @@ Input in the ForenSynths / CNNDetection layout ``<set>/[<category>/]{0_real,1_fa
 
 ``class_folders(ROOT, "train")`` and ``class_folders(ROOT / "test", "<set>")`` of :mod:`gfd.layout`
 read it (``real`` first).  ``--limit N`` keeps at most N images per class and split.  Selection,
-checks, output and report follow :mod:`gfd.prepare.builder`.
+checks, output and report follow :mod:`gfd.prepare.builder`; duplicates are content already taken
+for train or val, or for the same test set: the test sets are independent (each is evaluated on its
+own), so an image that two of them share stays in both, while one shared with train or val is
+dropped from the later folder.
 """
 from __future__ import annotations
 
@@ -138,6 +141,9 @@ def prepare_detection(out: str | os.PathLike, *, train: str | os.PathLike, val: 
     builder = Builder(out, roots, min_side=min_side, link=link, on_duplicate=on_duplicate, strict=strict,
                       verify=verify, workers=workers, progress=progress, total=total, log=log)
 
+    fewer = ("lower --limit (at most this many images per class and split)" if limit is not None
+             else "replace the unusable files (or lower --min-side)")
+
     def body():
         counts: dict[str, dict[str, int]] = defaultdict(dict)
         for label in (REAL, FAKE):
@@ -152,19 +158,20 @@ def prepare_detection(out: str | os.PathLike, *, train: str | os.PathLike, val: 
                 targets = [(f"val/{label}", n_val), (f"train/{label}", quota(len(pool) - n_val))]
             else:
                 targets = [(f"train/{label}", quota(len(pool)))]
-            got = builder.fill(pool, targets, f"--train class {label!r}", tag=tags.__getitem__)
+            got = builder.fill(pool, targets, f"--train class {label!r}", tag=tags.__getitem__, fewer=fewer)
             counts["train"][label] = got[f"train/{label}"]
             if val_groups is None:
                 counts["val"][label] = got[f"val/{label}"]
             else:
                 pool, tags = pools["val", label]
                 counts["val"][label] = builder.fill(pool, [(f"val/{label}", quota(len(pool)))],
-                                                    f"--val class {label!r}", tag=tags.__getitem__)[f"val/{label}"]
+                                                    f"--val class {label!r}", tag=tags.__getitem__,
+                                                    fewer=fewer)[f"val/{label}"]
             for name in sets:
                 pool, tags = pools[f"test/{name}", label]
                 counts[f"test/{name}"][label] = builder.fill(
                     pool, [(f"test/{name}/{label}", quota(len(pool)))], f"--test set {name!r} class {label!r}",
-                    tag=tags.__getitem__)[f"test/{name}/{label}"]
+                    tag=tags.__getitem__, scope=f"test/{name}", fewer=fewer)[f"test/{name}/{label}"]
         report = {
             "kind": "detection",
             "layout": "ROOT/train/{real,fake}/*, ROOT/val/{real,fake}/*, ROOT/test/<set>/{real,fake}/*",

@@ -39,6 +39,7 @@ class RunResult:
     trainer: Trainer | None = None  # GFD-Net rows only
     deterministic: bool = False     # no randomness in training: every seed gives the same model
     training: dict[str, Any] | None = None   # how training ended (gfd.protocol): steps, best_step, stopped, c_val
+    train_seconds: float | None = None       # wall time spent training in this call; None: loaded from its run folder
 
     @property
     def c_val(self) -> float | None:
@@ -126,6 +127,7 @@ def train_and_measure(cfg: Config, bundle, method: str | None = None, *, runs_ro
         trainer = load_or_train(cfg, bundle, out_dir=default_run_dir(cfg, runs_root, bundle.identity),
                                 progress=progress)
         model = EncoderHead(trainer.G)
+        trained = trainer.fit_seconds          # None when the finished run was loaded, not trained
         training = training_summary(trainer)
         encoder = trainer.meta.get("encoder_weights", "random")     # a backbone G_enc's start (Table 3)
         parts = [f"G_enc {encoder}"] if encoder != "random" else []
@@ -137,7 +139,9 @@ def train_and_measure(cfg: Config, bundle, method: str | None = None, *, runs_ro
         if method not in TABLE_NAMES:
             raise ValueError(f"unknown method {method!r}; choose a GFD-Net row {sorted(GFD_ROWS)} "
                              f"or a baseline {sorted(TABLE_NAMES)}")
+        fit_start = time.perf_counter()
         model = fit_baseline(TABLE_NAMES[method], bundle, options=cfg, seed=cfg.seed, progress=progress)
+        trained = time.perf_counter() - fit_start
         record = getattr(model, "training_record", None)
         training = ({k: record[k] for k in ("steps", "best_step", "best_val", "stopped")} if record else None)
         used = getattr(model, "weights_used", "random")         # CNNDetect may start from ImageNet
@@ -145,7 +149,7 @@ def train_and_measure(cfg: Config, bundle, method: str | None = None, *, runs_ro
     results = measure(model, bundle)
     deterministic = not gfd_net and TABLE_NAMES[method] in DETERMINISTIC
     return RunResult(method, cfg, model, results, weights, round(time.perf_counter() - start, 1), trainer,
-                     deterministic, training)
+                     deterministic, training, None if trained is None else round(trained, 1))
 
 
 def measure(model: nn.Module, bundle) -> dict[str, Any]:

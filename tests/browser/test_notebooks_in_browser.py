@@ -1,5 +1,6 @@
-"""Every notebook in JupyterLab, as a reader sees it, notebook 05's training panel clicked, and notebook
-09's fingerprint explorer switched to another source (``-k 09`` runs notebook 09's tests only).
+"""Every notebook in JupyterLab, as a reader sees it, notebook 05's training panel clicked (its progress
+bar followed and its stop button pressed), and notebook 09's fingerprint explorer switched to another
+source (``-k 09`` runs notebook 09's tests only, ``-k panel`` notebook 05's panel only).
 
 ``GFD_BROWSER_CLICKS=N`` also runs N more training clicks in a row (each a new configuration, so each
 really trains) and counts those that drew their chart: the check behind issue 18.
@@ -48,10 +49,12 @@ return {images: imgs.length, loaded: imgs.filter(i => i.complete && i.naturalWid
 
 RUN_STATE = r"""
 const w = nb(arg);
-const prompts = [...w.content.widgets].filter(c => c.model.type === 'code')
-  .map(c => { const p = c.node.querySelector('.jp-InputPrompt'); return p ? p.textContent : ''; });
-return {running: prompts.filter(t => t.includes('*')).length, done: prompts.filter(t => /\d/.test(t)).length,
-        cells: prompts.length, status: w.sessionContext.session ? w.sessionContext.session.kernel.status : 'none'};
+// from the cell models, not the prompts: a cell whose input is collapsed shows no prompt
+const cells = [...w.content.widgets].filter(c => c.model.type === 'code');
+const prompt = (c) => { const p = c.node.querySelector('.jp-InputPrompt'); return p ? p.textContent : ''; };
+return {running: cells.filter(c => c.model.executionState === 'running' || prompt(c).includes('*')).length,
+        done: cells.filter(c => c.model.executionCount != null).length,
+        cells: cells.length, status: w.sessionContext.session ? w.sessionContext.session.kernel.status : 'none'};
 """
 
 PANEL_STATE = r"""
@@ -75,7 +78,13 @@ for (const img of area.querySelectorAll('img')) {
              live: !!img.closest('.jupyter-widgets')});
 }
 const btn = [...area.querySelectorAll('button')].find(b => b.textContent.includes('train and'));
+const stop = [...area.querySelectorAll('.jupyter-widgets button')].find(b => /^\s*stop/.test(b.textContent));
+const bar = area.querySelector('.jupyter-widgets .widget-hprogress .progress-bar');
+const barRow = bar ? bar.closest('.widget-hbox') : null;
 return {imgs, text: area.innerText,
+        progress: bar ? {pct: parseFloat(bar.style.width) || 0, visible: barRow.offsetParent !== null,
+                         text: barRow.innerText, style: bar.className} : null,
+        stop: stop ? {disabled: stop.disabled, text: stop.innerText} : null,
         rows: [...area.querySelectorAll('.jupyter-widgets tr.gfd-run')].map(tr => [...tr.cells].map(td => td.textContent)),
         live: !!area.querySelector('.jupyter-widgets.widget-vbox'),
         button: btn ? {disabled: btn.disabled, clipped: btn.scrollWidth > btn.clientWidth + 1,
@@ -256,6 +265,71 @@ def test_training_panel_click(notebook_05):
         problems.append(f"new row does not name the change 'no D': {r['new_row']}")
     screenshot(lab, "[data-gfd-panel]", "panel-after-click")
     set_panel(lab, use_D=True)
+    assert not problems, "\n".join(problems) + f"\nconsole:\n{lab.console_tail(15)}"
+
+
+def test_training_panel_progress_bar_and_stop(notebook_05):
+    """A configuration that trains now: during the click the panel's progress bar moves; pressing
+    *stop* ends the run at its next step, well before its budget, and keeps its checkpoint (that the
+    next click resumes from it is tests/test_widgets.py's)."""
+    lab, nid, report = notebook_05
+    base_steps = int(lab.kernel_run(nid, "print(panel.base.steps)").strip())
+    steps = base_steps + 1  # no notebook or other test trains this configuration
+    set_panel(lab, use_D=False, steps=steps)
+    setup = lab.kernel_run(nid, (  # its run folder removed, so the click trains whatever ran before
+        "from gfd.checkpoint import remove_run\nfrom gfd.train import default_run_dir\n"
+        "_c = panel.config(); _d = default_run_dir(_c, data=bundle.identity); remove_run(_d)\n"
+        "print(_c.steps, _c.use_D, _d.name)"))
+    assert setup.split()[:2] == [str(steps), "False"], f"the panel's controls did not reach the kernel: {setup}"
+    run_name = setup.split()[2]
+    before = panel_state(lab)
+    assert before["stop"] and before["stop"]["disabled"], f"stop button missing or enabled before a click: {before['stop']}"
+    start = time.monotonic()
+    lab.page.locator("[data-gfd-panel] button", has_text="train and").first.click()
+    seen, state, stop_at = [], before, None
+    while time.monotonic() - start < CLICK_TIMEOUT:
+        time.sleep(0.3)
+        state = panel_state(lab)
+        bar = state["progress"]
+        if bar and bar["visible"] and state["button"]["disabled"] and (not seen or bar["pct"] != seen[-1]):
+            seen.append(bar["pct"])
+        moving = [p for p in seen if 0 < p < 100]
+        if len(moving) >= 2 and moving[-1] > moving[0]:
+            stop_at = time.monotonic()
+            lab.page.locator("[data-gfd-panel] button", has_text="stop").first.click()
+            break
+        if not state["button"]["disabled"] and time.monotonic() - start > 5:
+            break  # the run ended without the bar being seen to move
+    assert stop_at, (f"the progress bar did not move during the click: widths seen {seen}; "
+                     f"panel: {state['text'][-600:]}\nconsole:\n{lab.console_tail(15)}")
+    while time.monotonic() - stop_at < 300:
+        time.sleep(0.5)
+        state = panel_state(lab)
+        if not state["button"]["disabled"]:
+            break
+    took = time.monotonic() - stop_at
+    print(f"\nprogress widths seen before stop: {seen}; stop took {took:.1f} s; "
+          f"progress: {state['progress']}\npanel text: {state['text'][-500:]}")
+    screenshot(lab, "[data-gfd-panel]", "panel-after-stop")
+    problems = []
+    if state["button"]["disabled"]:
+        problems.append(f"the run did not end within 300 s of the stop click: {state['progress']}")
+    match = re.search(r"stopped .*? at step (\d+) of (\d+)", state["text"])
+    if not match or int(match[1]) >= int(match[2]) or int(match[2]) != steps:
+        problems.append(f"the panel does not say the run stopped early: {state['text'][-400:]}")
+    if "warning" not in state["progress"]["style"] or state["progress"]["pct"] >= 100:
+        problems.append(f"the progress bar does not show a stopped run: {state['progress']}")
+    if state["rows"] != before["rows"]:
+        problems.append(f"a stopped run added a row: {state['rows'][-1]}")
+    if not state["stop"]["disabled"]:
+        problems.append("the stop button is still enabled after the run ended")
+    kept = lab.kernel_run(nid, (
+        "import torch\nfrom gfd.train import default_run_dir\n"
+        "_p = default_run_dir(panel.config(), data=bundle.identity) / 'checkpoint.pt'\n"
+        "print(_p.parent.name, torch.load(_p, weights_only=False, map_location='cpu')['step'] if _p.exists() else None)"))
+    if match and kept.split() != [run_name, match[1]]:
+        problems.append(f"no checkpoint at the stopped step {match[1]}: {kept}")
+    set_panel(lab, use_D=True, steps=base_steps)
     assert not problems, "\n".join(problems) + f"\nconsole:\n{lab.console_tail(15)}"
 
 
