@@ -170,17 +170,19 @@ def cmd_reproduce(args) -> int:
         args.preset = TABLE_SPECS[args.table].preset or "course" if args.table in TABLE_SPECS else "course"
     command = " ".join(["python -m gfd reproduce", f"--table {args.table}", f"--preset {args.preset}",
                         "--seeds", *map(str, args.seeds), *(f"--set {kv}" for kv in args.set),
-                        *(["--methods", *args.methods] if args.methods else [])])
+                        *(["--methods", *args.methods] if args.methods else []),
+                        *(["--tables-out", args.tables_out] if args.tables_out else [])])
     try:
         if args.records_only:          # a worker of --jobs: train and record its seeds, no table
             collect_table_runs(args.table, args.preset, args.seeds, out, args.set, runs_root=args.runs_root,
                                progress=not args.no_progress, only=args.methods, commit=args.commit)
             return 0
         reproduce(args.table, args.preset, args.seeds, out, args.set, progress=not args.no_progress,
-                  command=command, only=args.methods, commit=args.commit, jobs=args.jobs, runs_root=args.runs_root)
+                  command=command, only=args.methods, commit=args.commit, jobs=args.jobs, runs_root=args.runs_root,
+                  tables_dir=args.tables_out)
     except KeyError as err:
         raise ValueError(err.args[0]) from err
-    print((out / f"table{args.table}.md").read_text())
+    print((Path(args.tables_out or out) / f"table{args.table}.md").read_text())
     return 0
 
 
@@ -281,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--methods", nargs="+", default=None, metavar="ROW",
                    help="only these rows, e.g. --methods G G+C (default: every row of the table)")
     r.add_argument("--out", default=None, help="folder of table<N>.md/.json and runs/ (default <repository>/results)")
+    r.add_argument("--tables-out", default=None, metavar="DIR",
+                   help="write table<N>.md/.json here instead of --out (the records stay under --out/runs): "
+                        "tables of other seed sets, e.g. results/confirmatory")
     r.add_argument("--commit", action="store_true",
                    help="git-commit each run record as it is written (long reproductions survive a lost session)")
     r.add_argument("--jobs", type=int, default=1,

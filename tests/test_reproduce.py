@@ -215,3 +215,19 @@ def test_a_committed_table_regenerates_unchanged_from_its_records_without_data(t
     assert main([*shlex.split(meta["command"])[3:], "--out", str(tmp_path), "--no-progress"]) == 0
     for name in (f"table{table}.md", f"table{table}.json"):
         assert (tmp_path / name).read_bytes() == (committed / name).read_bytes(), name
+
+
+def test_tables_of_another_seed_set_go_to_their_own_folder_and_read_the_same_records(tmp_path, monkeypatch):
+    """--tables-out writes a table of some seeds elsewhere; the records stay under --out/runs, and
+    the table at --out is left alone."""
+    import shutil
+    committed = results_dir()
+    shutil.copytree(committed / "runs" / "course", tmp_path / "runs" / "course")
+    (tmp_path / "table4.md").write_text("exploratory\n")
+    monkeypatch.setattr(rep, "train_and_measure", lambda *a, **k: pytest.fail("a recorded run was trained again"))
+    args = ["reproduce", "--table", "4", "--preset", "course", "--seeds", "3", "4", "--out", str(tmp_path),
+            "--tables-out", str(tmp_path / "subset"), "--no-progress"]
+    assert main(args) == 0
+    subset = json.loads((tmp_path / "subset" / "table4.json").read_text())
+    assert subset["meta"]["seeds"] == [3, 4] and "--tables-out" in subset["meta"]["command"]
+    assert (tmp_path / "table4.md").read_text() == "exploratory\n"

@@ -207,9 +207,12 @@ def reproduce(table: int, preset: str | None = None, seeds: Sequence[int] = DEFA
               out_dir: str | os.PathLike | None = None, overrides: Sequence[str] = (), bundle=None,
               runs_root: str | os.PathLike | None = None, progress: bool = True, command: str | None = None,
               log: Callable[[str], None] = print, only: Sequence[str] | None = None,
-              commit: bool = False, jobs: int = 1) -> dict[str, dict[int, dict]]:
-    """Measure every row of Table ``table`` over ``seeds`` and write ``out_dir/table<N>.{md,json}``
-    (default ``out_dir``: :func:`gfd.utils.results_dir`, the committed ``results/``).
+              commit: bool = False, jobs: int = 1,
+              tables_dir: str | os.PathLike | None = None) -> dict[str, dict[int, dict]]:
+    """Measure every row of Table ``table`` over ``seeds`` and write ``table<N>.{md,json}`` to
+    ``tables_dir`` (default ``out_dir``; default ``out_dir``: :func:`gfd.utils.results_dir`, the
+    committed ``results/``).  The run records always live under ``out_dir/runs/``, so tables of
+    other seed sets (exploratory, confirmatory, pooled) read one set of records.
 
     ``preset`` and ``overrides`` (``"key=value"`` strings) make the config as for
     ``python -m gfd train``; the data are ``bundle``, else :func:`gfd.data.load_data` of the config.
@@ -233,10 +236,12 @@ def reproduce(table: int, preset: str | None = None, seeds: Sequence[int] = DEFA
                  commit=commit, log=log)
     runs = collect_runs(table, cfg, list(seeds), data, out_dir, runs_root, progress=progress, log=log,
                         only=only, on_record=commit_record if commit else None)
-    write_table(table, runs, out_dir, command=command)
+    tables_dir = Path(tables_dir) if tables_dir is not None else out_dir
+    tables_dir.mkdir(parents=True, exist_ok=True)
+    write_table(table, runs, tables_dir, command=command)
     if commit:
         for name in (f"table{table}.md", f"table{table}.json"):
-            commit_record(out_dir / name)
+            commit_record(tables_dir / name)
     return runs
 
 
