@@ -16,7 +16,7 @@ The last column is the ratio full / G-only of the time per iteration.
 
 **Data** (``--data``, :func:`measure_loading`).  Batches are drawn from the preset's real training
 streams -- the train loader of ``gfd.load_data(cfg)`` through the trainer's own
-:func:`gfd.train.training_streams` (G's batch, and the batch of real images that carry the
+:func:`gfd.stepper.training_streams` (G's batch, and the batch of real images that carry the
 fingerprints unless G-only), with the workers and pinned memory the config gets
 (:func:`gfd.data.get_loaders`) -- and timed.  The share of an iteration spent waiting on data is then
 
@@ -141,7 +141,7 @@ def measure_loading(preset: str, batches: int = 20, warmup: int = 2, batch_size:
     ``None`` when the preset is G-only), after ``warmup`` untimed batches (worker start-up)."""
     from gfd.config import get_config
     from gfd.data import load_data
-    from gfd.train import training_streams
+    from gfd.stepper import training_streams
 
     if threads:
         torch.set_num_threads(threads)

@@ -31,8 +31,10 @@ computes:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -132,6 +134,52 @@ def snapshot_images(ds: Dataset, real_label: int | None) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 # the stepper
 # --------------------------------------------------------------------------------------------------
+
+LOG_EVERY = 50
+"""Steps between the loop's log points, where it checks and records the loss values of the steps
+since the last such point (and shows the latest in the progress bar); evaluations, checkpoints and
+the end of a run are such points too."""
+
+
+StepCallback = Callable[[int, int], Any]
+"""``callback(step, total)``: told the step reached after each iteration (and once, with the step a run
+starts from, before C's pre-training); a true return value asks the run to stop there."""
+
+_WATCHER: contextvars.ContextVar[StepCallback | None] = contextvars.ContextVar("gfd_train_watcher", default=None)
+
+
+class TrainingStopped(RuntimeError):
+    """:meth:`gfd.train.Trainer.fit` stopped because its step callback asked it to; the run's checkpoint (if it
+    has a run folder) was written at ``step``, so :func:`gfd.train.load_or_train` resumes it from there."""
+
+    def __init__(self, step: int, total: int, checkpoint: Path | None):
+        self.step, self.total, self.checkpoint = step, total, checkpoint
+        where = f"checkpoint {checkpoint}" if checkpoint is not None else "no run folder, nothing saved"
+        super().__init__(f"training stopped on request at step {step}/{total} ({where})")
+
+
+@contextlib.contextmanager
+def watch_steps(callback: StepCallback):
+    """Within the block, every :meth:`gfd.train.Trainer.fit` in this thread (however deep the call that
+    reaches it: :func:`gfd.train.load_or_train`, :func:`gfd.runs.train_and_measure`, a notebook's lambda)
+    reports its steps to ``callback`` instead of showing its own progress bars, and stops when the
+    callback returns true (:class:`TrainingStopped`).
+
+    A context variable rather than a parameter, so that a front-end (notebook 05's panel) can watch
+    a run started through functions that know nothing of it.  The callback is called between
+    iterations and must not draw random numbers: a watched run is bit-identical to an unwatched one.
+    """
+    token = _WATCHER.set(callback)
+    try:
+        yield callback
+    finally:
+        _WATCHER.reset(token)
+
+
+def current_watcher() -> StepCallback | None:
+    """The callback of the enclosing :func:`watch_steps` block in this thread, if any."""
+    return _WATCHER.get()
+
 
 class Stepper:
     """Base class of :class:`gfd.train.Trainer`: how its steps run, not what they compute.
@@ -304,3 +352,64 @@ class Stepper:
         h["lr"].append(lr)
         for name in (*G_TERMS, *DC_TERMS):
             h[name].append(values.get(name, float("nan")))
+
+    # ---- the protocol's loop: log, evaluate, select, save, stop (gfd.protocol) ----------------------
+
+    def _loop(self, target: int, bar, progress: bool, on_step: StepCallback | None = None) -> None:
+        cfg = self.cfg
+        with self.deferred_checks():
+            while self.step < target:
+                x, y = self._next(self.train_stream)
+                x_real = self._next(self.real_stream)[0] if self.real_stream is not None else None
+                values = self.train_step(x, y, x_real)
+                self.step += 1
+                self._queue(self.step, self.opt_G.param_groups[0]["lr"], values)
+                bar.update(1)
+                halt = on_step is not None and bool(on_step(self.step, target)) and self.step < target
+                evaluate = (cfg.eval_every and self.step % cfg.eval_every == 0) or self.step == target
+                save = self.out_dir is not None and ((cfg.ckpt_every and self.step % cfg.ckpt_every == 0)
+                                                     or self.step == target)
+                if evaluate or save or halt or self.step % LOG_EVERY == 0 or self.selection.stop:
+                    last = self._flush()           # before any evaluation or checkpoint: raises on a non-finite loss
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in last.items() if k in ("L_G", "L_z", "L_DC")})
+                if evaluate:
+                    acc = self.evaluate_step()
+                    if progress:
+                        bar.write(f"step {self.step}: val acc {acc:.3f}")
+                stop = self.selection.stop
+                if save or (self.out_dir is not None and (stop or halt)):
+                    self.save()
+                if halt and not stop:
+                    raise TrainingStopped(self.step, target, self.last_checkpoint if self.out_dir is not None else None)
+                if stop:
+                    if progress:
+                        bar.write(f"step {self.step}: val accuracy reached a plateau (no new best in "
+                                  f"{cfg.patience} evaluations); stopped")
+                    break
+
+    @property
+    def done(self) -> bool:
+        """Training is over: the budget is spent, or val accuracy reached a plateau (``patience``)."""
+        return self.step >= self.cfg.steps or self.selection.stop
+
+    def use_selected(self) -> None:
+        """Put the weights the protocol keeps (``cfg.select``) into G; :meth:`use_last` undoes it."""
+        if self._last_G is None:
+            self._last_G = {k: v.detach().clone() for k, v in self.G.state_dict().items()}
+            self.selection.finish(self.G, "plateau" if self.selection.stop else "budget")
+            self.history["selection"] = self.selection.summary()
+
+    def use_last(self) -> None:
+        """Put G's last trained weights back (to continue training)."""
+        if self._last_G is not None:
+            self.G.load_state_dict(self._last_G)
+            self._last_G = None
+
+    def evaluate_step(self) -> float:
+        """Validation accuracy of G_enc + H and a fingerprint snapshot, recorded in the history."""
+        acc = distributed.from_main(self.validate)     # measured once (rank 0), the same for every rank
+        self.history["eval_step"].append(self.step)
+        self.history["val_acc"].append(acc)
+        self.selection.update(self.step, acc, self.G)
+        self._snapshot()
+        return acc

@@ -23,14 +23,14 @@ with the same seed share G's start, G's batches and the pre-trained C.  Ablation
 G + H is trained with L_z alone, and only G_enc + H run.
 
 How the steps run (device, mixed precision, ``torchrun``, loss checks without a host sync per step)
-is :class:`gfd.stepper.Stepper`, the trainer's base class; what a checkpoint holds to continue a run
+and the protocol's loop around them (log, evaluate, keep the best weights, save, stop) are
+:class:`gfd.stepper.Stepper`, the trainer's base class; what a checkpoint holds to continue a run
 exactly is :mod:`gfd.checkpoint`.  :func:`load_or_train` is the one "load if present, else train"
 rule: the CLI, the runners and the notebooks all call it.
 """
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import os
 import time
 from pathlib import Path
@@ -50,54 +50,12 @@ from gfd.models.generator import build_generator
 from gfd.models.perceptual import build_perceptual
 from gfd.pretrain import pretrain_classifier
 from gfd.protocol import Selection, make_scheduler, min_stop_step
-from gfd.stepper import (DC_TERMS, G_TERMS, Stepper, adam_options, compile_networks,  # noqa: F401
-                         keep_device_adam, new_history, training_streams)
-from gfd.streams import stream_for  # noqa: F401 (what training_streams builds its streams with)
+from gfd.stepper import (StepCallback, Stepper, TrainingStopped, adam_options, current_watcher,  # noqa: F401
+                         new_history, watch_steps)
 from gfd.utils import pbar, runs_dir, seed_everything, seeded, stable_hash
 
 __all__ = ["Trainer", "load_or_train", "default_run_dir", "fixed", "NonFiniteLossError", "CHECKPOINT_NAME",
            "TrainingStopped", "watch_steps"]
-
-LOG_EVERY = 50
-"""Steps between the loop's log points, where it checks and records the loss values of the steps
-since the last such point (and shows the latest in the progress bar); evaluations, checkpoints and
-the end of a run are such points too."""
-
-
-StepCallback = Callable[[int, int], Any]
-"""``callback(step, total)``: told the step reached after each iteration (and once, with the step a run
-starts from, before C's pre-training); a true return value asks the run to stop there."""
-
-_WATCHER: contextvars.ContextVar[StepCallback | None] = contextvars.ContextVar("gfd_train_watcher", default=None)
-
-
-class TrainingStopped(RuntimeError):
-    """:meth:`Trainer.fit` stopped because its step callback asked it to; the run's checkpoint (if it
-    has a run folder) was written at ``step``, so :func:`load_or_train` resumes it from there."""
-
-    def __init__(self, step: int, total: int, checkpoint: Path | None):
-        self.step, self.total, self.checkpoint = step, total, checkpoint
-        where = f"checkpoint {checkpoint}" if checkpoint is not None else "no run folder, nothing saved"
-        super().__init__(f"training stopped on request at step {step}/{total} ({where})")
-
-
-@contextlib.contextmanager
-def watch_steps(callback: StepCallback):
-    """Within the block, every :meth:`Trainer.fit` in this thread (however deep the call that
-    reaches it: :func:`load_or_train`, :func:`gfd.runs.train_and_measure`, a notebook's lambda)
-    reports its steps to ``callback`` instead of showing its own progress bars, and stops when the
-    callback returns true (:class:`TrainingStopped`).
-
-    A context variable rather than a parameter, so that a front-end (notebook 05's panel) can watch
-    a run started through functions that know nothing of it.  The callback is called between
-    iterations and must not draw random numbers: a watched run is bit-identical to an unwatched one.
-    """
-    token = _WATCHER.set(callback)
-    try:
-        yield callback
-    finally:
-        _WATCHER.reset(token)
-
 
 @contextlib.contextmanager
 def fixed(*modules: nn.Module | None):
@@ -299,7 +257,7 @@ class Trainer(Stepper):
         if self.train_stream is None:
             raise RuntimeError("this Trainer has no data: build it with a DataBundle to call fit()")
         target = self.cfg.steps if steps is None else steps
-        on_step = on_step if on_step is not None else _WATCHER.get()
+        on_step = on_step if on_step is not None else current_watcher()
         progress = progress and distributed.is_main() and on_step is None
         start = time.perf_counter()
         try:
@@ -319,65 +277,6 @@ class Trainer(Stepper):
         if self.done:
             self.use_selected()
         return self.history
-
-    def _loop(self, target: int, bar, progress: bool, on_step: StepCallback | None = None) -> None:
-        cfg = self.cfg
-        with self.deferred_checks():
-            while self.step < target:
-                x, y = self._next(self.train_stream)
-                x_real = self._next(self.real_stream)[0] if self.real_stream is not None else None
-                values = self.train_step(x, y, x_real)
-                self.step += 1
-                self._queue(self.step, self.opt_G.param_groups[0]["lr"], values)
-                bar.update(1)
-                halt = on_step is not None and bool(on_step(self.step, target)) and self.step < target
-                evaluate = (cfg.eval_every and self.step % cfg.eval_every == 0) or self.step == target
-                save = self.out_dir is not None and ((cfg.ckpt_every and self.step % cfg.ckpt_every == 0)
-                                                     or self.step == target)
-                if evaluate or save or halt or self.step % LOG_EVERY == 0 or self.selection.stop:
-                    last = self._flush()           # before any evaluation or checkpoint: raises on a non-finite loss
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in last.items() if k in ("L_G", "L_z", "L_DC")})
-                if evaluate:
-                    acc = self.evaluate_step()
-                    if progress:
-                        bar.write(f"step {self.step}: val acc {acc:.3f}")
-                stop = self.selection.stop
-                if save or (self.out_dir is not None and (stop or halt)):
-                    self.save()
-                if halt and not stop:
-                    raise TrainingStopped(self.step, target, self.last_checkpoint if self.out_dir is not None else None)
-                if stop:
-                    if progress:
-                        bar.write(f"step {self.step}: val accuracy reached a plateau (no new best in "
-                                  f"{cfg.patience} evaluations); stopped")
-                    break
-
-    @property
-    def done(self) -> bool:
-        """Training is over: the budget is spent, or val accuracy reached a plateau (``patience``)."""
-        return self.step >= self.cfg.steps or self.selection.stop
-
-    def use_selected(self) -> None:
-        """Put the weights the protocol keeps (``cfg.select``) into G; :meth:`use_last` undoes it."""
-        if self._last_G is None:
-            self._last_G = {k: v.detach().clone() for k, v in self.G.state_dict().items()}
-            self.selection.finish(self.G, "plateau" if self.selection.stop else "budget")
-            self.history["selection"] = self.selection.summary()
-
-    def use_last(self) -> None:
-        """Put G's last trained weights back (to continue training)."""
-        if self._last_G is not None:
-            self.G.load_state_dict(self._last_G)
-            self._last_G = None
-
-    def evaluate_step(self) -> float:
-        """Validation accuracy of G_enc + H and a fingerprint snapshot, recorded in the history."""
-        acc = distributed.from_main(self.validate)     # measured once (rank 0), the same for every rank
-        self.history["eval_step"].append(self.step)
-        self.history["val_acc"].append(acc)
-        self.selection.update(self.step, acc, self.G)
-        self._snapshot()
-        return acc
 
     # ---- checkpoints (gfd.checkpoint) ------------------------------------------------------------
 

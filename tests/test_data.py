@@ -10,7 +10,7 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from conftest import write_image
-from gfd import Config, data, get_config, train
+from gfd import Config, data, get_config, streams
 
 
 def test_class_order_real_first_then_sorted(make_dataset):
@@ -252,9 +252,9 @@ def test_loaders_pin_and_use_workers_when_the_run_is_on_cuda(tiny_cfg, make_data
         cfg = tiny_cfg.with_(num_workers=None, device=device)
         loader = data.get_loaders(root, cfg)["train"]
         assert data.feeds_cuda(cfg) is fed and loader.pin_memory is fed and (loader.num_workers > 0) is fed
-    assert train.stream_for(loader, seed=0).loader_kwargs["pin_memory"] is False
+    assert streams.stream_for(loader, seed=0).loader_kwargs["pin_memory"] is False
     fed = data.get_loaders(root, tiny_cfg.with_(num_workers=None, device="auto"))["train"]
-    assert train.stream_for(fed, seed=0).loader_kwargs == {"num_workers": 2, "worker_init_fn": data._seed_worker,
+    assert streams.stream_for(fed, seed=0).loader_kwargs == {"num_workers": 2, "worker_init_fn": data._seed_worker,
                                                            "pin_memory": True, "collate_fn": fed.collate_fn}
 
 

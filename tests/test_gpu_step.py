@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import gfd
-from gfd import train
+from gfd import stepper, train
 from gfd.train import NonFiniteLossError, Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -57,7 +57,7 @@ def test_train_steps_in_the_loop_do_not_sync(tiny_cfg, bundle, syncs):
 
 def test_the_loop_syncs_only_at_its_flush_points(tiny_cfg, bundle, syncs, monkeypatch):
     calls, trainers = syncs
-    monkeypatch.setattr(train, "LOG_EVERY", 3)
+    monkeypatch.setattr(stepper, "LOG_EVERY", 3)
     t = Trainer(tiny_cfg.with_(steps=7, eval_every=5), bundle)
     t.pretrain_classifier(progress=False)
     trainers.append(t)
@@ -76,12 +76,12 @@ def test_the_history_holds_the_values_of_immediate_checks(tiny_cfg, bundle):
     h = looped.fit(progress=False)
     by_hand = Trainer(cfg, bundle)
     by_hand.pretrain_classifier(progress=False)
-    expected = {k: [] for k in ("lr", *train.G_TERMS, *train.DC_TERMS)}
+    expected = {k: [] for k in ("lr", *stepper.G_TERMS, *stepper.DC_TERMS)}
     for _ in range(5):
         x, y = by_hand._next(by_hand.train_stream)
         values = by_hand.train_step(x, y, by_hand._next(by_hand.real_stream)[0])   # floats, checked now
         expected["lr"].append(by_hand.opt_G.param_groups[0]["lr"])
-        for k in (*train.G_TERMS, *train.DC_TERMS):
+        for k in (*stepper.G_TERMS, *stepper.DC_TERMS):
             expected[k].append(values[k])
     assert all(h[k] == v for k, v in expected.items())
     assert all(torch.equal(a, b) for a, b in zip(looped.G.state_dict().values(), by_hand.G.state_dict().values()))
@@ -107,9 +107,9 @@ def test_a_non_finite_loss_in_the_loop_names_step_and_term_and_no_later_checkpoi
 # --- fused Adam, torch.compile --------------------------------------------------------------------------
 
 def test_adam_is_fused_on_cuda_only(tiny_cfg, bundle, monkeypatch):
-    assert train.adam_options(torch.device("cuda")) == {"fused": True}
-    assert train.adam_options(torch.device("cuda:1")) == {"fused": True}
-    assert train.adam_options(torch.device("cpu")) == {} == train.adam_options(torch.device("mps"))
+    assert stepper.adam_options(torch.device("cuda")) == {"fused": True}
+    assert stepper.adam_options(torch.device("cuda:1")) == {"fused": True}
+    assert stepper.adam_options(torch.device("cpu")) == {} == stepper.adam_options(torch.device("mps"))
     assert Trainer(tiny_cfg, bundle).opt_G.defaults["fused"] is None          # the CPU: plain Adam
     monkeypatch.setattr(train, "adam_options", lambda device: {"fused": True})
     try:
@@ -128,7 +128,7 @@ def test_a_checkpoint_resumes_with_this_devices_adam():
     saved["param_groups"][0]["fused"] = True                         # as a CUDA run writes it
     here = torch.optim.Adam([torch.nn.Parameter(torch.ones(3))], lr=0.1)
     here.load_state_dict(saved)
-    train.keep_device_adam(here)
+    stepper.keep_device_adam(here)
     (q,) = here.param_groups[0]["params"]
     assert here.param_groups[0]["fused"] is None and here.state[q]["step"].device.type == "cpu"
     assert here.state[q]["step"].dtype == torch.float32 and here.state[q]["step"].item() == 1
@@ -144,7 +144,7 @@ def test_compile_wires_torch_compile_and_leaves_checkpoints_alone(tiny_cfg, bund
     assert Trainer(tiny_cfg, bundle) and compiled == []
     t = Trainer(tiny_cfg.with_(compile=True), bundle)
     assert compiled == [*t.G.children(), t.D, t.C, t.F]
-    assert set(t.train_step(*a_batch())) == {*train.G_TERMS, *train.DC_TERMS}
+    assert set(t.train_step(*a_batch())) == {*stepper.G_TERMS, *stepper.DC_TERMS}
     plain = Trainer(tiny_cfg, bundle)
     assert t.state_dict()["models"].keys() == plain.state_dict()["models"].keys()
     assert all(t.networks()[n].state_dict().keys() == m.state_dict().keys() for n, m in plain.networks().items())
