@@ -189,6 +189,13 @@ def cmd_reproduce(args) -> int:
 def cmd_benchmark(args) -> int:
     from gfd.benchmark import load_benchmark, read_manifest
 
+    if args.shift_stats:               # the test-only shift worlds and their classifier-free statistics
+        from gfd.analysis.shift_stats import all_stats, write_results
+        from gfd.utils import results_dir
+        stats = all_stats(args.size, args.out, args.seed, progress=not args.no_progress)
+        for path in write_results(stats, results_dir()):
+            print(f"wrote {path}")
+        return 0
     root = load_benchmark(args.benchmark, args.size, root=args.out, seed=args.seed, progress=not args.no_progress)
     m = read_manifest(root)
     print(f"benchmark: {root}")
@@ -313,9 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--shift-stats", action="store_true",
                    help="build the test-only shift worlds of --size (gfd.benchmark.worlds.shifts) and write their "
                         "classifier-free statistics to results/shift-worlds.{json,md}; trains no classifier")
-    b.set_defaults(func=lambda a: __import__("gfd.analysis.shift_stats", fromlist=["main"]).main(
-        ["--size", a.size, "--seed", str(a.seed), *(["--root", a.out] if a.out else []),
-         *(["--no-progress"] if a.no_progress else [])]) if a.shift_stats else cmd_benchmark(a))
+    b.set_defaults(func=cmd_benchmark)
 
     from gfd import speed   # its arguments live beside the code that runs them
     s = sub.add_parser("speed", help="img/s and peak memory of a G-only and a full GFD training step; with "

@@ -64,38 +64,23 @@ DEVICES = "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
 
 PRESET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 _INF = float("inf")
-NUMERIC_RANGES: dict[str, tuple[float, float, str]] = {
-    # field: (lowest, highest, kind); "int" fields take integers, "float" fields finite numbers,
+_RANGE_GROUPS: tuple[tuple[tuple[float, float, str], tuple[str, ...]], ...] = (
+    # (lowest, highest, kind), fields.  "int" fields take integers, "float" fields finite numbers,
     # "int|None" None too.  Bounds are inclusive, but for the exclusive ones marked "float>" (low < value).
-    "crop": (1, _INF, "int"),
-    "batch_size": (1, _INF, "int"),
-    "num_workers": (0, _INF, "int|None"),
-    "unet_depth": (1, 16, "int"),
-    "unet_width": (1, _INF, "int"),
-    "unet_max_width": (1, _INF, "int"),
-    "decoder_width": (0, _INF, "int"),          # 0: the encoder's widths (the plain U-Net)
-    "disc_width": (1, _INF, "int"),
-    "disc_layers": (1, 16, "int"),
-    "classifier_width": (1, _INF, "int"),
-    "fingerprint_scale": (0, _INF, "float>"),
-    "backbone_depth": (1, 16, "int"),
-    "backbone_width": (1, _INF, "int"),
-    "backbone_max_width": (1, _INF, "int"),
-    "w1": (0, _INF, "float"),
-    "w2": (0, _INF, "float"),
-    "w3": (0, _INF, "float"),
-    "w4": (0, _INF, "float"),
-    "lr": (0, _INF, "float>"),
-    "lr_step": (1, _INF, "int"),
-    "lr_gamma": (0, 1, "float>"),
-    "steps": (1, _INF, "int"),
-    "c_pretrain_steps": (1, _INF, "int"),
-    "eval_every": (0, _INF, "int"),             # 0: validate only at the end of the budget
-    "patience": (0, _INF, "int"),               # 0: never stop early
-    "patience_after": (0, 1, "float"),          # a share of the step budget
-    "ckpt_every": (0, _INF, "int"),             # 0: a checkpoint only at the end
-    "seed": (0, 2**31 - 1, "int"),
-}
+    ((1, _INF, "int"), ("crop", "batch_size", "unet_width", "unet_max_width", "disc_width", "classifier_width",
+                        "backbone_width", "backbone_max_width", "lr_step", "steps", "c_pretrain_steps")),
+    ((1, 16, "int"), ("unet_depth", "disc_layers", "backbone_depth")),
+    # 0 means: the encoder's widths (decoder_width); validate only at the end of the budget (eval_every);
+    # never stop early (patience); a checkpoint only at the end (ckpt_every)
+    ((0, _INF, "int"), ("decoder_width", "eval_every", "patience", "ckpt_every")),
+    ((0, _INF, "int|None"), ("num_workers",)),
+    ((0, _INF, "float"), ("w1", "w2", "w3", "w4")),
+    ((0, _INF, "float>"), ("fingerprint_scale", "lr")),
+    ((0, 1, "float>"), ("lr_gamma",)),
+    ((0, 1, "float"), ("patience_after",)),                 # a share of the step budget
+    ((0, 2**31 - 1, "int"), ("seed",)),
+)
+NUMERIC_RANGES: dict[str, tuple[float, float, str]] = {name: rule for rule, names in _RANGE_GROUPS for name in names}
 """The allowed range of every numeric field of :class:`Config` (``Config.__post_init__`` refuses
 any other value, naming the field, the value and the range)."""
 

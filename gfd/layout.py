@@ -26,6 +26,10 @@ from pathlib import Path
 
 SPLITS = ("train", "val", "test_closed", "test_open")
 REQUIRED_SPLITS = ("train", "val", "test_closed")
+TEST_SPLIT = "test"
+"""The one split of a test-only world (``ROOT/test/<source>/``, e.g. the shift worlds of
+:mod:`gfd.benchmark.worlds.shifts`): images a trained model is only measured on.  Not one of
+:data:`SPLITS`: such a folder is no training dataset."""
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 REAL = "real"
 

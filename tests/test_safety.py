@@ -71,6 +71,34 @@ def test_the_refusal_does_not_depend_on_torch_defaults(tiny_cfg, tmp_path, monke
     assert not marker.exists()
 
 
+def test_no_torch_load_in_the_package_unpickles():
+    """Every ``torch.load`` call in gfd/ passes ``weights_only=True`` literally (none leaves it to
+    torch's default, none is reached through another name), and ``weights_only=False`` stands nowhere
+    in the package: no file the package reads can run pickled code."""
+    import ast
+    from pathlib import Path
+
+    import gfd
+
+    root = Path(gfd.__file__).parent
+    unsafe, calls = [], 0
+    for path in sorted(root.rglob("*.py")):
+        text, rel = path.read_text(encoding="utf-8"), path.relative_to(root.parent)
+        if "weights_only=False" in text.replace(" ", ""):
+            unsafe.append(f"{rel}: weights_only=False")
+        for node in ast.walk(ast.parse(text, str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module == "torch" and any(a.name == "load" for a in node.names):
+                unsafe.append(f"{rel}:{node.lineno}: torch.load imported under another name")
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load"
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch"):
+                calls += 1
+                flag = next((k.value for k in node.keywords if k.arg == "weights_only"), None)
+                if not (isinstance(flag, ast.Constant) and flag.value is True):
+                    unsafe.append(f"{rel}:{node.lineno}: torch.load without weights_only=True")
+    assert calls >= 3, f"found only {calls} torch.load calls in {root}: is the scan looking in the package?"
+    assert not unsafe, unsafe
+
+
 def test_exporting_over_a_poisoned_file_does_not_run_it(tiny_cfg, tmp_path, monkeypatch):
     """export_weights peeks into an existing --out file (to refuse overwriting a checkpoint): safely."""
     from gfd.checkpoint import export_weights

@@ -14,9 +14,11 @@ layout)::
                                         (the factor analysis of Fig. 7), where a world has them
     ROOT/classes.json, ROOT/manifest.json
 
-``<inst>`` is ``g<k>`` (instance k of the class's family trained on that world) or ``real``; the
-manifest's ``instances`` lists, per split and class, every prefix with its generator and image
-count, so evaluation can average over instances and domains (:func:`image_groups`).
+A test-only world (:attr:`World.test_split`, e.g. the shift worlds) writes all its images to that
+one split instead (``ROOT/test/<class>/``) and no other.  ``<inst>`` is ``g<k>`` (instance k of the
+class's family trained on that world) or ``real``; the manifest's ``instances`` lists, per split and
+class, every prefix with its generator and image count, so evaluation can average over instances
+and domains (:func:`image_groups`).  :mod:`gfd.benchmark.writer` writes the folders.
 
 Caching and resuming: :meth:`World.load` builds into ``<parent>/.tmp-<name>-<pid>`` and renames
 the folder to ``<parent>/<cache_prefix>-<size>-s<seed>-<key>`` only once complete; the key hashes
@@ -34,7 +36,6 @@ and CPU kind), whatever the number of processes and whether the build was resume
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import multiprocessing
 import os
@@ -47,7 +48,7 @@ import warnings
 import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Collection, Iterator, Mapping, Protocol, Sequence
@@ -58,6 +59,7 @@ from PIL import Image
 
 from gfd.benchmark.domains import Domain, sample_images
 from gfd.benchmark.generators import GenConfig
+from gfd.benchmark.writer import VARIANTS_DIR, Job, Writer, load_partial, save_partial  # noqa: F401 (Job: the plan's unit)
 from gfd.benchmark.zoo import TrainSettings, generate, train_generator
 from gfd.layout import REAL
 from gfd.utils import data_dir, pbar
@@ -65,7 +67,6 @@ from gfd.utils import data_dir, pbar
 FORMAT_VERSION = 2  # bump when code that shapes the images changes (then every cache rebuilds)
 CLOSED_SPLITS = ("train", "val", "test_closed")
 OPEN_SPLIT = "test_open"
-VARIANTS_DIR = "variants"
 MANIFEST = "manifest.json"
 
 
@@ -116,15 +117,6 @@ def deterministic_torch(threads: int = 1) -> Iterator[None]:
         torch.use_deterministic_algorithms(old_det)
 
 
-def write_pngs(folder: Path, images: np.ndarray, prefix: str = "") -> None:
-    """Write ``images`` (n, H, W, 3) uint8 as ``folder/<prefix>00000.png ...``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, img in enumerate(images):
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, format="PNG")
-        (folder / f"{prefix}{i:05d}.png").write_bytes(buf.getvalue())
-
-
 def folder_checksum(folder: Path) -> str:
     """sha256 over the names and bytes of the PNG files of ``folder``, in name order."""
     digest = hashlib.sha256()
@@ -157,28 +149,6 @@ def image_groups(root: str | os.PathLike, split: str) -> dict[str, dict[str, lis
 # --------------------------------------------------------------------------------------------------
 # generator jobs
 # --------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Job:
-    """Train one generator instance on its own pool of a domain, then feed it new images of that domain."""
-
-    cfg: GenConfig           # the instance's configuration (width already scaled)
-    family: str              # the class (or variant) name
-    world: str               # the domain it trains on and is fed from ("A", "B1", "F", ...)
-    instance: int
-    settings: TrainSettings  # the instance's training settings (length already scaled)
-    feed_counts: tuple[int, ...]              # images fed, drawn from the domain: one per split of its world
-    extra_feed: np.ndarray | None = None      # images fed besides (written to variants/<family>), if any
-
-    @property
-    def key(self) -> str:
-        return f"{self.world}/{self.family}/{self.instance}"
-
-    @property
-    def cost(self) -> float:
-        """Rough relative training cost, to start the slow jobs first."""
-        return self.cfg.width ** 2 * self.settings.max_steps * (1.5 if self.cfg.block == "resid" else 1.0)
-
 
 def shares(n: int, k: int) -> list[int]:
     """``n`` images split over ``k`` instances as evenly as possible (the first ones get one more)."""
@@ -261,85 +231,6 @@ def default_workers() -> int:
     return max(1, min(4, cores))
 
 
-# --------------------------------------------------------------------------------------------------
-# writing a build
-# --------------------------------------------------------------------------------------------------
-
-@dataclass
-class Writer:
-    """Writes the image folders of one build and records counts and instance prefixes per folder.
-
-    A world named in ``closed_worlds`` gives its images to the closed splits (one array per split),
-    any other world to ``test_open``."""
-
-    out: Path
-    closed_worlds: Collection[str]
-    counts: dict[str, dict[str, int]] = field(
-        default_factory=lambda: {s: {} for s in (*CLOSED_SPLITS, OPEN_SPLIT)})
-    instances: dict[str, dict[str, list[dict]]] = field(
-        default_factory=lambda: {s: {} for s in (*CLOSED_SPLITS, OPEN_SPLIT)})
-
-    def splits(self, world: str) -> tuple[str, ...]:
-        return CLOSED_SPLITS if world in self.closed_worlds else (OPEN_SPLIT,)
-
-    def add(self, split: str, cls: str, source: str, prefix: str, images: np.ndarray) -> None:
-        write_pngs(self.out / split / cls, images, prefix)
-        self.counts[split][cls] = self.counts[split].get(cls, 0) + len(images)
-        self.instances[split].setdefault(cls, []).append({"source": source, "prefix": prefix, "count": len(images)})
-
-    def real(self, world: str, images: np.ndarray, counts: Sequence[int]) -> None:
-        """Real images of ``world``: the first ``counts[0]`` to its first split, the next to its second..."""
-        start = 0
-        for split, n in zip(self.splits(world), counts):
-            self.add(split, REAL, f"{world}/{REAL}", f"{world}-{REAL}_", images[start:start + n])
-            start += n
-
-    def variant(self, name: str, images: np.ndarray) -> None:
-        write_pngs(self.out / VARIANTS_DIR / name, images)
-
-    def generated(self, job: Job, outs: list[np.ndarray]) -> None:
-        """What one generator made: its share of its family's class in each split of its world, and
-        (the last output) what it made of ``extra_feed``."""
-        if job.feed_counts:
-            for split, arr in zip(self.splits(job.world), outs):
-                self.add(split, job.family, job.key, f"{job.world}-g{job.instance}_", arr)
-        if job.extra_feed is not None:
-            self.variant(job.family, outs[-1])
-
-    def sorted_instances(self) -> dict:
-        return {s: {c: sorted(v, key=lambda e: e["prefix"]) for c, v in sorted(per.items())}
-                for s, per in self.instances.items()}
-
-
-def _partial_path(partial: Path, job: Job) -> Path:
-    return partial / (job.key.replace("/", "__") + ".npz")
-
-
-def _save_partial(partial: Path, job: Job, outs: list[np.ndarray], info: dict) -> None:
-    """Save one finished generator's outputs and record atomically (write, then rename)."""
-    partial.mkdir(parents=True, exist_ok=True)
-    path = _partial_path(partial, job)
-    tmp = path.with_name(f".{path.stem}-{os.getpid()}.npz")
-    np.savez(tmp, record=np.array(json.dumps(info)), **{f"out{i}": o for i, o in enumerate(outs)})
-    os.replace(tmp, path)
-
-
-def _load_partial(partial: Path | None, job: Job) -> tuple[list[np.ndarray], dict] | None:
-    """A finished generator's saved outputs and record, or None (not saved, or unreadable)."""
-    if partial is None:
-        return None
-    path = _partial_path(partial, job)
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            info = json.loads(str(z["record"]))
-            outs = [z[f"out{i}"] for i in range(len(z.files) - 1)]
-    except Exception:  # noqa: BLE001 - a damaged file is retrained
-        return None
-    return outs, info
-
-
 def _train_and_write(p: WorldParams, jobs: list[Job], writer: Writer, workers: int, progress: bool,
                      partial: Path | None, desc: str) -> tuple[dict[str, dict], dict[str, int]]:
     """Run every job not already saved in ``partial`` (in ``workers`` processes), save it there as it
@@ -348,7 +239,7 @@ def _train_and_write(p: WorldParams, jobs: list[Job], writer: Writer, workers: i
     todo = []
     with pbar(None, enabled=progress, total=len(jobs), desc=desc, unit="generator") as bar:
         for job in jobs:
-            saved = _load_partial(partial, job)
+            saved = load_partial(partial, job)
             if saved is None:
                 todo.append(job)
                 continue
@@ -357,7 +248,7 @@ def _train_and_write(p: WorldParams, jobs: list[Job], writer: Writer, workers: i
             bar.update(1)
         for job, outs, info in _run_jobs(todo, p, workers, progress):
             if partial is not None:
-                _save_partial(partial, job, outs, info)
+                save_partial(partial, job, outs, info)
             records[job.key] = info
             writer.generated(job, outs)
             bar.set_postfix_str(job.key)
@@ -403,17 +294,35 @@ class World:
     generators besides the splits (written to ``variants/<name>``), ``plan(p, inputs)`` lists the
     generator jobs, and ``describe(p)`` gives the world's own manifest fields (at least ``worlds``
     and ``file_names``; ``variants`` with per-folder counts where it has variant folders).
+
+    A test-only world (``test_split`` set) writes every image to that one split, closed or open
+    domain alike, and no other split.  ``derived(p, writer, root)`` writes images made from another
+    build in the cache folder ``root`` (e.g. its test images post-processed) besides the drawn and
+    generated ones.
     """
 
-    name: str                              # the built-in benchmark's name (``Config.benchmark``)
+    name: str                              # the world's name (a built-in benchmark's is ``Config.benchmark``)
     cache_prefix: str                      # cache folders are <parent>/<cache_prefix>-<size>-s<seed>-<key>
-    params: type                           # the frozen dataclass of every parameter (a WorldParams)
+    params: Callable[..., Any]             # makes the frozen dataclass of every parameter (a WorldParams)
     sizes: Mapping[str, Mapping[str, Any]]
     rules: tuple[str, ...]                 # the frozen rules, written into the manifest
     real: Callable[[Any], Sequence[tuple[Domain, tuple[int, ...]]]]
     plan: Callable[[Any, Mapping[str, np.ndarray]], list[Job]]
     describe: Callable[[Any], dict[str, Any]]
     inputs: Callable[[Any], dict[str, np.ndarray]] | None = None
+    test_split: str | None = None          # a test-only world's one split
+    derived: Callable[[Any, Writer, Path], None] | None = None
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """Every split a build of this world writes, in the manifest's order."""
+        return (self.test_split,) if self.test_split else (*CLOSED_SPLITS, OPEN_SPLIT)
+
+    def domain_splits(self, params: WorldParams, domain: str) -> tuple[str, ...]:
+        """The splits the images of ``domain`` fill, one image array each."""
+        if self.test_split:
+            return (self.test_split,)
+        return CLOSED_SPLITS if domain in params.closed_worlds else (OPEN_SPLIT,)
 
     def __repr__(self) -> str:
         return f"World({self.name!r})"
@@ -428,9 +337,10 @@ class World:
         return f"{self.cache_prefix}-{size}-s{params.seed}-{params.key()}"
 
     def build(self, out: str | os.PathLike, params: WorldParams, progress: bool = True,
-              workers: int | None = None, partial: str | os.PathLike | None = None) -> Path:
+              workers: int | None = None, partial: str | os.PathLike | None = None,
+              root: str | os.PathLike | None = None) -> Path:
         """Build this world of ``params`` into the new folder ``out``; return it (:func:`build_world`)."""
-        return build_world(self, out, params, progress, workers, partial)
+        return build_world(self, out, params, progress, workers, partial, root)
 
     def load(self, size: str = "default", root: str | os.PathLike | None = None, seed: int = 0,
              progress: bool = True, overrides: dict[str, Any] | None = None, workers: int | None = None) -> Path:
@@ -446,16 +356,18 @@ class World:
         params = self.make_params(size, seed, **(overrides or {}))
         parent = Path(root) if root is not None else data_dir()
         return load_or_build(params, parent / self.cache_name(params, size),
-                             lambda out, p, **kw: build_world(self, out, p, **kw), progress, workers)
+                             lambda out, p, **kw: build_world(self, out, p, root=parent, **kw), progress, workers)
 
 
 def build_world(world: World, out: str | os.PathLike, params: WorldParams, progress: bool = True,
-                workers: int | None = None, partial: str | os.PathLike | None = None) -> Path:
+                workers: int | None = None, partial: str | os.PathLike | None = None,
+                root: str | os.PathLike | None = None) -> Path:
     """Build ``world`` of ``params`` into the new folder ``out``; return it.
 
     ``workers`` processes train the generators (default: :func:`default_workers`); the files do
     not depend on it.  ``partial``: a folder where every finished generator is saved, and from
-    which saved ones are reused (resuming an interrupted build).  Writes ``manifest.json`` last: a
+    which saved ones are reused (resuming an interrupted build).  ``root``: the cache folder a
+    world's ``derived`` images are made from (default ``data/``).  Writes ``manifest.json`` last: a
     folder with a complete manifest is a complete benchmark.
     """
     out = new_build_folder(out)
@@ -463,7 +375,7 @@ def build_world(world: World, out: str | os.PathLike, params: WorldParams, progr
     partial = Path(partial) if partial is not None else None
     t_wall, t_cpu = time.perf_counter(), _cpu_seconds()
     p = params
-    writer = Writer(out, frozenset(p.closed_worlds))
+    writer = Writer(out, world.splits, lambda domain: world.domain_splits(p, domain))
     draws = world.real(p)
     with pbar(None, enabled=progress, total=len(draws) + 1, desc="real images", leave=False) as bar:
         inputs = world.inputs(p) if world.inputs else {}
@@ -474,20 +386,22 @@ def build_world(world: World, out: str | os.PathLike, params: WorldParams, progr
             writer.real(d.name, sample_images(rng_for(p.seed, f"{d.name}/{REAL}"), d, sum(counts), p.image_size),
                         counts)
             bar.update(1)
+    if world.derived:
+        world.derived(p, writer, Path(root) if root is not None else data_dir())
     jobs = world.plan(p, inputs)
     generators, done = _train_and_write(p, jobs, writer, workers, progress, partial, desc=f"{world.name} benchmark")
     build = build_record(workers, time.perf_counter() - t_wall, _cpu_seconds() - t_cpu, done)
     variants = list(dict.fromkeys([*inputs, *(j.family for j in jobs if j.extra_feed is not None)]))
-    folders = [f"{s}/{c}" for s in (*CLOSED_SPLITS, OPEN_SPLIT) for c in p.classes]
+    folders = [f"{s}/{c}" for s in world.splits for c in p.classes]
     folders += [f"{VARIANTS_DIR}/{v}" for v in variants]
     manifest = {
         "format_version": FORMAT_VERSION,
         "complete": True,
-        "name": out.name,
+        "name": built_name(out),
         "key": p.key(),
         "seed": p.seed,
         "classes": p.classes,
-        "counts": {split: {c: per[c] for c in p.classes} for split, per in writer.counts.items()},
+        "counts": {split: {c: per.get(c, 0) for c in p.classes} for split, per in writer.counts.items()},
         **world.describe(p),
         "instances": writer.sorted_instances(),
         "rules": list(world.rules),
@@ -559,6 +473,17 @@ def _pid_alive(pid: int) -> bool:
 def partial_dir(parent: Path, name: str) -> Path:
     """Where the finished generators of an unfinished build of ``name`` are saved (resuming)."""
     return parent / f".partial-{name}"
+
+
+TMP_NAME = re.compile(r"\.tmp-(?P<name>.+)-(?P<pid>\d+)")
+"""The folder a build of ``<name>`` writes into before it is renamed: ``.tmp-<name>-<pid>`` (:func:`load_or_build`)."""
+
+
+def built_name(out: Path) -> str:
+    """The name a build in ``out`` will have: ``<name>`` for ``.tmp-<name>-<pid>`` (it is renamed to
+    ``<name>`` once complete), else ``out``'s own name.  The manifest records it."""
+    m = TMP_NAME.fullmatch(out.name)
+    return m["name"] if m else out.name
 
 
 def remove_stale_tmp(parent: Path, name: str) -> None:
