@@ -36,7 +36,7 @@ from torchvision import datasets
 from torchvision.transforms import v2
 
 from gfd.config import Config
-from gfd.layout import (IMAGE_EXTENSIONS, REAL, REQUIRED_SPLITS, SPLITS, DataLayoutError,  # noqa: F401
+from gfd.layout import (IMAGE_EXTENSIONS, REAL, REQUIRED_SPLITS, SPLITS, TRAIN, VAL, DataLayoutError,  # noqa: F401
                         check_split, class_order, find_splits, is_image_file, list_images, split_sources)
 from gfd.detection_layout import CLASSES, TEST_DIR, TRAIN_FAMILY, VIEW_FILE, detection_view, test_set_names, view_name
 
@@ -301,7 +301,7 @@ def add_splits(bundle: DataBundle, splits: list[str], cfg: Config, *, skip_bad: 
     index i.  A split with a class left without a usable image is a :class:`DataLayoutError`."""
     side = min_image_side(cfg.transform, cfg.crop)
     for index, split in enumerate(splits):
-        train = split == "train"
+        train = split == TRAIN
         ds = AttributionFolder(bundle.root / split, bundle.classes,
                                transform=make_transform(cfg.transform, train, cfg.crop, cfg.hflip),
                                min_side=side, skip_bad=skip_bad)
@@ -331,9 +331,9 @@ def get_loaders(root: str | os.PathLike, cfg: Config, *, skip_bad: bool = False,
     if unknown:
         raise DataLayoutError(f"split(s) {unknown} asked for but not in {root}; present: {present}")
 
-    train_counts = split_sources(root, "train")
+    train_counts = split_sources(root, TRAIN)
     if not train_counts:
-        raise DataLayoutError(f"{root / 'train'} holds no source folders; expected train/<source>/*.png")
+        raise DataLayoutError(f"{root / TRAIN} holds no source folders; expected {TRAIN}/<source>/*.png")
     classes = class_order(root, list(train_counts))
     for split in present:
         check_split(root, split, classes)
@@ -367,14 +367,14 @@ def load_detection(root: str | os.PathLike, cfg: Config, *, skip_bad: bool = Fal
     loaders of attribution data, with the same transforms, seeds and machine settings.  Most code
     should call :func:`load_data` with ``task="detection"`` instead."""
     root = Path(root)
-    for split in ("train", "val"):
+    for split in (TRAIN, VAL):
         found = sorted(p.name for p in (root / split).iterdir()) if (root / split).is_dir() else []
         if sorted(found) != sorted(CLASSES):
             raise DataLayoutError(f"{root / split}: expected the class folders {list(CLASSES)} of the detection "
                                   f"layout (python -m gfd prepare detection), found {found or 'nothing'}")
     names = test_set_names(root)
     bundle = DetectionBundle(root=root, classes=list(CLASSES), test_sets=names)
-    present = ["train", "val", *bundle.test_splits]
+    present = [TRAIN, VAL, *bundle.test_splits]
     unknown = [s for s in splits or () if s not in present]
     if unknown:
         raise DataLayoutError(f"split(s) {unknown} asked for but not in {root}; present: {present}")

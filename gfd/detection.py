@@ -40,6 +40,7 @@ import torch
 from gfd.data import DetectionBundle, detection_root, load_detection  # noqa: F401 (the detection data, re-exported)
 from gfd.detection_layout import (CLASSES, FAKE, TEST_DIR, TRAIN_FAMILY, VIEW_FILE, VIEW_VERSION,  # noqa: F401
                                   detection_sets, detection_view, read_view, test_set_names, view_name)
+from gfd.layout import VAL
 
 AVERAGE = "Avg"
 """The metric name of the average over test sets (the paper's last column)."""
@@ -54,7 +55,7 @@ def evaluate_detection(model: Callable[[torch.Tensor], torch.Tensor], bundle: De
     """:func:`gfd.evaluate.evaluate_model` on ``val`` and every test set; each test set's result is
     named (``"world"``) by the test set, so tables get one metric per test set."""
     from gfd.evaluate import evaluate_model
-    results = evaluate_model(model, bundle, splits=["val", *bundle.test_splits], device=device)
+    results = evaluate_model(model, bundle, splits=[VAL, *bundle.test_splits], device=device)
     for split in bundle.test_splits:
         results[split]["world"] = split.split("/", 1)[1]
     return results

@@ -19,13 +19,14 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
-from gfd.layout import REAL, DataLayoutError, list_images
+from gfd.layout import CLOSED, OPEN, REAL, TEST_CLOSED, TEST_OPEN, TEST_SPLIT, TRAIN, VAL, DataLayoutError, list_images
 
 FAKE = "fake"
 CLASSES = (REAL, FAKE)
 TRAIN_FAMILY = "progan"
 """The family trained on, in the role of the paper's ProGAN (ProGAN-airplane vs. LSUN-airplane)."""
-TEST_DIR = "test"
+TEST_DIR = TEST_SPLIT
+"""The folder of the binary test sets (``ROOT/test/<set>/``), the test-only split of :mod:`gfd.layout`."""
 VIEW_FILE = "detection.json"
 VIEW_VERSION = 1
 
@@ -38,22 +39,22 @@ def detection_sets(bench_root: str | os.PathLike, family: str = TRAIN_FAMILY
                    ) -> dict[str, dict[str, list[Path]]]:
     """``{folder: {"real": files, "fake": files}}`` of the detection view of a built benchmark:
     ``train``, ``val`` and ``test/<set>`` for every test set (order as in the module docstring)."""
-    from gfd.benchmark.engine import OPEN_SPLIT, VARIANTS_DIR, image_groups, read_manifest
+    from gfd.benchmark.engine import VARIANTS_DIR, image_groups, read_manifest
     root = Path(bench_root)
     m = read_manifest(root)
     families = [c for c in m["classes"] if c != REAL]
     if family not in families:
         raise ValueError(f"no family {family!r} in the benchmark {root.name}; its families are {families}")
     sets: dict[str, dict[str, list[Path]]] = {}
-    for split in ("train", "val"):
+    for split in (TRAIN, VAL):
         sets[split] = {REAL: list_images(root / split / REAL), FAKE: list_images(root / split / family)}
-    closed = [w for w, info in m["worlds"].items() if info["role"] == "closed"]
-    opened = [w for w, info in m["worlds"].items() if info["role"] == "open"]
+    closed = [w for w, info in m["worlds"].items() if info["role"] == CLOSED]
+    opened = [w for w, info in m["worlds"].items() if info["role"] == OPEN]
     for world in closed:
-        real = list_images(root / "test_closed" / REAL)
+        real = list_images(root / TEST_CLOSED / REAL)
         for f in [family] + [f for f in families if f != family]:          # the seen family first
-            sets[f"{TEST_DIR}/{world}-{f}"] = {REAL: real, FAKE: list_images(root / "test_closed" / f)}
-    groups = image_groups(root, OPEN_SPLIT)
+            sets[f"{TEST_DIR}/{world}-{f}"] = {REAL: real, FAKE: list_images(root / TEST_CLOSED / f)}
+    groups = image_groups(root, TEST_OPEN)
     for world in opened:
         real = [p for prefix, ps in groups[REAL].items() if prefix.startswith(f"{world}-") for p in ps]
         for f in families:

@@ -22,17 +22,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from gfd.layout import OPTIONAL_SPLITS, SPLIT_TO_WORLD, TEST_CLOSED, TEST_OPEN, VAL
 from gfd.utils import module_device
 
 
-WORLDS: dict[str, str] = {"closed": "test_closed", "open": "test_open"}
-"""World name -> split name (Sec. 4.2)."""
-SPLIT_TO_WORLD: dict[str, str] = {split: world for world, split in WORLDS.items()}
-SELECTION_SPLIT = "val"
+SELECTION_SPLIT = VAL
 """The closed-world validation split: the only split anything is selected on.  The training protocol
 (:mod:`gfd.protocol`) keeps the weights with the best accuracy here and stops on its plateau."""
-OPTIONAL_SPLITS = ("test_open",)
-"""Splits a dataset may lack (the data contract makes ``test_open`` optional)."""
 
 
 # --- one set of predictions ------------------------------------------------------------------------
@@ -125,7 +121,7 @@ def accuracy(model: Callable[[torch.Tensor], torch.Tensor], loader: Iterable,
 
 
 def evaluate_model(predict_fn: Callable[[torch.Tensor], torch.Tensor], bundle: Any,
-                   splits: Sequence[str] = ("test_closed", "test_open"),
+                   splits: Sequence[str] = (TEST_CLOSED, TEST_OPEN),
                    device: torch.device | str | None = None) -> dict[str, dict[str, Any]]:
     """Evaluate ``predict_fn`` (batch tensor -> (B, K) scores) on each split of a ``DataBundle``.
 

@@ -24,8 +24,24 @@ import json
 import os
 from pathlib import Path
 
-SPLITS = ("train", "val", "test_closed", "test_open")
-REQUIRED_SPLITS = ("train", "val", "test_closed")
+TRAIN = "train"
+VAL = "val"
+TEST_CLOSED = "test_closed"
+TEST_OPEN = "test_open"
+SPLITS = (TRAIN, VAL, TEST_CLOSED, TEST_OPEN)
+"""The standard splits, in this order."""
+REQUIRED_SPLITS = (TRAIN, VAL, TEST_CLOSED)
+"""The splits every dataset has."""
+CLOSED_SPLITS = REQUIRED_SPLITS
+"""The splits drawn from the closed world (the domains a model trains on)."""
+OPTIONAL_SPLITS = (TEST_OPEN,)
+"""Splits a dataset may lack (the data contract makes ``test_open`` optional)."""
+CLOSED = "closed"
+OPEN = "open"
+WORLDS: dict[str, str] = {CLOSED: TEST_CLOSED, OPEN: TEST_OPEN}
+"""World name -> the test split of that world (Sec. 4.2)."""
+SPLIT_TO_WORLD: dict[str, str] = {split: world for world, split in WORLDS.items()}
+"""Test split -> its world name."""
 TEST_SPLIT = "test"
 """The one split of a test-only world (``ROOT/test/<source>/``, e.g. the shift worlds of
 :mod:`gfd.benchmark.worlds.shifts`): images a trained model is only measured on.  Not one of
@@ -45,7 +61,8 @@ def is_image_file(path: str | os.PathLike) -> bool:
 def list_images(folder: str | os.PathLike) -> list[Path]:
     """The images of a class folder, sorted by name: the regular image files directly in it.
 
-    Sub-folders are ignored; a symbolic link in the folder raises :class:`DataLayoutError` naming
+    Sub-folders and hidden files (a name starting with ".", e.g. ``.hidden.png``, as ``prepare``
+    and :mod:`gfd.data` skip them) are ignored; a symbolic link in the folder raises :class:`DataLayoutError` naming
     it (see the module docstring).  A missing folder has no images.
     """
     folder = Path(folder)
@@ -53,6 +70,8 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
         return []
     found = []
     for p in folder.iterdir():
+        if p.name.startswith("."):
+            continue
         if p.is_symlink():
             target = "a folder" if p.is_dir() else "a file" if p.exists() else "nothing (broken)"
             raise DataLayoutError(
@@ -75,7 +94,7 @@ def find_splits(root: str | os.PathLike) -> list[str]:
         raise DataLayoutError(
             f"dataset root {root} lacks split folder(s) {missing}; found {found or 'no folders'}. "
             f"Expected ROOT/<split>/<source>/*.png with splits {list(REQUIRED_SPLITS)} "
-            f"(and optionally 'test_open').")
+            f"(and optionally {TEST_OPEN!r}).")
     return [s for s in SPLITS if s in found]
 
 
@@ -133,7 +152,7 @@ def class_folders(root: str | os.PathLike, split: str) -> list[tuple[str, Path]]
                                 f"{sorted(p.name for p in root.iterdir() if p.is_dir())}")
     sources = list(split_sources(root, split))
     if split in SPLITS:
-        names = [c for c in class_order(root, list(split_sources(root, "train"))) if c in sources]
+        names = [c for c in class_order(root, list(split_sources(root, TRAIN))) if c in sources]
     else:
         names = ([REAL] if REAL in sources else []) + sorted(s for s in sources if s != REAL)
     return [(c, folder / c) for c in names]

@@ -17,7 +17,8 @@ from gfd.analysis.spectra import log_fft_spectrum, residuals
 from gfd.benchmark.engine import read_manifest
 from gfd.benchmark.sources import world_groups
 from gfd.data import load_rgb
-from gfd.layout import class_folders, list_images
+from gfd.detection_layout import FAKE, TEST_DIR
+from gfd.layout import CLOSED, OPEN, REAL, TEST_CLOSED, class_folders, list_images
 
 
 # Figures are drawn for a screen: at most MAX_WIDTH_PX pixels wide as stored in a notebook (the
@@ -53,7 +54,7 @@ def _image_grid(rows: list[tuple[str, list[Path]]], n_cols: int, figsize: tuple[
     return fig
 
 
-def plot_sample_grid(root: str | os.PathLike, split: str = "test_closed", n_per_class: int = 8,
+def plot_sample_grid(root: str | os.PathLike, split: str = TEST_CLOSED, n_per_class: int = 8,
                      title: str | None = None) -> plt.Figure:
     """One row of ``n_per_class`` images per class of ``root/split`` (the first files, by name)."""
     rows = [(c, list_images(f)[:n_per_class]) for c, f in class_folders(root, split)]
@@ -63,7 +64,7 @@ def plot_sample_grid(root: str | os.PathLike, split: str = "test_closed", n_per_
     return fig
 
 
-def plot_residual_spectra(root: str | os.PathLike, split: str = "test_closed", n_per_class: int = 200,
+def plot_residual_spectra(root: str | os.PathLike, split: str = TEST_CLOSED, n_per_class: int = 200,
                           title: str | None = None) -> plt.Figure:
     """Each class's mean spectrum of the grey-level residual ``x - median3x3(x)``, log |FFT| (fftshifted).
 
@@ -282,7 +283,7 @@ def plot_world_bars(rows: dict[str, dict[str, float]], title: str = "accuracy pe
     fig, ax = plt.subplots(figsize=(1.6 * len(names) + 2, 3.4))
     xs = np.arange(len(names))
     grouped_bars(ax, xs, [(world, [rows[n].get(world, np.nan) for n in names], colour)
-                          for world, colour in zip(("closed", "open"), WORLD_COLOURS)],
+                          for world, colour in zip((CLOSED, OPEN), WORLD_COLOURS)],
                  width=0.38, chance=chance)
     ax.set_xticks(xs, names, rotation=15)
     ax.set_ylim(0, 1.05)
@@ -294,7 +295,7 @@ def plot_world_bars(rows: dict[str, dict[str, float]], title: str = "accuracy pe
 
 
 def plot_table(table: dict, title: str | None = None, chance: float | None = None,
-               worlds: tuple[str, str] = ("closed", "open")) -> plt.Figure:
+               worlds: tuple[str, str] = (CLOSED, OPEN)) -> plt.Figure:
     """A reproduced table (the JSON of :func:`gfd.runs.reproduce.write_table`): bars = mean over seeds,
     error bars = std, dots = single seeds, black ticks = the paper's number where the table has one.
     ``worlds``: the two metrics drawn (Table 2: ``("closed", "open_models")``)."""
@@ -522,8 +523,8 @@ def plot_detection(rows: dict[str, dict[str, float]], paper: dict[str, float] | 
 def plot_detection_samples(root: str | os.PathLike, test_sets: list[str], n: int = 3) -> plt.Figure:
     """One row per detection test set (:mod:`gfd.detection` layout under ``root``): ``n`` real
     images, then ``n`` fake ones."""
-    rows = [(f"{s}\n{n} real | {n} fake", list_images(Path(root) / "test" / s / "real")[:n] +
-             list_images(Path(root) / "test" / s / "fake")[:n]) for s in test_sets]
+    rows = [(f"{s}\n{n} real | {n} fake", list_images(Path(root) / TEST_DIR / s / REAL)[:n] +
+             list_images(Path(root) / TEST_DIR / s / FAKE)[:n]) for s in test_sets]
     return _image_grid(rows, 2 * n, figsize=(1.3 * 2 * n + 1.5, 1.35 * len(rows)), fontsize=8)
 
 

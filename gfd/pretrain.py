@@ -27,6 +27,7 @@ from torch import nn
 
 from gfd.config import Config
 from gfd.evaluate import accuracy
+from gfd.layout import TRAIN, VAL
 from gfd.streams import BatchStream, stream_for
 from gfd.supervised import fit_classifier
 from gfd.utils import atomic_write, derived_seed, stable_hash
@@ -48,7 +49,7 @@ def classifier_key(cfg: Config, data: str | None) -> str:
 
 def c_stream(cfg: Config, bundle) -> BatchStream:
     """C's own batch stream over the train split (seed derived from the run's seed and "C")."""
-    return stream_for(bundle.loaders["train"], derived_seed(cfg.seed, "C pre-training"), batch_size=cfg.batch_size)
+    return stream_for(bundle.loaders[TRAIN], derived_seed(cfg.seed, "C pre-training"), batch_size=cfg.batch_size)
 
 
 def pretrain_classifier(C: nn.Module, cfg: Config, bundle, *, device: torch.device,
@@ -71,9 +72,9 @@ def pretrain_classifier(C: nn.Module, cfg: Config, bundle, *, device: torch.devi
             except Exception as err:   # torn or foreign file: recompute it, say so
                 warnings.warn(f"cannot read the cached pre-trained C {path} ({type(err).__name__}: {err}); "
                               f"pre-training C again", stacklevel=2)
-    if "val" not in bundle.loaders:
-        raise ValueError("pre-training C by the course's protocol needs a 'val' split to select on")
-    val = bundle.loaders["val"]
+    if VAL not in bundle.loaders:
+        raise ValueError(f"pre-training C by the course's protocol needs a {VAL!r} split to select on")
+    val = bundle.loaders[VAL]
     kwargs = {} if autocast is None else {"autocast": autocast}
     record = fit_classifier(
         C, c_stream(cfg, bundle), cfg.c_pretrain_steps, lr=cfg.lr, lr_schedule=cfg.lr_schedule,

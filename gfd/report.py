@@ -20,7 +20,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from gfd.config import Config
-from gfd.evaluate import WORLDS, aggregate_runs, flatten_metrics
+from gfd.evaluate import aggregate_runs, flatten_metrics
+from gfd.layout import OPEN, SPLITS, TEST_CLOSED, TEST_OPEN, TEST_SPLIT, TRAIN, VAL, WORLDS
 from gfd.paper import (CLAIMS, EACH_OPEN_MODEL, NON_SUPERIORITY_MARGIN, OPEN_MODELS, PAPER, TABLE2_COLUMNS,
                        TABLE2_OPEN_FAMILIES, TABLE3_COLUMNS, PaperClaim, paper_value)
 from gfd.stats import bootstrap_ci  # noqa: F401  (re-exported: notebook 10 and older code import it from here)
@@ -201,9 +202,9 @@ def write_table(table: int | TableSpec, runs: dict[str, dict[int, dict]], out_di
                 command=command,
                 seconds={m: [r["seconds"] for r in by_seed.values()] for m, by_seed in runs.items()})
     rows = {m: {s: row(r) for s, r in by_seed.items()} for m, by_seed in runs.items()}
-    sources = {m: {s: r["results"]["test_open"]["by_source"]["per_source"] for s, r in by_seed.items()}
+    sources = {m: {s: r["results"][TEST_OPEN]["by_source"]["per_source"] for s, r in by_seed.items()}
                for m, by_seed in runs.items()
-               if all(((r["results"].get("test_open") or {}).get("by_source") or {}).get("per_source")
+               if all(((r["results"].get(TEST_OPEN) or {}).get("by_source") or {}).get("per_source")
                       for r in by_seed.values())}
     table_json = dict(metrics=list(metrics), rows=table_records(_rows(rows), metrics, sources))
     claims = check_claims(spec.number, table_summary(table_json), table_json)
@@ -236,7 +237,7 @@ _TRAINING = ("Every learned method trains by the course's protocol (gfd.protocol
 
 def _world_columns(spec, runs, first, seeds, weights, meta):
     """Tables 1 and 4: closed, open, open over instances, val, C val."""
-    n_classes = len(first["results"]["test_closed"]["classes"])
+    n_classes = len(first["results"][TEST_CLOSED]["classes"])
     inst = ("`open_inst` is the open-world accuracy averaged over generator instances "
             "(each instance weighs the same), then over the two open domains.  ")
     notes = [_protocol_note(meta, seeds, f"mean ± sample std [95 % Student-t interval of the mean] over seeds.  {inst}{_TRAINING}",
@@ -248,7 +249,7 @@ def _world_columns(spec, runs, first, seeds, weights, meta):
 
 def _open_model_columns(spec, runs, first, seeds, weights, meta):
     """Table 2: closed, one column per open-world generator and their mean, val, C val."""
-    n_classes = len(first["results"]["test_closed"]["classes"])
+    n_classes = len(first["results"][TEST_CLOSED]["classes"])
     models = open_model_columns(first["results"])
     metrics = ("closed", *models, *([OPEN_MODELS] if models else ["open"]), "val", "C val")
     notes = [_protocol_note(meta, seeds, f"mean ± sample std [95 % Student-t interval of the mean] over seeds.  {_TRAINING}",
@@ -263,7 +264,7 @@ def _test_set_columns(spec, runs, first, seeds, weights, meta):
     """Table 3: one column per detection test set, their average, val, C val."""
     from gfd.detection import AVERAGE, detection_accuracies
     from gfd.paper import TABLE3_PAPER_ROWS
-    test_sets = [k.split("/", 1)[1] for k in first["results"] if k.startswith("test/")]
+    test_sets = [k.split("/", 1)[1] for k in first["results"] if k.startswith(f"{TEST_SPLIT}/")]
     meta["test_sets"] = test_sets
     paper = PAPER[spec.number]
     printed = {m: TABLE3_PAPER_ROWS.get(m, m) for m in runs}          # e.g. GFD-Net (ResNet) -> (ResNet50)
@@ -335,7 +336,7 @@ def open_model_columns(results: Mapping[str, Any]) -> dict[str, str]:
     ``{"stylegan O1": "O1/stylegan/g0"}``, one per generator of the paper's open-world families
     (:data:`gfd.paper.TABLE2_OPEN_FAMILIES`) in ``test_open``, by family then world.  Empty where the
     file names say no source (data outside the built-in benchmark)."""
-    per_source = ((results.get("test_open") or {}).get("by_source") or {}).get("per_source", {})
+    per_source = ((results.get(TEST_OPEN) or {}).get("by_source") or {}).get("per_source", {})
     families = [f.lower() for f in TABLE2_OPEN_FAMILIES]
     found = [tuple(k.split("/")) for k in per_source if k.count("/") == 2 and k.split("/")[1].lower() in families]
     found.sort(key=lambda wci: (families.index(wci[1].lower()), wci[0], wci[2]))
@@ -347,7 +348,7 @@ def open_model_accuracies(results: Mapping[str, Any], columns: Mapping[str, str]
     :func:`open_model_columns`) and their mean, :data:`OPEN_MODELS`; ``{}`` for no columns."""
     if not columns:
         return {}
-    per_source = results["test_open"]["by_source"]["per_source"]
+    per_source = results[TEST_OPEN]["by_source"]["per_source"]
     accs = {col: float(per_source[src]) for col, src in columns.items()}
     return {**accs, OPEN_MODELS: float(np.mean(list(accs.values())))}
 
@@ -394,10 +395,10 @@ def benchmark_label(bundle, cfg: Config) -> str:
         from gfd.detection import read_view
         view = read_view(bundle.root)
         what = f"detection view of the {name}: real vs {view['family']}" if view else f"{name} (detection layout)"
-        counts = "/".join(str(len(bundle.datasets[s]) // k) for s in ("train", "val"))
+        counts = "/".join(str(len(bundle.datasets[s]) // k) for s in (TRAIN, VAL))
         return f"{what}, {counts} images per class (train/val), {len(test_sets)} test sets, {cfg.crop} px crops"
     counts = "/".join(str(len(bundle.datasets[s]) // k)
-                      for s in ("train", "val", "test_closed", "test_open") if s in bundle.datasets)
+                      for s in SPLITS if s in bundle.datasets)
     return f"{name}: {counts} images per class (train/val/closed/open), {cfg.crop} px crops"
 
 
@@ -420,7 +421,7 @@ def table_row(table_json: dict[str, Any], method: str) -> dict[str, Any]:
     raise KeyError(f"no row {method!r} in the table; rows: {[row['method'] for row in table_json['rows']]}")
 
 
-def per_class_means(table_json: dict[str, Any], world: str = "open") -> tuple[list[str], list[str], list[list[float]]]:
+def per_class_means(table_json: dict[str, Any], world: str = OPEN) -> tuple[list[str], list[str], list[list[float]]]:
     """``(methods, classes, acc)`` from a table's JSON: ``acc[i][j]`` is method i on class j in
     ``world`` (``"open"``, ``"closed"`` or ``"val"``), the mean over the table's seeds."""
     names, classes, rows = [], None, []
@@ -437,7 +438,7 @@ def per_class_means(table_json: dict[str, Any], world: str = "open") -> tuple[li
     return names, classes or [], rows
 
 
-def seed_profiles(table_json: dict[str, Any], method: str, world: str = "open") -> list[dict[str, Any]]:
+def seed_profiles(table_json: dict[str, Any], method: str, world: str = OPEN) -> list[dict[str, Any]]:
     """One line per seed of row ``method``: its accuracy in ``world`` and the class its predictions
     fall on most, with that class's share of all predictions there (from the stored confusion
     matrices).  A share far above ``1 / K`` says the model sends much of that world to one class,

@@ -141,13 +141,14 @@ def measure_loading(preset: str, batches: int = 20, warmup: int = 2, batch_size:
     ``None`` when the preset is G-only), after ``warmup`` untimed batches (worker start-up)."""
     from gfd.config import get_config
     from gfd.data import load_data
+    from gfd.layout import TRAIN
     from gfd.stepper import training_streams
 
     if threads:
         torch.set_num_threads(threads)
     changes = {"device": device} | ({"batch_size": batch_size} if batch_size else {})
     cfg = get_config(preset, overrides, **changes)
-    bundle = load_data(cfg, progress=False, splits=["train"])
+    bundle = load_data(cfg, progress=False, splits=[TRAIN])
     streams = dict(zip(("x", "x_real"), training_streams(cfg, bundle)))
     seconds = {name: 0.0 for name, s in streams.items() if s is not None}
     for i in range(warmup + batches):

@@ -43,6 +43,7 @@ from torch.utils.data import Dataset, Subset
 from gfd import distributed
 from gfd.config import Config
 from gfd.evaluate import accuracy
+from gfd.layout import TRAIN, VAL
 from gfd.losses import NonFiniteLossError
 from gfd.models.generator import EncoderHead
 from gfd.streams import BatchStream, class_indices, stream_for
@@ -95,7 +96,7 @@ def training_streams(cfg: Config, bundle) -> tuple[BatchStream, BatchStream | No
     """The trainer's two streams over the train split of ``bundle``: G's batches (x, y) and, unless
     G-only, the ``real`` images that carry the fingerprints (x_real); this process's shard of them in
     a distributed run.  :mod:`gfd.bench` times the same streams."""
-    train_loader, train_ds = bundle.loaders["train"], bundle.datasets["train"]
+    train_loader, train_ds = bundle.loaders[TRAIN], bundle.datasets[TRAIN]
     shard = {"rank": distributed.rank(), "world_size": distributed.world_size()}   # 0, 1 in one process
     train_stream = stream_for(train_loader, seed=cfg.seed * 2, **shard)
     if cfg.g_only:
@@ -243,9 +244,9 @@ class Stepper:
         """The training streams of ``bundle`` (:func:`training_streams`) and, from its val split, the
         images whose fingerprints :meth:`_snapshot` keeps."""
         self.train_stream, self.real_stream = training_streams(self.cfg, bundle)
-        if "val" in bundle.datasets:
+        if VAL in bundle.datasets:
             real_label = bundle.real_index if "real" in self.classes else None
-            self.snapshots |= snapshot_images(bundle.datasets["val"], real_label)
+            self.snapshots |= snapshot_images(bundle.datasets[VAL], real_label)
 
     def _snapshot(self) -> None:
         """G's fingerprints of the snapshot images (eval mode, float16 on the CPU), kept with the step."""
@@ -258,7 +259,7 @@ class Stepper:
         self.snapshots["step"].append(self.step)
         self.snapshots["fingerprint"].append(f.float().cpu().half())
 
-    def validate(self, split: str = "val", model: str = "G") -> float:
+    def validate(self, split: str = VAL, model: str = "G") -> float:
         """Top-1 accuracy on a split of G_enc + H (``model="G"``) or of C, on this device with its
         mixed precision; leaves the RNGs as they were."""
         if self.bundle is None:

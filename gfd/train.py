@@ -43,6 +43,7 @@ from gfd import distributed, losses
 from gfd.checkpoint import (CHECKPOINT_NAME, open_run, pretrain_cache_dir, remove_run,  # noqa: F401
                             restore_trainer, save_checkpoint, stale_temporaries, trainer_state)
 from gfd.config import Config
+from gfd.layout import TRAIN
 from gfd.losses import NonFiniteLossError
 from gfd.models.classifier import build_classifier
 from gfd.models.discriminator import build_discriminator
@@ -327,11 +328,11 @@ def load_or_train(cfg: Config, bundle, *, out_dir: str | os.PathLike | None = No
     out = Path(out_dir) if out_dir is not None else default_run_dir(cfg, data=getattr(bundle, "identity", None))
     say = log or (lambda msg: None)
     datasets = getattr(bundle, "datasets", None)
-    if distributed.active() and datasets and "train" in datasets:     # every rank, before any waits
+    if distributed.active() and datasets and TRAIN in datasets:     # every rank, before any waits
         from gfd.streams import class_indices
-        sizes = {"train": len(datasets["train"])}
+        sizes = {"train": len(datasets[TRAIN])}
         if not cfg.g_only:
-            sizes["real"] = len(class_indices(datasets["train"], bundle.real_index))
+            sizes["real"] = len(class_indices(datasets[TRAIN], bundle.real_index))
         distributed.check_batch(cfg.batch_size, sizes)
     with contextlib.ExitStack() as held:
         distributed.on_main(lambda: held.enter_context(open_run(out)))   # rank 0: check, create and lock

@@ -36,6 +36,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from gfd.config import Config
+from gfd.layout import CLOSED, OPEN, WORLDS
 from gfd.paper import ABLATIONS, ablation_name
 from gfd.runs.variant import describe_changes
 from gfd.train import TrainingStopped, watch_steps
@@ -67,7 +68,7 @@ def world_bars(labels: Sequence[str], closed: Sequence[float], opened: Sequence[
     fig = Figure(figsize=(7.0, 1.1 + 0.42 * max(n, 1)))
     ax = fig.add_subplot()
     ys = list(range(n))
-    grouped_bars(ax, ys, [("closed", closed, WORLD_COLOURS[0]), ("open", opened, WORLD_COLOURS[1])],
+    grouped_bars(ax, ys, [(CLOSED, closed, WORLD_COLOURS[0]), (OPEN, opened, WORLD_COLOURS[1])],
                  width=0.38, horizontal=True, value_format="{:.0%}", chance=chance)
     ax.set_yticks(ys, ["\n".join(textwrap.wrap(s, 34)) or s for s in labels], fontsize=8)
     ax.set_ylim(n - 0.5, -0.5)
@@ -419,8 +420,6 @@ def ablation_panel(base: Config, run: Callable[[Config], Any], results: Iterable
 # notebook 09: the fingerprint explorer
 # --------------------------------------------------------------------------------------------------
 
-WORLDS = {"closed": "test_closed", "open": "test_open"}  # world -> test split (as in notebook 09)
-
 
 @dataclass
 class FingerprintView:
@@ -700,7 +699,7 @@ def fingerprint_explorer(model, bundle, *, worlds: dict[str, str] | None = None,
 
     ``model``: a :class:`~gfd.models.generator.FingerprintGenerator`, a trainer or a checkpoint path
     (as :mod:`gfd.inference` takes); ``bundle``: the :class:`~gfd.data.DataBundle` (test transform);
-    ``worlds``: world name -> split (default :data:`WORLDS`).  ``x_real`` is real image number
+    ``worlds``: world name -> split (default :data:`gfd.layout.WORLDS`).  ``x_real`` is real image number
     ``real`` of the chosen world.  Each selection runs G on one image; a source's mean fingerprint
     is computed once per world -- from ``fingerprints`` (world -> ``(f, labels)`` over that world's
     whole split, e.g. from :func:`gfd.analysis.fingerprints.extract_fingerprints`) when given, else

@@ -442,3 +442,15 @@ def test_examples_per_class(make_dataset):
     assert torch.equal(x[0], ds[first_b][0])
     with pytest.raises(ValueError, match=r"no image of classes \[\]"):
         data.examples_per_class(ds, labels=[])
+
+
+def test_split_and_world_names_are_the_folder_and_record_strings():
+    """gfd.layout is the one home of the split and world names; their values are folder names and
+    record keys, so they never change."""
+    from gfd import evaluate, layout
+    assert layout.SPLITS == ("train", "val", "test_closed", "test_open")
+    assert layout.REQUIRED_SPLITS == layout.CLOSED_SPLITS == ("train", "val", "test_closed")
+    assert layout.OPTIONAL_SPLITS == ("test_open",) and layout.TEST_SPLIT == "test"
+    assert layout.WORLDS == {"closed": "test_closed", "open": "test_open"}
+    assert layout.SPLIT_TO_WORLD == {"test_closed": "closed", "test_open": "open"}
+    assert evaluate.SPLIT_TO_WORLD is layout.SPLIT_TO_WORLD and evaluate.SELECTION_SPLIT == "val"

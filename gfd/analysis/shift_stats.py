@@ -37,7 +37,7 @@ import torch
 
 from gfd.analysis.families import spectrum_distance
 from gfd.analysis.spectra import log_fft_spectrum, residuals
-from gfd.layout import REAL, list_images
+from gfd.layout import REAL, TEST_CLOSED, TEST_SPLIT, list_images
 
 BINS = 8
 """Histogram bins per RGB channel (8 x 8 x 8 joint bins)."""
@@ -133,7 +133,7 @@ def read_class(folder: Path, n: int | None = None) -> np.ndarray:
     return np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])
 
 
-def reference_images(a_root: str | os.PathLike, classes: Sequence[str], split: str = "test_closed"
+def reference_images(a_root: str | os.PathLike, classes: Sequence[str], split: str = TEST_CLOSED
                      ) -> dict[str, np.ndarray]:
     """Domain A's images per class from a gan128 build (``test_closed``: the closed world's test images,
     the images a method trained on A is tested on)."""
@@ -142,8 +142,6 @@ def reference_images(a_root: str | os.PathLike, classes: Sequence[str], split: s
 
 def world_stats(world_root: str | os.PathLike, ref: dict[str, np.ndarray], split: str | None = None) -> dict[str, Any]:
     """:func:`shift_stats` of a built shift world (its test split) against A's images ``ref``."""
-    from gfd.layout import TEST_SPLIT
-
     split = split or TEST_SPLIT
     classes = json.loads((Path(world_root) / "classes.json").read_text())
     world = {c: read_class(Path(world_root) / split / c) for c in classes}

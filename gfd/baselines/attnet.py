@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from gfd.baselines.common import ProtocolOptions, num_classes, resolve_options, train_to_plateau
+from gfd.layout import TRAIN
 from gfd.utils import seeded
 
 __all__ = ["AttNetOptions", "AttNet", "fit"]
@@ -89,7 +90,7 @@ class AttNet(nn.Module):
 def fit(bundle: Any, options: Any = None, seed: int = 0, progress: bool = True, **changes: Any) -> AttNet:
     """Train AttNet with cross-entropy on the ``train`` split of ``bundle`` (selection on ``val``)."""
     opts = resolve_options(AttNetOptions, options, **changes)
-    x, _ = bundle["train"].dataset[0]                  # one (C, H, W) crop: the network's input size
+    x, _ = bundle[TRAIN].dataset[0]                  # one (C, H, W) crop: the network's input size
     with seeded(seed, "AttNet"):
         model = AttNet(num_classes(bundle), x.shape[-1], opts.width, opts.max_width, x.shape[0])
     train_to_plateau(model, bundle, opts, seed, progress, "AttNet")

@@ -22,6 +22,7 @@ from torchvision.transforms import v2
 
 from gfd.config import Config
 from gfd.evaluate import accuracy
+from gfd.layout import TRAIN, VAL
 from gfd.streams import stream_for
 from gfd.supervised import fit_classifier
 from gfd.utils import choose_device, derived_seed
@@ -78,7 +79,7 @@ def num_classes(bundle: Any) -> int:
     return len(classes)
 
 
-def deterministic_loader(bundle: Any, split: str = "train") -> DataLoader:
+def deterministic_loader(bundle: Any, split: str = TRAIN) -> DataLoader:
     """The ``split`` loader re-made without randomness: random crops become centre crops, no flips,
     no shuffling.  Needed where pixel positions must line up across images (PRNU fingerprints).
 
@@ -108,12 +109,12 @@ def train_to_plateau(model: nn.Module, bundle: Any, opts: Any, seed: int, progre
     ``opts.epochs`` epochs of the ``train`` split, on a batch stream seeded by ``seed`` (and the
     baseline's name).  A model with a ``training_loss(model, x, y)`` method trains on that loss
     instead of the cross-entropy of its scores.  Returns :func:`gfd.supervised.fit_classifier`'s record."""
-    loader = bundle["train"]
+    loader = bundle[TRAIN]
     ds = loader.dataset
     steps = max(1, math.ceil(opts.epochs * len(ds) / opts.batch_size))
     stream = stream_for(loader, derived_seed(seed, desc), batch_size=opts.batch_size)
     device = choose_device(opts.device)
-    val = bundle["val"]
+    val = bundle[VAL]
     record = fit_classifier(model, stream, steps, lr=opts.lr, betas=tuple(opts.betas),
                             weight_decay=getattr(opts, "weight_decay", 0.0), lr_schedule=opts.lr_schedule,
                             validate=lambda m: accuracy(m, val, device), eval_every=opts.eval_every,

@@ -28,6 +28,7 @@ from torch import nn
 from gfd.analysis.spectra import dct2, dct_matrix, log_dct  # noqa: F401 (the transform, re-exported)
 from gfd.baselines.common import (ProtocolOptions, deterministic_loader, num_classes, resolve_options,
                                   train_to_plateau)
+from gfd.layout import TRAIN
 from gfd.utils import pbar, seeded
 
 CLASSIFIERS = ("cnn", "linear")
@@ -131,7 +132,7 @@ def fit(bundle: Any, options: Any = None, seed: int = 0, progress: bool = True, 
     The statistics are taken over centre crops of the train split in file order
     (:func:`gfd.baselines.common.deterministic_loader`): the same for every seed and every run order."""
     opts = resolve_options(DCTOptions, options, **changes)
-    mean, std = dct_statistics(deterministic_loader(bundle, "train"), opts.eps, progress)
+    mean, std = dct_statistics(deterministic_loader(bundle, TRAIN), opts.eps, progress)
     with seeded(seed, "DCT"):
         model = DCTClassifier(mean, std, num_classes(bundle), opts.classifier, opts.width, opts.eps)
     wd = opts.weight_decay or (1e-4 if opts.classifier == "linear" else 0.0)

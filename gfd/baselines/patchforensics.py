@@ -26,6 +26,7 @@ from torch import nn
 
 from gfd.analysis.receptive import analytic_receptive_field
 from gfd.baselines.common import ProtocolOptions, num_classes, resolve_options, train_to_plateau
+from gfd.layout import TRAIN
 from gfd.utils import seeded
 
 __all__ = ["PatchForensicsOptions", "PatchForensics", "fit"]
@@ -105,7 +106,7 @@ def fit(bundle: Any, options: Any = None, seed: int = 0, progress: bool = True,
         **changes: Any) -> PatchForensics:
     """Train PatchForensics with per-patch cross-entropy on ``train`` (selection on ``val``)."""
     opts = resolve_options(PatchForensicsOptions, options, **changes)
-    x, _ = bundle["train"].dataset[0]
+    x, _ = bundle[TRAIN].dataset[0]
     with seeded(seed, "PatchForensics"):
         model = PatchForensics(num_classes(bundle), opts.width, opts.blocks, opts.downsample, x.shape[0])
     train_to_plateau(model, bundle, opts, seed, progress, "PatchForensics")

@@ -29,6 +29,7 @@ from torch import nn
 
 from gfd.analysis import spectra
 from gfd.baselines.common import deterministic_loader, num_classes, resolve_options
+from gfd.layout import TRAIN
 from gfd.utils import pbar
 
 DENOISERS = ("wavelet", "gaussian")
@@ -108,5 +109,5 @@ def fit_fingerprints(loader: Iterable, num_classes: int, options: PRNUOptions | 
 def fit(bundle: Any, options: Any = None, seed: int = 0, progress: bool = True, **changes: Any) -> PRNU:
     """Fingerprints from the centre-cropped training split of ``bundle`` (no other split is read)."""
     opts = resolve_options(PRNUOptions, options, **changes)   # deterministic: ``seed`` is not used
-    loader = deterministic_loader(bundle, "train")
+    loader = deterministic_loader(bundle, TRAIN)
     return PRNU(fit_fingerprints(loader, num_classes(bundle), opts, progress), opts)

@@ -58,15 +58,12 @@ import torch
 from PIL import Image
 
 from gfd.benchmark.domains import Domain, sample_images
-from gfd.benchmark.generators import GenConfig
 from gfd.benchmark.writer import VARIANTS_DIR, Job, Writer, load_partial, save_partial  # noqa: F401 (Job: the plan's unit)
-from gfd.benchmark.zoo import TrainSettings, generate, train_generator
-from gfd.layout import REAL
+from gfd.benchmark.zoo import generate, train_generator
+from gfd.layout import CLOSED_SPLITS, REAL, TEST_OPEN
 from gfd.utils import data_dir, pbar
 
 FORMAT_VERSION = 2  # bump when code that shapes the images changes (then every cache rebuilds)
-CLOSED_SPLITS = ("train", "val", "test_closed")
-OPEN_SPLIT = "test_open"
 MANIFEST = "manifest.json"
 
 
@@ -316,13 +313,13 @@ class World:
     @property
     def splits(self) -> tuple[str, ...]:
         """Every split a build of this world writes, in the manifest's order."""
-        return (self.test_split,) if self.test_split else (*CLOSED_SPLITS, OPEN_SPLIT)
+        return (self.test_split,) if self.test_split else (*CLOSED_SPLITS, TEST_OPEN)
 
     def domain_splits(self, params: WorldParams, domain: str) -> tuple[str, ...]:
         """The splits the images of ``domain`` fill, one image array each."""
         if self.test_split:
             return (self.test_split,)
-        return CLOSED_SPLITS if domain in params.closed_worlds else (OPEN_SPLIT,)
+        return CLOSED_SPLITS if domain in params.closed_worlds else (TEST_OPEN,)
 
     def __repr__(self) -> str:
         return f"World({self.name!r})"

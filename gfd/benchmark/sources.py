@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from gfd.benchmark.engine import PREFIX_RE, image_groups, read_manifest
+from gfd.layout import CLOSED, TEST_CLOSED
 
 
 def source_of(path: str | os.PathLike) -> tuple[str, str] | None:
@@ -51,7 +52,7 @@ def world_split(root: str | os.PathLike, world: str) -> str:
     worlds = read_manifest(root)["worlds"]
     if world not in worlds:
         raise KeyError(f"unknown world {world!r}; the benchmark has {sorted(worlds)}")
-    return "test_closed" if worlds[world]["role"] == "closed" else worlds[world]["splits"][0]
+    return TEST_CLOSED if worlds[world]["role"] == CLOSED else worlds[world]["splits"][0]
 
 
 def world_groups(root: str | os.PathLike, world: str) -> dict[str, dict[str, list[Path]]]:

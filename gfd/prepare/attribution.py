@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from gfd.layout import REAL, SPLITS
+from gfd.layout import CLOSED, CLOSED_SPLITS, OPEN, REAL, SPLITS, TEST_CLOSED, TEST_OPEN, TRAIN, VAL
 from gfd.prepare.builder import (SAFE_NAME, Builder, Listing, PrepareError, check_overlaps, common_arguments,
                                  interleave, list_source, log_summary, run_builder, safe_stem, shuffled)
 
-PAPER_COUNTS = {"train": 15000, "val": 1000, "test_closed": 4000, "test_open": 4000}
+PAPER_COUNTS = {TRAIN: 15000, VAL: 1000, TEST_CLOSED: 4000, TEST_OPEN: 4000}
 
 @dataclass
 class SourceSpec:
@@ -79,12 +79,12 @@ def load_manifest(path: str | os.PathLike) -> tuple[list[SourceSpec], dict | Non
     specs = []
     for name, entry in data["sources"].items():
         if isinstance(entry, str):
-            entry = {"closed": entry}
-        if not isinstance(entry, dict) or "closed" not in entry or set(entry) - {"closed", "open"}:
+            entry = {CLOSED: entry}
+        if not isinstance(entry, dict) or CLOSED not in entry or set(entry) - {CLOSED, OPEN}:
             raise PrepareError(f'manifest {path}: source {name!r} must be {{"closed": DIR or [DIRS], '
                                f'"open": DIR or [DIRS] (optional)}}, got {entry!r}')
-        lists = {k: [entry[k]] if isinstance(entry.get(k), str) else list(entry.get(k) or []) for k in ("closed", "open")}
-        specs.append(SourceSpec(name, *[[base / Path(d).expanduser() for d in lists[k]] for k in ("closed", "open")]))
+        lists = {k: [entry[k]] if isinstance(entry.get(k), str) else list(entry.get(k) or []) for k in (CLOSED, OPEN)}
+        specs.append(SourceSpec(name, *[[base / Path(d).expanduser() for d in lists[k]] for k in (CLOSED, OPEN)]))
     return specs, data.get("counts"), data.get("seed")
 
 
@@ -100,7 +100,7 @@ def parse_counts(value: str | dict | list | None) -> dict[str, int]:
         elif all("=" not in v for v in items) and len(items) in (3, 4):
             value = dict(zip(SPLITS, items))
             if len(items) == 3:
-                value["test_open"] = items[2]
+                value[TEST_OPEN] = items[2]
         else:
             raise PrepareError(f"--counts {value!r}: give TRAIN,VAL,TEST_CLOSED[,TEST_OPEN] "
                                f"(paper: 15000,1000,4000,4000) or train=N,val=N,...")
@@ -151,23 +151,23 @@ def prepare_attribution(sources: list[SourceSpec], out: str | os.PathLike, *, co
     has_open = bool(sources[0].open)
     order = [REAL] + sorted(s.name for s in sources if s.name != REAL)
     specs = {s.name: s for s in sources}
-    closed_splits = ["train", "val", "test_closed"]
-    splits = closed_splits + (["test_open"] if has_open else [])
+    world_splits = {CLOSED: list(CLOSED_SPLITS), OPEN: [TEST_OPEN]}
+    splits = world_splits[CLOSED] + (world_splits[OPEN] if has_open else [])
 
     # list everything first: a missing folder, an empty one or an outside symlink fails before any copy
     listings: dict[tuple[str, str], list[Listing]] = {}
     for name in order:
-        for world in ("closed", "open") if has_open else ("closed",):
+        for world in (CLOSED, OPEN) if has_open else (CLOSED,):
             listings[name, world] = [list_source(d, f"source {name!r} ({world} world, folder {i + 1})")
                                      for i, d in enumerate(getattr(specs[name], world))]
     check_overlaps([(f"source {name!r} ({world} world)", x.root) for (name, world), ls in listings.items() for x in ls])
     for (name, world), ls in listings.items():
-        need = sum(counts[s] for s in (closed_splits if world == "closed" else ["test_open"]))
+        need = sum(counts[s] for s in world_splits[world])
         have = sum(len(x.files) for x in ls)
         if have < need:
             raise PrepareError(
                 f"source {name!r} ({world} world): {have} image files in {[str(x.root) for x in ls]}, but "
-                f"{need} are needed ({' + '.join(f'{counts[s]} {s}' for s in (closed_splits if world == 'closed' else ['test_open']))}). "
+                f"{need} are needed ({' + '.join(f'{counts[s]} {s}' for s in world_splits[world])}). "
                 f"Add images or lower --counts (e.g. --counts {max(1, have * 15 // 20)},{max(1, have // 20)},"
                 f"{max(1, have * 4 // 20)}).")
 
@@ -182,7 +182,7 @@ def prepare_attribution(sources: list[SourceSpec], out: str | os.PathLike, *, co
             pools = [shuffled(x.files, seed, f"{name}/{world}/{i}") for i, x in enumerate(ls)]
             pool = interleave(pools)
             origin = {p: i for i, x in enumerate(ls) for p in x.files}
-            targets = [(f"{s}/{name}", counts[s]) for s in (closed_splits if world == "closed" else ["test_open"])]
+            targets = [(f"{s}/{name}", counts[s]) for s in world_splits[world]]
             rows_before = len(builder.rows)
             builder.fill(pool, targets, f"source {name!r} ({world} world, {[str(x.root) for x in ls]})",
                          tag=lambda p: safe_stem(p.stem, 40))
@@ -199,7 +199,7 @@ def prepare_attribution(sources: list[SourceSpec], out: str | os.PathLike, *, co
             "counts_requested": {s: counts[s] for s in splits},
             "seed": seed,
             "on_duplicate": on_duplicate,
-            "sources": {n: {"closed": [str(p) for p in specs[n].closed], "open": [str(p) for p in specs[n].open]}
+            "sources": {n: {CLOSED: [str(p) for p in specs[n].closed], OPEN: [str(p) for p in specs[n].open]}
                         for n in order},
             "source_folders": per_folder,
             "counts": {s: {n: builder.counts[f"{s}/{n}"]["taken"] for n in order} for s in splits},

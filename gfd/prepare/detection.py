@@ -21,7 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable
 
-from gfd.layout import REAL
+from gfd.layout import REAL, TEST_SPLIT, TRAIN, VAL
 from gfd.prepare.builder import (SAFE_NAME, Builder, Listing, PrepareError, check_link, check_overlaps,
                                  common_arguments, list_source, log_summary, run_builder, safe_stem, shuffled)
 
@@ -122,14 +122,14 @@ def prepare_detection(out: str | os.PathLike, *, train: str | os.PathLike, val: 
     pools: dict[tuple[str, str], tuple[list[Path], dict]] = {}
     folders: list[tuple[str, Path]] = []
     for label in (REAL, FAKE):
-        for split, groups in (("train", train_groups), ("val", val_groups)):
+        for split, groups in ((TRAIN, train_groups), (VAL, val_groups)):
             if groups is not None:
                 pool, tags, ls = _label_pool(groups, label, seed, f"{split}/{label}", f"--{split}")
                 pools[split, label] = (pool, tags)
                 folders += [(f"--{split} class {label!r}", x.root) for x in ls]
         for name, groups in sets.items():
-            pool, tags, ls = _label_pool(groups, label, seed, f"test/{name}/{label}", f"--test set {name!r}")
-            pools[f"test/{name}", label] = (pool, tags)
+            pool, tags, ls = _label_pool(groups, label, seed, f"{TEST_SPLIT}/{name}/{label}", f"--test set {name!r}")
+            pools[f"{TEST_SPLIT}/{name}", label] = (pool, tags)
             folders += [(f"--test set {name!r} class {label!r}", x.root) for x in ls]
     check_overlaps(folders)
     roots = [root for _, root in folders]
@@ -147,7 +147,7 @@ def prepare_detection(out: str | os.PathLike, *, train: str | os.PathLike, val: 
     def body():
         counts: dict[str, dict[str, int]] = defaultdict(dict)
         for label in (REAL, FAKE):
-            pool, tags = pools["train", label]
+            pool, tags = pools[TRAIN, label]
             if val_groups is None:        # carve val out of train: the first val_fraction of the shuffled pool
                 n_val = max(1, round(val_fraction * len(pool)))
                 if limit is not None:
@@ -155,23 +155,23 @@ def prepare_detection(out: str | os.PathLike, *, train: str | os.PathLike, val: 
                 if len(pool) - n_val < 1:
                     raise PrepareError(f"--train class {label!r}: {len(pool)} image(s), too few to carve a "
                                        f"validation split; give --val")
-                targets = [(f"val/{label}", n_val), (f"train/{label}", quota(len(pool) - n_val))]
+                targets = [(f"{VAL}/{label}", n_val), (f"{TRAIN}/{label}", quota(len(pool) - n_val))]
             else:
-                targets = [(f"train/{label}", quota(len(pool)))]
+                targets = [(f"{TRAIN}/{label}", quota(len(pool)))]
             got = builder.fill(pool, targets, f"--train class {label!r}", tag=tags.__getitem__, fewer=fewer)
-            counts["train"][label] = got[f"train/{label}"]
+            counts[TRAIN][label] = got[f"{TRAIN}/{label}"]
             if val_groups is None:
-                counts["val"][label] = got[f"val/{label}"]
+                counts[VAL][label] = got[f"{VAL}/{label}"]
             else:
-                pool, tags = pools["val", label]
-                counts["val"][label] = builder.fill(pool, [(f"val/{label}", quota(len(pool)))],
+                pool, tags = pools[VAL, label]
+                counts[VAL][label] = builder.fill(pool, [(f"{VAL}/{label}", quota(len(pool)))],
                                                     f"--val class {label!r}", tag=tags.__getitem__,
-                                                    fewer=fewer)[f"val/{label}"]
+                                                    fewer=fewer)[f"{VAL}/{label}"]
             for name in sets:
-                pool, tags = pools[f"test/{name}", label]
-                counts[f"test/{name}"][label] = builder.fill(
-                    pool, [(f"test/{name}/{label}", quota(len(pool)))], f"--test set {name!r} class {label!r}",
-                    tag=tags.__getitem__, scope=f"test/{name}", fewer=fewer)[f"test/{name}/{label}"]
+                pool, tags = pools[f"{TEST_SPLIT}/{name}", label]
+                counts[f"{TEST_SPLIT}/{name}"][label] = builder.fill(
+                    pool, [(f"{TEST_SPLIT}/{name}/{label}", quota(len(pool)))], f"--test set {name!r} class {label!r}",
+                    tag=tags.__getitem__, scope=f"{TEST_SPLIT}/{name}", fewer=fewer)[f"{TEST_SPLIT}/{name}/{label}"]
         report = {
             "kind": "detection",
             "layout": "ROOT/train/{real,fake}/*, ROOT/val/{real,fake}/*, ROOT/test/<set>/{real,fake}/*",
@@ -186,10 +186,10 @@ def prepare_detection(out: str | os.PathLike, *, train: str | os.PathLike, val: 
             "on_duplicate": on_duplicate,
             "counts": {k: dict(v) for k, v in counts.items()},
         }
-        return report, [REAL, FAKE], {"train": ["train/real", "train/fake"]}
+        return report, [REAL, FAKE], {TRAIN: [f"{TRAIN}/{REAL}", f"{TRAIN}/{FAKE}"]}
 
     report = run_builder(builder, body)
-    log(f"prepared {out} (detection: train {report['counts']['train']}, {len(sets)} test set(s))")
+    log(f"prepared {out} (detection: train {report['counts'][TRAIN]}, {len(sets)} test set(s))")
     log_summary(report, log)
     return report
 

@@ -39,12 +39,12 @@ from torch import nn
 from gfd.config import Config
 from gfd.data import AttributionFolder, DataBundle, folder_identity, make_loader, make_transform, min_image_side
 from gfd.evaluate import evaluate_model
-from gfd.layout import TEST_SPLIT, DataLayoutError
+from gfd.layout import TEST_CLOSED, TEST_SPLIT, VAL, DataLayoutError
 from gfd.paper import GFD_ROWS
 from gfd.runs.records import read_record, run_slug
 from gfd.utils import atomic_write
 
-CHECKED_SPLITS = ("val", "test_closed")
+CHECKED_SPLITS = (VAL, TEST_CLOSED)
 """The record's own splits a refitted baseline must reproduce exactly."""
 
 
@@ -55,7 +55,7 @@ class RefitMismatch(RuntimeError):
 
 def record_classes(record: Mapping[str, Any]) -> list[str]:
     """The class names the record's model scores, in its order (from its measured results)."""
-    for split in ("val", "test_closed", *record.get("results", {})):
+    for split in (VAL, TEST_CLOSED, *record.get("results", {})):
         res = record.get("results", {}).get(split)
         if isinstance(res, Mapping) and res.get("classes"):
             return list(res["classes"])
@@ -143,7 +143,7 @@ def model_for_record(record: Mapping[str, Any], *, runs_root: str | os.PathLike 
             model = EncoderHead(trainer.G)
             log(f"{record['method']} seed {record['seed']}: restored {ckpt}")
             if verify:
-                check_reproduces(model, record, closed_data(), splits=("val",))
+                check_reproduces(model, record, closed_data(), splits=(VAL,))
         else:
             log(f"{record['method']} seed {record['seed']}: no checkpoint in {out}; training it again")
             trainer = load_or_train(cfg, closed_data(), out_dir=out, progress=progress)

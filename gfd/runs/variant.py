@@ -18,12 +18,13 @@ from torch import nn
 
 from gfd.config import Config
 from gfd.evaluate import SELECTION_SPLIT, evaluate_model
+from gfd.layout import TEST_CLOSED, TEST_OPEN, TEST_SPLIT
 from gfd.models.generator import EncoderHead
 from gfd.paper import GFD_ROWS, ablation_name
 from gfd.report import NO_PRETRAINED
 from gfd.train import Trainer, default_run_dir, load_or_train
 
-MEASURED_SPLITS = (SELECTION_SPLIT, "test_closed", "test_open")
+MEASURED_SPLITS = (SELECTION_SPLIT, TEST_CLOSED, TEST_OPEN)
 
 
 @dataclass
@@ -54,18 +55,18 @@ class RunResult:
     @property
     def closed(self) -> float | None:
         """Closed-world test accuracy (``None`` for a detection run: see :attr:`detection`)."""
-        return self.results["test_closed"]["acc"] if "test_closed" in self.results else None
+        return self.results[TEST_CLOSED]["acc"] if TEST_CLOSED in self.results else None
 
     @property
     def detection(self) -> dict[str, float] | None:
         """A detection run's accuracy per test set and their average (``"Avg"``), else ``None``."""
         from gfd.detection import detection_accuracies
-        tests = [k for k in self.results if k.startswith("test/")]
+        tests = [k for k in self.results if k.startswith(f"{TEST_SPLIT}/")]
         return detection_accuracies(self.results) if tests else None
 
     @property
     def open(self) -> float | None:
-        return self.results["test_open"]["acc"] if "test_open" in self.results else None
+        return self.results[TEST_OPEN]["acc"] if TEST_OPEN in self.results else None
 
     def summary(self) -> str:
         if self.detection is not None:

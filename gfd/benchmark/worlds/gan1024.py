@@ -64,10 +64,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from gfd.benchmark.domains import Domain, hue_ranges_overlap
-from gfd.benchmark.engine import CLOSED_SPLITS, FORMAT_VERSION, OPEN_SPLIT, Job, World, shares
+from gfd.benchmark.engine import FORMAT_VERSION, Job, World, shares
 from gfd.benchmark.generators import GenConfig
 from gfd.benchmark.zoo import TrainSettings
-from gfd.layout import REAL
+from gfd.layout import CLOSED, CLOSED_SPLITS, OPEN, REAL, TEST_OPEN
 from gfd.utils import stable_hash
 
 VERSION = 1
@@ -224,8 +224,8 @@ def describe(p: Gan1024Params) -> dict[str, Any]:
     return {
         "benchmark": "gan1024",
         "version": VERSION,
-        "worlds": {d.name: ({"role": "closed", "splits": list(CLOSED_SPLITS)} if d.name in p.closed_worlds
-                            else {"role": "open", "splits": [OPEN_SPLIT], "prefix": f"{d.name}-"})
+        "worlds": {d.name: ({"role": CLOSED, "splits": list(CLOSED_SPLITS)} if d.name in p.closed_worlds
+                            else {"role": OPEN, "splits": [TEST_OPEN], "prefix": f"{d.name}-"})
                    | {"plays": PLAYS.get(d.name, ""), "domain": d.to_dict()} for d in p.domains},
         "closed_models": models(p.closed_models),
         "open_models": models(p.open_models),

@@ -41,10 +41,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from gfd.benchmark.domains import DOMAIN_A, DOMAIN_B1, DOMAIN_B2, Domain, disjoint, sample_images
-from gfd.benchmark.engine import CLOSED_SPLITS, FORMAT_VERSION, OPEN_SPLIT, Job, World, rng_for, shares
+from gfd.benchmark.engine import FORMAT_VERSION, Job, World, rng_for, shares
 from gfd.benchmark.generators import FAMILIES, VARIANT_BASE, VARIANTS, GenConfig
 from gfd.benchmark.zoo import TrainSettings
-from gfd.layout import REAL
+from gfd.layout import CLOSED, CLOSED_SPLITS, OPEN, REAL, TEST_OPEN
 from gfd.utils import stable_hash
 
 INSTANCE_VARIATION = ((1.0, 1.0), (0.75, 1.25), (1.25, 0.75))
@@ -177,9 +177,9 @@ def describe(p: BenchmarkParams) -> dict[str, Any]:
     variant_names = [REAL, p.variant_base] + [v.name for v in p.variants]
     return {
         "worlds": {
-            p.domain_closed.name: {"role": "closed", "splits": list(CLOSED_SPLITS),
+            p.domain_closed.name: {"role": CLOSED, "splits": list(CLOSED_SPLITS),
                                    "instances_per_family": p.n_instances_closed, "domain": p.domain_closed.to_dict()},
-            **{d.name: {"role": "open", "splits": [OPEN_SPLIT], "prefix": f"{d.name}-",
+            **{d.name: {"role": OPEN, "splits": [TEST_OPEN], "prefix": f"{d.name}-",
                         "instances_per_family": p.n_instances_open, "domain": d.to_dict()}
                for d in p.worlds[1:]},
         },

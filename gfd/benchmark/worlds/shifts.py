@@ -62,7 +62,7 @@ from gfd.benchmark.generators import FAMILIES, GenConfig
 from gfd.benchmark.worlds import gan128
 from gfd.benchmark.writer import Writer
 from gfd.benchmark.zoo import TrainSettings
-from gfd.layout import REAL, TEST_SPLIT, list_images
+from gfd.layout import REAL, TEST_CLOSED, TEST_SPLIT, list_images
 from gfd.utils import data_dir, stable_hash
 
 VERSION = 1
@@ -302,7 +302,7 @@ def post_images(p: PostParams, writer: Writer, root: Path) -> None:
                                 f"(and the same overrides) first, e.g. gfd.benchmark.load_mini_benchmark()")
     for cls in p.classes:
         groups: dict[str, list[Path]] = {}
-        for path in list_images(src / "test_closed" / cls):
+        for path in list_images(src / TEST_CLOSED / cls):
             groups.setdefault(path.name.split("_", 1)[0], []).append(path)
         for prefix, paths in sorted(groups.items()):
             world, inst = prefix.split("-", 1)
