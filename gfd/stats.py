@@ -168,3 +168,10 @@ def two_level_interval(per_seed: Sequence[float], cells: Mapping[str, np.ndarray
     half = float(_st.t.ppf(0.5 + level / 2, df)) * math.sqrt(total)
     mean = float(v.mean())
     return dict(mean=mean, lo=mean - half, hi=mean + half, df=float(df), var_seeds=var_seeds, var_instances=var_inst)
+
+
+def clip_interval(interval: tuple[float, float], lo: float, hi: float) -> tuple[float, float]:
+    """An interval cut to the range its quantity can take (an accuracy lies in [0, 1], a difference
+    of two in [-1, 1]): the t-interval's symmetric ends can pass them at a few seeds, and the cut
+    interval covers the true value whenever the uncut one does."""
+    return tuple(float(min(max(x, lo), hi)) if x == x else x for x in interval)

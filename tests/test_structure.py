@@ -29,9 +29,9 @@ LAYERS = [
      {"gfd.stepper", "gfd.train", "gfd.checkpoint", "gfd.distributed"}),
     ("evaluation and analysis of a trained model",
      {"gfd.evaluate", "gfd.inference", "gfd.baselines", "gfd.detection", "gfd.analysis"}),
-    ("reports: tables against the paper", {"gfd.report"}),
+    ("reports: tables against the paper, the claims judged on them", {"gfd.report", "gfd.verdicts"}),
     ("runs: experiments and timings that train, evaluate and report", {"gfd.runs", "gfd.speed"}),
-    ("figures and notebook widgets", {"gfd.plots", "gfd.widgets"}),
+    ("figures and notebook widgets", {"gfd.plots", "gfd.panel", "gfd.widgets"}),
     ("the command line", {"gfd.cli", "gfd.__main__"}),
 ]
 
