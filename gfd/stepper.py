@@ -20,8 +20,9 @@ computes:
   (:func:`training_streams`); G, D and C normalise with the global batch's BatchNorm
   statistics and run under DistributedDataParallel in the training steps (:meth:`Stepper._distribute`;
   D and C only in their own step: fixed in G's, they need no gradient sync); the loss values are
-  averaged over the ranks.  So a run on N processes follows the single-process run up to
-  floating-point rounding.  C's pre-training runs whole on every rank (the same work, so no rank
+  averaged over the ranks.  So a run on N processes makes the same updates as the single-process
+  run up to the order of floating-point sums: not bit-identical, and the gap grows over a run
+  (docs/real-data-and-gpus.md has the measured numbers).  C's pre-training runs whole on every rank (the same work, so no rank
   waits), val accuracy is measured by rank 0 and given to all (one measurement, one stop decision),
   checkpoints are written by rank 0 and resume on any number of ranks.  In one process none of this
   runs;
