@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 
 from gfd.config import BENCHMARK_SIZES, BENCHMARKS, PRESETS, Config, get_config
+from gfd.tables import TABLE_SPECS
 
 
 EXIT_USER_ERROR = 2
@@ -162,12 +163,11 @@ def cmd_export(args) -> int:
 
 def cmd_reproduce(args) -> int:
     from gfd.runs.reproduce import collect_table_runs, reproduce
-    from gfd.tables import TABLE_SPECS
     from gfd.utils import results_dir
 
     out = Path(args.out) if args.out else results_dir()
     if args.preset is None:        # a table's own preset (Table 3: detect), else the course's
-        args.preset = TABLE_SPECS[args.table].preset or "course" if args.table in TABLE_SPECS else "course"
+        args.preset = TABLE_SPECS[args.table].preset or "course"
     command = " ".join(["python -m gfd reproduce", f"--table {args.table}", f"--preset {args.preset}",
                         "--seeds", *map(str, args.seeds), *(f"--set {kv}" for kv in args.set),
                         *(["--methods", *args.methods] if args.methods else []),
@@ -284,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reproduce", help="Table 1 (PRNU, DCT, AttNet, GFD-Net), Table 2 (the same rows on the "
                                          "gan1024 benchmark: crops without resizing), Table 3 (detection: "
                                          "PatchForensics, CNNDetect, GFD-Net) or Table 4 (ablation) over seeds")
-    r.add_argument("--table", type=int, required=True, choices=(1, 2, 3, 4))
+    r.add_argument("--table", type=int, required=True, choices=tuple(TABLE_SPECS))
     _preset_and_set(r, default=None)
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="training seeds (default 0 1 2 3 4)")
     r.add_argument("--methods", nargs="+", default=None, metavar="ROW",
